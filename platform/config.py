@@ -1,0 +1,323 @@
+"""The sweep file: typed, validated, defaults in code, unknown keys fail loudly.
+
+A sweep file is YAML (read with ``yaml.safe_load``) that maps onto the dataclasses below.
+`load_sweep(path)` returns a `SweepConfig` or raises `ConfigError` whose message is one line
+naming the key at fault and the valid choices (the CLI prints it and exits 2). Names of tasks,
+data sets, spaces, strategies and pruners are checked against their registries here, before
+anything is written, so a typo never leaves a half-made run folder behind.
+
+The resolved config (every default filled in) is what `SweepConfig.to_dict()` returns; the
+platform writes it beside the study as ``sweep.yaml``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError
+
+STRATEGIES = ("tpe", "random", "cmaes", "nsga2", "gp", "qmc", "grid", "controller", "evolution")
+PRUNERS = ("none", "median", "successive_halving", "hyperband", "percentile")
+TRACKING_MODES = ("auto", "online", "offline", "disabled")
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    path: str | None = None  # a folder or zip (cifar10, camvid, isbi); ~ and env vars expand
+    val_fraction: float = 0.2
+    subset: int | None = None  # use at most this many training examples
+    val_subset: int | None = None  # use at most this many validation examples
+    num_workers: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # data-set specific (crop size, ...)
+
+
+@dataclass
+class TaskConfig:
+    name: str = "classification"
+    data: DataConfig = field(default_factory=DataConfig)
+    options: dict[str, Any] = field(default_factory=dict)  # fixed hparams (lr, optimizer, ...)
+
+
+@dataclass
+class SpacePart:
+    name: str = "convnet"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StrategyConfig:
+    name: str = "tpe"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BudgetConfig:
+    trials: int | None = 10  # trials that end COMPLETE or PRUNED
+    timeout: float | None = None  # seconds for this invocation
+    max_failures: int | None = None  # stop after this many FAILED trials (default: trials)
+
+
+@dataclass
+class PrunerConfig:
+    name: str = "median"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Objective:
+    metric: str = "val/acc"
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+@dataclass
+class Constraint:
+    metric: str = "cost/params"
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"
+    devices: int = 1
+    precision: str = "32-true"
+    max_epochs: int = 5
+    limit_train_batches: float | int | None = None
+    limit_val_batches: float | int | None = None
+    deterministic: bool = False
+    gradient_clip_val: float | None = None
+
+
+@dataclass
+class TrackingConfig:
+    project: str = "nasforge"
+    entity: str | None = None
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+
+
+@dataclass
+class SweepConfig:
+    name: str = "sweep"
+    seed: int = 0
+    task: TaskConfig = field(default_factory=TaskConfig)
+    space: list[SpacePart] = field(default_factory=lambda: [SpacePart()])
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    objectives: list[Objective] = field(default_factory=lambda: [Objective()])
+    constraints: list[Constraint] = field(default_factory=list)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    storage: str | None = None  # default: an embedded file in the run folder
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+
+# ----------------------------------------------------------------------------- parsing
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None)) + " or null"
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not valid; choose one of {', '.join(map(str, args))}")
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return _from_mapping(tp, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # YAML 1.1 reads "1e-3" as a string; accept numeric strings for floats.
+            if isinstance(value, str):
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - a bug in this file
+
+
+def _from_mapping(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'sweep file'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(f"unknown key {where!r}; valid keys: {', '.join(names)}")
+    kwargs = {}
+    for name in names:
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], f"{prefix}.{name}" if prefix else name)
+    return cls(**kwargs)
+
+
+def _check_names(cfg: SweepConfig) -> None:
+    """Check every name against its registry (imports are light: no torch here)."""
+    from nasforge.search_spaces import get_space_class
+
+    from .task_factory import DATASETS, TASKS
+
+    if cfg.task.name not in TASKS:
+        raise ConfigError(f"task.name: unknown task {cfg.task.name!r}; valid: {', '.join(sorted(TASKS))}")
+    valid_data = TASKS[cfg.task.name].datasets
+    if cfg.task.data.name not in valid_data:
+        raise ConfigError(
+            f"task.data.name: unknown data set {cfg.task.data.name!r} for task {cfg.task.name!r}; "
+            f"valid: {', '.join(valid_data)}"
+        )
+    data = DATASETS[cfg.task.data.name]
+    if cfg.task.data.path is not None:
+        path = os.path.expandvars(os.path.expanduser(cfg.task.data.path))
+        if not os.path.exists(path):
+            raise ConfigError(f"task.data.path: {cfg.task.data.path!r} does not exist")
+        cfg.task.data.path = path
+    elif data.needs_path and not data.can_download():
+        raise ConfigError(
+            f"task.data.path: data set {cfg.task.data.name!r} needs a local folder or zip "
+            f"(no default was found: {data.default_hint})"
+        )
+    if not cfg.space:
+        raise ConfigError("space: list at least one space")
+    for i, part in enumerate(cfg.space):
+        try:
+            get_space_class(part.name)
+        except ValueError as e:
+            raise ConfigError(f"space[{i}].name: {e}") from None
+    if cfg.strategy.name not in STRATEGIES:
+        raise ConfigError(f"strategy.name: unknown strategy {cfg.strategy.name!r}; valid: {', '.join(STRATEGIES)}")
+    if cfg.pruner.name not in PRUNERS:
+        raise ConfigError(f"pruner.name: unknown pruner {cfg.pruner.name!r}; valid: {', '.join(PRUNERS)}")
+
+
+def validate(cfg: SweepConfig) -> SweepConfig:
+    if not cfg.name or any(c in cfg.name for c in "/\\ ") or cfg.name.startswith("."):
+        raise ConfigError(f"name: {cfg.name!r} must be non-empty, with no spaces or slashes")
+    if not cfg.objectives:
+        raise ConfigError("objectives: list at least one objective (metric + direction)")
+    metrics = [o.metric for o in cfg.objectives]
+    if len(set(metrics)) != len(metrics):
+        raise ConfigError(f"objectives: metrics repeat: {metrics}")
+    b = cfg.budget
+    if b.trials is None and b.timeout is None:
+        raise ConfigError("budget: give trials, timeout or both")
+    if b.trials is not None and b.trials < 1:
+        raise ConfigError(f"budget.trials: must be >= 1, got {b.trials}")
+    if b.timeout is not None and not (b.timeout > 0 and math.isfinite(b.timeout)):
+        raise ConfigError(f"budget.timeout: must be a positive number of seconds, got {b.timeout}")
+    if cfg.trainer.devices < 1:
+        raise ConfigError(f"trainer.devices: must be >= 1, got {cfg.trainer.devices}")
+    if cfg.trainer.max_epochs < 1:
+        raise ConfigError(f"trainer.max_epochs: must be >= 1, got {cfg.trainer.max_epochs}")
+    if cfg.multi_objective and cfg.pruner.name != "none":
+        raise ConfigError(
+            f"pruner.name: Optuna cannot prune multi-objective sweeps; set pruner.name to none "
+            f"(got {cfg.pruner.name!r})"
+        )
+    for i, c in enumerate(cfg.constraints):
+        if c.max is None and c.min is None:
+            raise ConfigError(f"constraints[{i}]: give max, min or both for {c.metric!r}")
+    _check_names(cfg)
+    return cfg
+
+
+def parse_sweep(data: Any, source: str = "<sweep>") -> SweepConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a sweep file is a YAML mapping, got {type(data).__name__}")
+    return validate(_from_mapping(SweepConfig, data, ""))
+
+
+def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    """Read, apply dotted overrides (``{"budget.trials": 20}``) and validate a sweep file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"sweep file {path!r} does not exist")
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a sweep file is a YAML mapping, got {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{dotted}: {p} is not a mapping in {path}")
+        node[leaf] = value
+    return parse_sweep(data, path)

@@ -1,0 +1,102 @@
+"""Tasks and data sets by name: what the sweep file's ``task.name`` and ``task.data.name`` mean.
+
+Each entry names the classes by import path so that looking a name up (for validation, for
+`nasforge --help`) imports no torch or Lightning; `load()` imports them when a trial runs.
+
+A *lightning* task is a LightningModule class taking ``network=`` (the built `nn.Module`) and
+``num_classes=`` plus its options; its data module takes the data config and exposes
+``input_shape`` and ``num_classes`` before any data is read. A *tabular* task scores a sample by
+looking it up in a table (NAS-Bench-201), with no training.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+def shared_data_dir() -> str | None:
+    """Where the shared real data sets live: $NASFORGE_DATA, else ../shared/data beside the
+    working directory (a developer's checkout, CI). None when neither exists."""
+    for cand in (os.environ.get("NASFORGE_DATA"), os.path.join("..", "shared", "data")):
+        if cand and os.path.isdir(cand):
+            return os.path.abspath(cand)
+    return None
+
+
+def _load(path: str):
+    mod, _, attr = path.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    datamodule: str  # "module:Class"
+    needs_path: bool = False  # True: no bundled copy; a path, a shared copy or a download is needed
+    shared_file: str | None = None  # file under shared_data_dir() used when no path is given
+    downloadable: bool = False
+    default_hint: str = ""
+
+    def default_path(self) -> str | None:
+        root = shared_data_dir()
+        if root and self.shared_file and os.path.exists(os.path.join(root, self.shared_file)):
+            return os.path.join(root, self.shared_file)
+        return None
+
+    def can_download(self) -> bool:
+        return self.downloadable or self.default_path() is not None
+
+    def load(self):
+        return _load(self.datamodule)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    kind: Literal["lightning", "tabular"]
+    module: str  # "module:Class"
+    datasets: tuple[str, ...] = field(default_factory=tuple)
+    default_metric: str = "val/acc"
+
+    def load(self):
+        return _load(self.module)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec("digits", "nasforge.tasks.digits:DigitsDataModule"),
+    "cifar10": DatasetSpec(
+        "cifar10", "nasforge.tasks.cifar10:CIFAR10DataModule", needs_path=True,
+        shared_file="cifar10-jpeg.zip", downloadable=True,
+        default_hint="an ImageFolder tree or zip of one, or a network to download from",
+    ),
+    "camvid": DatasetSpec(
+        "camvid", "nasforge.tasks.camvid:CamVidDataModule", needs_path=True,
+        shared_file="camvid-240x180.zip", default_hint="a CamVid folder or zip (SegNet layout)",
+    ),
+    "isbi": DatasetSpec(
+        "isbi", "nasforge.tasks.isbi:ISBIDataModule", needs_path=True,
+        shared_file="isbi2012-membrane.zip", default_hint="the ISBI-2012 membrane folder or zip",
+    ),
+    "nb201": DatasetSpec(
+        "nb201", "nasforge.tasks.tabular:TabularBenchmark", needs_path=True,
+        shared_file=os.path.join("nb201", "cifar10.csv"),
+        default_hint="a NAS-Bench-201-format CSV (arch, signal and report columns)",
+    ),
+}
+
+TASKS: dict[str, TaskSpec] = {
+    "classification": TaskSpec(
+        "classification", "lightning", "nasforge.tasks.classification:ClassificationTask",
+        datasets=("digits", "cifar10"), default_metric="val/acc",
+    ),
+    "segmentation": TaskSpec(
+        "segmentation", "lightning", "nasforge.tasks.segmentation:SegmentationTask",
+        datasets=("isbi", "camvid"), default_metric="val/miou",
+    ),
+    "tabular": TaskSpec(
+        "tabular", "tabular", "nasforge.tasks.tabular:TabularBenchmark",
+        datasets=("nb201",), default_metric="val_acc_12ep",
+    ),
+}

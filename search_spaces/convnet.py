@@ -1,0 +1,59 @@
+"""`convnet`: a small width/depth space over a plain VGG-style CNN.
+
+The space of the quickstart: how wide the first stage is, how many conv-BN-ReLU blocks each
+stage has, the kernel size and the dropout before the classifier. Stages halve the resolution
+and double the width. It builds networks for any ``(C, H, W)`` input, including scikit-learn's
+8x8 digits. It is not a NAS space from the literature; those are `nasnet`, `nb201`,
+`attention` and `reallocation`.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .registry import register_space
+from .space import Categorical, Dim, Float, Int, Space
+
+
+@register_space
+class ConvNetSpace(Space):
+    name = "convnet"
+    builds_network = True
+
+    def __init__(self, stages: int = 2, widths: Sequence[int] = (16, 32, 48, 64),
+                 max_depth: int = 3, kernels: Sequence[int] = (3, 5), max_dropout: float = 0.5):
+        if stages < 1:
+            raise ValueError("convnet.stages must be >= 1")
+        super().__init__(stages=stages, widths=list(widths), max_depth=max_depth,
+                         kernels=list(kernels), max_dropout=max_dropout)
+
+    def dimensions(self) -> list[Dim]:
+        o = self.options
+        return [
+            Categorical("convnet/width", choices=tuple(o["widths"])),
+            *[Int(f"convnet/stage{i + 1}/depth", low=1, high=o["max_depth"]) for i in range(o["stages"])],
+            Categorical("convnet/kernel", choices=tuple(o["kernels"])),
+            Float("convnet/dropout", low=0.0, high=o["max_dropout"], grid_points=6),
+        ]
+
+    def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
+        from torch import nn
+
+        s = self.validate(sample)
+        c_in, k = int(input_shape[0]), s["convnet/kernel"]
+        width = s["convnet/width"]
+        layers: list[nn.Module] = []
+        for i in range(self.options["stages"]):
+            if i > 0:
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))  # (B, C, H/2, W/2)
+                width *= 2
+            for _ in range(s[f"convnet/stage{i + 1}/depth"]):
+                layers += [nn.Conv2d(c_in, width, k, padding=k // 2, bias=False),
+                           nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                c_in = width
+        return nn.Sequential(
+            *layers,
+            nn.AdaptiveAvgPool2d(1),  # (B, C, 1, 1)
+            nn.Flatten(),
+            nn.Dropout(s["convnet/dropout"]),
+            nn.Linear(c_in, num_classes),
+        )

@@ -1,0 +1,68 @@
+"""Look spaces up by name (the timm ``register_model`` / ``create_model`` pattern).
+
+``@register_space`` adds a `Space` subclass under its ``name``; ``create_space(name, **options)``
+builds one and raises `ValueError` listing the valid names for an unknown one. Spaces defined in
+this package are imported on first look-up, so importing the registry stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Iterable, Mapping
+
+from .space import CompositeSpace, Space
+
+_SPACES: dict[str, type[Space]] = {}
+
+# Modules whose import registers the built-in spaces.
+_BUILTIN_MODULES = (
+    "hparams",
+    "convnet",
+    "nasnet",
+    "nb201",
+    "attention",
+    "reallocation",
+    "segmentation",
+)
+
+
+def register_space(cls: type[Space]) -> type[Space]:
+    if not getattr(cls, "name", None) or cls.name == Space.name:
+        raise ValueError(f"{cls.__name__} needs a class attribute `name`")
+    if cls.name in _SPACES and _SPACES[cls.name] is not cls:
+        raise ValueError(f"space name {cls.name!r} is already registered by {_SPACES[cls.name].__name__}")
+    _SPACES[cls.name] = cls
+    return cls
+
+
+def _load_builtins() -> None:
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(f"{__package__}.{mod}")
+        except ModuleNotFoundError as e:  # a space module not written yet
+            if e.name != f"{__package__}.{mod}":
+                raise
+
+
+def list_spaces() -> list[str]:
+    _load_builtins()
+    return sorted(_SPACES)
+
+
+def get_space_class(name: str) -> type[Space]:
+    _load_builtins()
+    if name not in _SPACES:
+        raise ValueError(f"unknown space {name!r}; valid: {', '.join(sorted(_SPACES))}")
+    return _SPACES[name]
+
+
+def create_space(name: str, **options: Any) -> Space:
+    return get_space_class(name)(**options)
+
+
+def create_composite(parts: Iterable[Mapping[str, Any]]) -> Space:
+    """Build the space of a sweep file's ``space:`` list (``[{name, options}, ...]``); a single
+    part is returned as itself."""
+    spaces = [create_space(p["name"], **(p.get("options") or {})) for p in parts]
+    if len(spaces) == 1:
+        return spaces[0]
+    return CompositeSpace(spaces)
