@@ -1,0 +1,116 @@
+"""Run folders and Optuna storages: where a sweep's record of truth lives.
+
+A sweep named ``NAME`` owns the run folder ``<root>/NAME/`` (root defaults to ``runs``):
+``sweep.yaml`` (the resolved config), the embedded storage ``study.journal``, ``trials/<n>/``
+and ``wandb/``. The storage is the record of truth (DESIGN contract 5):
+
+* no URL: Optuna's JournalStorage over ``<run folder>/study.journal``: an append-only log
+  guarded by a file lock, which several worker processes on one machine share safely
+  (benchmarks/storage.py measures it against SQLite under 4 processes; see the README);
+* ``journal:///abs/path`` or ``journal://rel/path``: a journal file somewhere else;
+* ``sqlite:///...``, ``postgresql://...``, ``mysql://...``: Optuna's RDBStorage, the choice
+  for workers on several machines (PostgreSQL).
+
+The study is named after the sweep. Opening a sweep by name finds its storage through the
+``sweep.yaml`` left in the run folder, so ``nasforge sweep status NAME`` needs no URL.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+    from .config import SweepConfig
+
+DEFAULT_ROOT = "runs"
+JOURNAL_FILE = "study.journal"
+CONFIG_FILE = "sweep.yaml"
+RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+
+
+def run_dir(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> str:
+    return os.path.abspath(os.path.join(os.fspath(root), name))
+
+
+def default_storage_url(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> str:
+    return "journal://" + os.path.join(run_dir(name, root), JOURNAL_FILE)
+
+
+def check_storage_url(url: str) -> None:
+    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+    if scheme not in RDB_SCHEMES + ("journal",):
+        raise ConfigError(
+            f"storage: {url!r} is not a storage URL; valid schemes: journal://PATH, "
+            "sqlite:///PATH, postgresql://USER@HOST/DB, mysql://..."
+        )
+
+
+def create_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                   failed_trial_callback=None) -> "optuna.storages.BaseStorage":
+    """An Optuna storage for a URL in the notation above."""
+    import optuna
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    check_storage_url(url)
+    if url.startswith("journal://"):
+        path = url[len("journal://"):]
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        # The open(O_EXCL) lock works on every file system (the symlink lock needs symlinks).
+        return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    kwargs = {}
+    if heartbeat_interval:
+        kwargs.update(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                      failed_trial_callback=failed_trial_callback)
+    try:
+        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
+    except Exception as e:  # sqlalchemy.exc.OperationalError and friends
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"storage: cannot open {url!r}: {first}") from None
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def resolve_storage_url(cfg: "SweepConfig", root: str | os.PathLike = DEFAULT_ROOT) -> str:
+    url = cfg.storage or default_storage_url(cfg.name, root)
+    check_storage_url(url)
+    return url
+
+
+def read_config(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> "SweepConfig":
+    """The resolved config of an existing sweep (from its run folder)."""
+    from .config import load_sweep
+
+    path = os.path.join(run_dir(name, root), CONFIG_FILE)
+    if not os.path.exists(path):
+        root_abs = os.path.abspath(root)
+        known = sorted(d for d in os.listdir(root_abs) if os.path.exists(os.path.join(root_abs, d, CONFIG_FILE))) \
+            if os.path.isdir(root_abs) else []
+        raise UsageError(
+            f"no sweep named {name!r} under {root_abs}"
+            + (f"; sweeps there: {', '.join(known)}" if known else " (no sweeps there yet; use --root)")
+        )
+    return load_sweep(path)
+
+
+def load_study(name: str, root: str | os.PathLike = DEFAULT_ROOT, storage: str | None = None,
+               **storage_kwargs) -> "optuna.Study":
+    """Open an existing sweep's study (read side: status, best, report, promote)."""
+    import optuna
+
+    if storage is None:
+        storage = read_config(name, root).storage or default_storage_url(name, root)
+    st = create_storage(storage, **storage_kwargs)
+    try:
+        return optuna.load_study(study_name=name, storage=st)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(st)]
+        raise UsageError(
+            f"no study named {name!r} in {storage}" + (f"; studies there: {', '.join(names)}" if names else "")
+        ) from None

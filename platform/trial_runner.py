@@ -1,0 +1,258 @@
+"""One trial: sample -> network -> task LightningModule -> Lightning fit -> objective values.
+
+`TrialContext` holds what every trial of a sweep shares (config, space, task and data
+classes, run folder); `run_trial(ctx, trial)` runs one trial in this process and returns the
+objective values, or raises:
+
+* ``optuna.TrialPruned`` when the pruner stopped it;
+* `TrialFailed` with a one-line reason (an invalid sample, a non-finite loss, a metric that was
+  never logged); the sweep records the reason and goes on;
+* anything else is a crash inside the trial: the sweep records it as a failure too.
+
+The objective values of a trained trial come from one epoch: the best by the first objective,
+whose checkpoint (``trials/<n>/best.ckpt``) is kept for promotion. ``cost/*`` metrics (params,
+FLOPs, latency on the trial's device) are measured before training and can be objectives or
+constraints. Tabular tasks (NAS-Bench-201) look the sample up instead of training.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import SweepConfig
+from .errors import NasforgeError
+
+# task options that configure the data module or the trainer rather than the LightningModule
+DATA_OPTIONS = ("batch_size", "augment", "eval_batch_size")
+TRAINER_OPTIONS = ("epochs",)
+
+
+class TrialFailed(NasforgeError):
+    """A trial ended without a usable result; the message is the recorded reason."""
+
+
+@dataclass
+class TrialContext:
+    cfg: SweepConfig
+    run_dir: str
+    space: Any = None
+    task: Any = None  # TaskSpec
+    dataset: Any = None  # DatasetSpec
+    data_path: str | None = None
+    _bench: Any = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, cfg: SweepConfig, run_dir: str) -> "TrialContext":
+        from nasforge.search_spaces import create_composite
+
+        from .task_factory import DATASETS, TASKS
+
+        space = create_composite([{"name": p.name, "options": p.options} for p in cfg.space])
+        task, dataset = TASKS[cfg.task.name], DATASETS[cfg.task.data.name]
+        if task.kind == "lightning" and not space.builds_network:
+            raise NasforgeError(
+                f"task {task.name!r} trains a network, but none of the spaces "
+                f"({', '.join(p.name for p in cfg.space)}) builds one; add an architecture space"
+            )
+        return cls(cfg=cfg, run_dir=run_dir, space=space, task=task, dataset=dataset,
+                   data_path=cfg.task.data.path or dataset.default_path())
+
+    def trial_dir(self, number: int) -> str:
+        d = os.path.join(self.run_dir, "trials", str(number))
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    @property
+    def bench(self):
+        if self._bench is None:
+            self._bench = self.dataset.load()(path=self.data_path, **self.cfg.task.data.options)
+        return self._bench
+
+    # -- pieces a trial (or a DDP rank, or the registry) rebuilds ----------------------
+    def split_options(self, sample: dict[str, Any]) -> tuple[dict, dict, dict]:
+        """(module options, data options, trainer options) from the task options + hparams."""
+        from nasforge.search_spaces.hparams import hparams_of
+
+        opts = {**self.cfg.task.options, **hparams_of(sample)}
+        data = {k: opts.pop(k) for k in DATA_OPTIONS if k in opts}
+        trainer = {k: opts.pop(k) for k in TRAINER_OPTIONS if k in opts}
+        return opts, data, trainer
+
+    def datamodule(self, data_options: dict[str, Any]):
+        d = self.cfg.task.data
+        return self.dataset.load()(
+            path=self.data_path, val_fraction=d.val_fraction, subset=d.subset, val_subset=d.val_subset,
+            num_workers=d.num_workers, seed=self.cfg.seed, **data_options, **d.options,
+        )
+
+
+def objective_values(cfg: SweepConfig, metrics: dict[str, float]) -> list[float]:
+    values = []
+    for o in cfg.objectives:
+        if o.metric not in metrics:
+            raise TrialFailed(
+                f"objective metric {o.metric!r} was never logged; logged: {', '.join(sorted(metrics)) or 'nothing'}"
+            )
+        v = float(metrics[o.metric])
+        if not math.isfinite(v):
+            raise TrialFailed(f"objective metric {o.metric!r} is {v}")
+        values.append(v)
+    return values
+
+
+def constraint_values(cfg: SweepConfig, metrics: dict[str, float]) -> list[float]:
+    """Optuna's convention: one value per constraint, feasible when <= 0."""
+    out = []
+    for c in cfg.constraints:
+        v = metrics.get(c.metric)
+        if v is None:
+            raise TrialFailed(f"constraint metric {c.metric!r} was never logged")
+        if c.max is not None:
+            out.append(float(v) - c.max)
+        if c.min is not None:
+            out.append(c.min - float(v))
+    return out
+
+
+def _record_sample(ctx: TrialContext, trial, sample: dict[str, Any]) -> None:
+    trial.set_user_attr("sample", sample)
+    trial.set_user_attr("genotype", ctx.space.to_json(sample))
+
+
+def run_trial(ctx: TrialContext, trial) -> list[float]:
+    from nasforge.search_spaces import SampleValidationError
+
+    sample = ctx.space.suggest(trial)
+    try:
+        sample = ctx.space.validate(sample)
+    except SampleValidationError as e:
+        trial.set_user_attr("invalid", True)
+        raise TrialFailed(f"invalid sample: {e}") from None
+    _record_sample(ctx, trial, sample)
+    trial_dir = ctx.trial_dir(trial.number)
+    trial.set_user_attr("trial_dir", trial_dir)
+
+    if ctx.task.kind == "tabular":
+        arch = ctx.space.arch if hasattr(ctx.space, "arch") and ctx.space.arch is not None else ctx.space
+        arch_sample = ctx.space.part_sample(arch, sample) if arch is not ctx.space else sample
+        try:
+            metrics = ctx.bench.evaluate(arch.key(arch_sample))
+        except KeyError as e:
+            raise TrialFailed(f"sample not in the table: {e}") from None
+        trial.set_user_attr("metrics", metrics)
+        if ctx.cfg.constraints:
+            trial.set_user_attr("constraints", constraint_values(ctx.cfg, metrics))
+        return objective_values(ctx.cfg, metrics)
+
+    if ctx.cfg.trainer.devices > 1:
+        from .ddp import run_trial_ddp  # one process group per multi-device trial (contract 6)
+
+        return run_trial_ddp(ctx, trial, sample)
+    return fit_trial(ctx, trial, sample, trial_dir)
+
+
+def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
+              rank_zero: bool = True, strategy: Any = "auto") -> list[float]:
+    """Train one sample with Lightning and return the objective values (records attrs on
+    ``trial``, which may be a stand-in on ranks other than 0)."""
+    import lightning as L
+    import optuna
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from . import tracking
+    from .callbacks import FiniteLossGuard, MetricHistory, NonFiniteLossError, OptunaPruning
+
+    cfg = ctx.cfg
+    module_opts, data_opts, trainer_opts = ctx.split_options(sample)
+    L.seed_everything(cfg.seed + trial.number, workers=True, verbose=False)
+    dm = ctx.datamodule(data_opts)
+    net = ctx.space.build(sample, dm.input_shape, dm.num_classes)
+    try:
+        module = ctx.task.load()(network=net, num_classes=dm.num_classes, **module_opts)
+    except TypeError as e:
+        raise TrialFailed(f"task {ctx.task.name!r}: {e}") from None
+    if rank_zero:
+        try:
+            files = ctx.space.draw(sample, os.path.join(trial_dir, "architecture"))
+            if files:
+                trial.set_user_attr("diagrams", files)
+        except Exception as e:  # a picture must never cost a trial
+            trial.set_user_attr("diagram_error", f"{type(e).__name__}: {e}")
+
+    first = cfg.objectives[0]
+    history = MetricHistory()
+    callbacks: list[Any] = [history, FiniteLossGuard()]
+    pruning = None
+    if cfg.pruner.name != "none" and first.metric.startswith(("val/", "train/")):
+        pruning = OptunaPruning(trial if rank_zero else None, first.metric)
+        callbacks.append(pruning)
+    ckpt = ModelCheckpoint(dirpath=trial_dir, filename="best", monitor=first.metric,
+                           mode="max" if first.direction == "maximize" else "min",
+                           save_top_k=1, save_weights_only=False, enable_version_counter=False)
+    callbacks.append(ckpt)
+    cost_cb = None
+    try:
+        from .cost import CostCallback
+
+        cost_cb = CostCallback(dm.input_shape)
+        callbacks.append(cost_cb)
+    except ImportError:
+        pass
+    extra = getattr(ctx.task.load(), "extra_callbacks", None)
+    if callable(extra):
+        callbacks.extend(extra(trial_dir))
+
+    config = {"sweep": cfg.name, "trial": trial.number, "params": dict(trial.params), "sample": sample,
+              "task": cfg.task.name, "data": cfg.task.data.name, "space": ctx.space.name}
+    logger = tracking.create_logger(cfg.tracking, cfg.name, trial.number, ctx.run_dir, config) if rank_zero else None
+    if logger is not None:
+        trial.set_user_attr("wandb_run_dir", tracking.run_folder(logger))
+    t = cfg.trainer
+    trainer = L.Trainer(
+        max_epochs=int(trainer_opts.get("epochs", t.max_epochs)),
+        accelerator=t.accelerator, devices=t.devices if strategy != "auto" else 1, strategy=strategy,
+        precision=t.precision, logger=logger if logger is not None else False, callbacks=callbacks,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=trial_dir,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
+        num_sanity_val_steps=0, log_every_n_steps=10,
+    )
+    start = time.perf_counter()
+    exit_code = 1
+    try:
+        trainer.fit(module, datamodule=dm)
+        exit_code = 0
+    except NonFiniteLossError as e:
+        raise TrialFailed(str(e)) from None
+    finally:
+        metrics_best = history.best(first.metric, first.direction) or {}
+        costs = dict(getattr(cost_cb, "costs", None) or {})
+        metrics = {**costs, **{k: v for k, v in metrics_best.items() if k != "epoch"}}
+        if rank_zero:
+            trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr("epochs_run", len(history.epochs))
+            trial.set_user_attr("fit_seconds", round(time.perf_counter() - start, 3))
+            summary = {f"objective/{o.metric}": metrics.get(o.metric) for o in cfg.objectives}
+            tracking.finish(logger, summary={**summary, "best_epoch": metrics_best.get("epoch")},
+                            exit_code=exit_code)
+    if pruning is not None and pruning.pruned_epoch is not None:
+        trial.set_user_attr("pruned_epoch", pruning.pruned_epoch)
+        raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_epoch}")
+    if rank_zero and ckpt.best_model_path:
+        trial.set_user_attr("checkpoint", os.path.abspath(ckpt.best_model_path))
+    values = objective_values(cfg, metrics)
+    if cfg.constraints and rank_zero:
+        trial.set_user_attr("constraints", constraint_values(cfg, metrics))
+    return values
+
+
+def sample_of(trial) -> dict[str, Any]:
+    """The sample a finished trial ran (from its user attrs)."""
+    s = trial.user_attrs.get("sample")
+    if s is None and "genotype" in trial.user_attrs:
+        s = json.loads(trial.user_attrs["genotype"])["sample"]
+    return s or {}

@@ -1,0 +1,113 @@
+"""Images held as uint8 arrays, split with a seeded generator, augmented batch-wise.
+
+The base of the classification data modules. Subclasses implement ``load_arrays()`` returning
+``(train_x, train_y, test_x, test_y)`` with images as ``(N, H, W, C)`` uint8 and labels as
+int64; everything else is here: a seeded train/val split (``val_fraction``), optional seeded
+subsets, and augmentation (random crop with zero padding + horizontal flip) applied to whole
+batches after they reach the device, which keeps the loader a plain tensor slice instead of a
+Python transform per image. ``augment`` in [0, 1] scales the strength: the crop padding is
+``round(augment * H / 8)`` pixels and flips happen with probability ``augment / 2``.
+"""
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def random_crop_flip(x: torch.Tensor, pad: int, flip_p: float, generator: torch.Generator | None = None):
+    """Batch-wise random crop (zero padding ``pad``) and horizontal flip. x: (B, C, H, W)."""
+    B, C, H, W = x.shape
+    if pad > 0:
+        xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
+        oy = torch.randint(0, 2 * pad + 1, (B,), device=x.device, generator=generator)
+        ox = torch.randint(0, 2 * pad + 1, (B,), device=x.device, generator=generator)
+        rows = oy[:, None] + torch.arange(H, device=x.device)  # (B, H)
+        cols = ox[:, None] + torch.arange(W, device=x.device)  # (B, W)
+        b = torch.arange(B, device=x.device)[:, None, None]
+        x = xp.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip_p > 0:
+        flip = torch.rand(B, device=x.device, generator=generator) < flip_p
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+class ImageArrayDataModule(L.LightningDataModule):
+    input_shape: tuple[int, int, int] = (3, 32, 32)
+    num_classes: int = 10
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.25, 0.25, 0.25)
+    flip: bool = True  # horizontal flips make sense for the data set
+
+    def __init__(self, path: str | None = None, val_fraction: float = 0.2, subset: int | None = None,
+                 val_subset: int | None = None, num_workers: int = 0, batch_size: int = 64,
+                 augment: float = 1.0, seed: int = 0, eval_batch_size: int | None = None):
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if not 0.0 <= augment <= 1.0:
+            raise ValueError(f"augment must be in [0, 1], got {augment}")
+        self.path = path
+        self.val_fraction = val_fraction
+        self.subset = subset
+        self.val_subset = val_subset
+        self.num_workers = num_workers
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or max(256, batch_size))
+        self.augment = augment
+        self.seed = seed
+        self.train_set = self.val_set = self.test_set = None
+
+    # -- subclasses -----------------------------------------------------------------------
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        raise NotImplementedError
+
+    # -- Lightning hooks ------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train_x, train_y, test_x, test_y = self.load_arrays()
+        g = np.random.default_rng(self.seed)
+        order = g.permutation(len(train_x))
+        n_val = max(1, int(round(self.val_fraction * len(train_x))))
+        val_idx, tr_idx = order[:n_val], order[n_val:]
+        if self.subset is not None:
+            tr_idx = tr_idx[: self.subset]
+        if self.val_subset is not None:
+            val_idx = val_idx[: self.val_subset]
+        self.train_set = self._tensors(train_x[np.sort(tr_idx)], train_y[np.sort(tr_idx)])
+        self.val_set = self._tensors(train_x[np.sort(val_idx)], train_y[np.sort(val_idx)])
+        if test_x is not None:
+            self.test_set = self._tensors(test_x, test_y)
+
+    @staticmethod
+    def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
+        xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
+        return TensorDataset(xt, torch.from_numpy(np.asarray(y, dtype=np.int64)))
+
+    def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          drop_last=shuffle and len(ds) > batch_size)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, True, self.batch_size)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, False, self.eval_batch_size)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set if self.test_set is not None else self.val_set, False, self.eval_batch_size)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch  # (B, C, H, W) uint8, (B,)
+        x = x.float().div_(255.0)
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training and self.augment > 0:
+            pad = int(round(self.augment * self.input_shape[1] / 8))
+            x = random_crop_flip(x, pad, self.augment / 2 if self.flip else 0.0)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std, y
