@@ -1,0 +1,91 @@
+"""Export a registered model for deployment: ONNX or TorchScript, checked after writing.
+
+* ``onnx``: ``torch.onnx.export`` (the dynamo exporter, which needs ``onnxscript``) with a
+  dynamic batch axis; the file is checked with ``onnx.checker.check_model`` and its outputs are
+  compared with eager PyTorch on a real-shaped input, run by onnxruntime when it is installed
+  and otherwise by ONNX's own reference evaluator (``onnx.reference``, pure Python).
+* ``torchscript``: ``torch.jit.trace``; the saved file is loaded back and its outputs compared
+  with eager PyTorch.
+
+The input is what the data module feeds the network: ``(B, C, H, W)`` float, scaled to [0, 1]
+and normalised with the ``preprocessing`` recorded in the version's model.json.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+from .errors import NasforgeError, UsageError
+
+FORMATS = ("onnx", "torchscript")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def _compare(ref, out, what: str) -> float:
+    import numpy as np
+
+    err = float(np.max(np.abs(np.asarray(ref) - np.asarray(out))))
+    if not np.allclose(ref, out, atol=1e-4, rtol=1e-3):
+        raise NasforgeError(f"export check failed: {what} differs from eager PyTorch by up to {err:.3g}")
+    return err
+
+
+def export(ref: str, fmt: str, out: str | None = None, registry=None) -> dict:
+    """Write ``ref`` as ``fmt`` to ``out`` (default ``<model>-<version><suffix>``); returns
+    {"path", "format", "checked_with", "max_abs_diff"}."""
+    import torch
+
+    from .registry import load_version
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
+    net, v = load_version(ref, registry)
+    meta = v.meta()
+    out = out or f"{v.model}-{v.version}{SUFFIX[fmt]}"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, *meta["input_shape"], generator=g)  # (B, C, H, W), already normalised scale
+    with torch.no_grad():
+        eager = net(x).numpy()
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+            traced = torch.jit.trace(net, x)
+            traced.save(out)
+            loaded = torch.jit.load(out)
+        with torch.no_grad():
+            got = loaded(x).numpy()
+        return {"path": os.path.abspath(out), "format": fmt, "checked_with": "torch.jit.load",
+                "max_abs_diff": _compare(eager, got, "the TorchScript module")}
+
+    import onnx
+
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), out, input_names=["input"], output_names=["logits"],
+                          dynamic_shapes={_arg_name(net): {0: batch}},
+                          dynamo=True, external_data=False, verbose=False)
+    model = onnx.load(out)
+    onnx.checker.check_model(model, full_check=True)
+    xin = x.numpy()
+    try:
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+        got = sess.run(None, {sess.get_inputs()[0].name: xin})[0]
+        checker = "onnx.checker + onnxruntime"
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+
+        got = ReferenceEvaluator(model).run(None, {model.graph.input[0].name: xin})[0]
+        checker = "onnx.checker + onnx.reference"
+    return {"path": os.path.abspath(out), "format": fmt, "checked_with": checker,
+            "max_abs_diff": _compare(eager, got, "the ONNX model")}
+
+
+def _arg_name(net) -> str | None:
+    import inspect
+
+    params = list(inspect.signature(net.forward).parameters)
+    return params[0] if params else None

@@ -1,0 +1,203 @@
+"""`nasforge promote` and `nasforge registry ...`: the model registry from the command line.
+
+    nasforge promote NAME [--trial N | --best] [--model MODEL] [--alias ALIAS ...]
+    nasforge registry list
+    nasforge registry show MODEL[:VERSION|:ALIAS] [--json]
+    nasforge registry alias MODEL:VERSION ALIAS [ALIAS ...]
+    nasforge registry evaluate MODEL[:VERSION|:ALIAS]
+    nasforge registry push MODEL:VERSION [--alias ALIAS ...]
+    nasforge registry export MODEL[:VERSION|:ALIAS] --format onnx|torchscript [-o FILE]
+
+Every command takes ``--registry DIR`` (default ``$NASFORGE_REGISTRY`` or ``./registry``).
+Handlers import torch and W&B inside, so `nasforge --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _add_registry_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--registry", default=None, metavar="DIR",
+                   help="registry folder (default: $NASFORGE_REGISTRY or ./registry)")
+
+
+def register(subparsers) -> None:
+    # -- promote (top level: the one-step "put the best trial in the registry") --------------
+    p = subparsers.add_parser("promote", help="package a sweep's trial as a new version of a named model",
+                              description="Package a trial (default: the best) as the next version of a "
+                                          "model in the registry: weights, genotype, config, metrics, checksums.")
+    p.add_argument("name", help="sweep name")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, default=None, metavar="N", help="promote trial number N")
+    which.add_argument("--best", action="store_true", help="promote the best COMPLETE trial (the default)")
+    p.add_argument("--model", default=None, help="model name in the registry (default: the sweep name)")
+    p.add_argument("--alias", action="append", default=[], metavar="ALIAS",
+                   help="point ALIAS (best, production, ...) at the new version; repeatable")
+    p.add_argument("--root", default="runs", help="folder holding the sweeps' run folders (default: runs)")
+    p.add_argument("--storage", default=None, metavar="URL", help="the study's storage URL, if not the recorded one")
+    _add_registry_opt(p)
+    p.set_defaults(func=_promote)
+
+    # -- registry group -------------------------------------------------------------------
+    g = subparsers.add_parser("registry", help="list, show, load-check, export and push registered models",
+                              description="The model registry: named models, numbered versions, aliases.")
+    g.set_defaults(print_group_help=g.print_help)
+    sub = g.add_subparsers(dest="registry_command", metavar="SUBCOMMAND")
+
+    s = sub.add_parser("list", help="models, their versions and aliases")
+    _add_registry_opt(s)
+    s.set_defaults(func=_list)
+
+    s = sub.add_parser("show", help="one version: metrics, source trial, files and checksums")
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
+    s.add_argument("--json", action="store_true", help="print model.json and the manifest as JSON")
+    _add_registry_opt(s)
+    s.set_defaults(func=_show)
+
+    s = sub.add_parser("alias", help="point aliases at a version (atomically)")
+    s.add_argument("ref", metavar="MODEL:VERSION")
+    s.add_argument("aliases", nargs="+", metavar="ALIAS")
+    _add_registry_opt(s)
+    s.set_defaults(func=_alias)
+
+    s = sub.add_parser("evaluate", help="validate a version on its sweep's validation data; compare with the record")
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
+    s.add_argument("--data-path", default=None, help="the data set's folder or zip, if not the recorded one")
+    _add_registry_opt(s)
+    s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("push", help="log a version as a W&B artifact and link it into the W&B Registry")
+    s.add_argument("ref", metavar="MODEL:VERSION")
+    s.add_argument("--alias", action="append", default=None, metavar="ALIAS",
+                   help="W&B aliases (default: the local aliases that point at this version)")
+    _add_registry_opt(s)
+    s.set_defaults(func=_push)
+
+    s = sub.add_parser("export", help="export a version to ONNX or TorchScript (checked after writing)")
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
+    s.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    s.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="output file (default: MODEL-VERSION.onnx or .pt)")
+    _add_registry_opt(s)
+    s.set_defaults(func=_export)
+
+
+def _fmt_metrics(metrics: dict) -> str:
+    """Validation and cost metrics (training ones are noise for choosing a model)."""
+    shown = {k: v for k, v in metrics.items() if not k.startswith("train/")}
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in sorted(shown.items()))
+
+
+def _promote(args) -> int:
+    from .registry import promote
+
+    res = promote(args.name, trial=args.trial, best=args.best, model=args.model, aliases=args.alias,
+                  root=args.root, storage=args.storage, registry=args.registry)
+    m = res.meta
+    print(f"promoted trial {m['trial']['number']} of sweep {m['sweep']['name']!r} as {res.version.ref}"
+          + (f" (aliases: {', '.join(res.aliases)})" if res.aliases else ""))
+    print(f"  metrics: {_fmt_metrics(m['metrics'])}")
+    print(f"  files:   {res.version.path}")
+    if res.wandb_message:
+        print(f"  {res.wandb_message}")
+    return 0
+
+
+def _list(args) -> int:
+    from .registry import Registry
+
+    reg = Registry(args.registry)
+    models = reg.models()
+    if not models:
+        print(f"registry {reg.root} is empty (see `nasforge promote`)")
+        return 0
+    print(f"registry {reg.root}")
+    for model in models:
+        versions = reg.versions(model)
+        aliases = reg.aliases(model)
+        print(f"{model}  ({len(versions)} version{'s' if len(versions) != 1 else ''})")
+        for v in versions:
+            meta = v.meta()
+            tags = [a for a, tv in aliases.items() if tv == v.version]
+            if v is versions[-1]:
+                tags.append("latest")
+            first = (meta.get("objectives") or [{}])[0].get("metric")
+            score = meta["metrics"].get(first) if first else None
+            print(f"  {v.version:<5} {meta['created']}  sweep {meta['sweep']['name']} trial {meta['trial']['number']}"
+                  + (f"  {first}={score:.4g}" if isinstance(score, (int, float)) else "")
+                  + f"  params={meta.get('num_params', '?')}"
+                  + (f"  [{', '.join(tags)}]" if tags else ""))
+    return 0
+
+
+def _show(args) -> int:
+    from .registry import Registry
+
+    reg = Registry(args.registry)
+    v = reg.resolve(args.ref)
+    meta, manifest = v.meta(), v.manifest()
+    aliases = [a for a, tv in reg.aliases(v.model).items() if tv == v.version]
+    if args.json:
+        print(json.dumps({"ref": v.ref, "path": v.path, "aliases": aliases, "model": meta,
+                          "manifest": manifest, "wandb": v.wandb_state()}, indent=2, default=str))
+        return 0
+    print(f"{v.ref}" + (f"  (aliases: {', '.join(aliases)})" if aliases else ""))
+    print(f"  created:   {meta['created']}")
+    print(f"  from:      sweep {meta['sweep']['name']!r} trial {meta['trial']['number']} ({meta['sweep']['run_dir']})")
+    print(f"  task:      {meta['task']['name']} on {meta['data']['name']}, input {tuple(meta['input_shape'])}, "
+          f"{meta['num_classes']} classes, {meta['num_params']} parameters")
+    print(f"  metrics:   {_fmt_metrics(meta['metrics'])}")
+    print(f"  params:    {json.dumps(meta['trial']['params'], default=str)}")
+    w = v.wandb_state()
+    print(f"  W&B:       " + (f"linked to {w.get('target')} ({w.get('artifact')})" if w.get("linked")
+                               else f"not linked ({w.get('reason', 'never pushed')})"))
+    print(f"  files:     {v.path}")
+    for name, rec in manifest["files"].items():
+        print(f"    {name:<20} {rec['bytes']:>10} B  sha256 {rec['sha256']}")
+    return 0
+
+
+def _alias(args) -> int:
+    from .registry import Registry
+
+    reg = Registry(args.registry)
+    v = reg.resolve(args.ref)
+    for a in args.aliases:
+        reg.set_alias(v.model, a, v.version)
+    print(f"{', '.join(args.aliases)} -> {v.ref}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .registry import Registry, evaluate
+
+    v = Registry(args.registry).resolve(args.ref)
+    recorded = v.meta()["metrics"]
+    measured = evaluate(v.ref, args.registry, data_path=args.data_path)
+    print(f"{v.ref} on its sweep's validation data:")
+    for k in sorted(measured):
+        rec = recorded.get(k)
+        print(f"  {k:<12} measured {measured[k]:.4f}" + (f"   recorded {rec:.4f}" if isinstance(rec, (int, float)) else ""))
+    return 0
+
+
+def _push(args) -> int:
+    from .registry import Registry
+    from .wandb_registry import push_version
+
+    reg = Registry(args.registry)
+    v = reg.resolve(args.ref)
+    aliases = args.alias if args.alias is not None else [a for a, tv in reg.aliases(v.model).items() if tv == v.version]
+    state = push_version(v, aliases)
+    print(f"linked {v.ref} into {state['target']} as {state['artifact']} (aliases: {', '.join(aliases) or 'none'})")
+    return 0
+
+
+def _export(args) -> int:
+    from .model_export import export
+
+    res = export(args.ref, args.format, args.output, args.registry)
+    print(f"wrote {res['path']} ({res['format']}); checked with {res['checked_with']}: "
+          f"max |difference| from eager PyTorch {res['max_abs_diff']:.2e}")
+    return 0
