@@ -1,0 +1,110 @@
+"""`encdec`: a search space of encoder-decoder segmentation networks (U-Net family).
+
+What is searched, per sample:
+
+* ``encdec/encoder`` - the encoder: the built-in U-Net encoder (``unet``) or a timm backbone by
+  name (``features_only``, not pretrained: resnet10t, resnet18, mobilenetv3_small_100, ...);
+* ``encdec/unet/width`` - the built-in encoder's first-level width (only when it is chosen);
+* ``encdec/decoder/width`` - the decoder width ``w``: stage j (deepest first) has ``w * 2**(n-j)``
+  channels, so the shallowest stage has ``w``;
+* ``encdec/stage<j>/gate`` - an attention gate on stage j's skip connection (Attention U-Net,
+  Oktay et al. 2018) or none;
+* ``encdec/stage<j>/attn`` - the attention block after stage j's convolutions (timm's
+  create_attn names: se = Squeeze-and-Excitation, eca = ECA-Net, cbam = CBAM, gc = GCNet), or none.
+
+Stage 1 is the deepest decoder stage (next to the bottleneck), stage ``stages`` the shallowest.
+Options choose the choices: ``encoders``, ``unet_widths``, ``widths``, ``gates``, ``attns``,
+``stages`` (decoder stages, 1-4). The network (`encoder_decoder.EncoderDecoderNet`) returns
+``(B, num_classes, H, W)`` logits for any input size. Not searched here: Auto-DeepLab's
+network-level path (left for later), pretrained weights (nothing is downloaded).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .registry import register_space
+from .space import Categorical, Dim, SampleValidationError, Space
+
+DEFAULT_ENCODERS = ("unet", "resnet10t", "resnet18", "mobilenetv3_small_100")
+ATTENTIONS = ("none", "se", "eca", "cbam", "gc")
+GATES = ("none", "ag")
+
+
+@register_space
+class EncoderDecoderSpace(Space):
+    name = "encdec"
+    builds_network = True
+
+    def __init__(self, encoders: Sequence[str] = DEFAULT_ENCODERS, unet_widths: Sequence[int] = (8, 16, 32),
+                 widths: Sequence[int] = (8, 16, 32), gates: Sequence[str] = GATES,
+                 attns: Sequence[str] = ATTENTIONS, stages: int = 4):
+        if not 1 <= int(stages) <= 4:
+            raise ValueError(f"encdec.stages must be in 1..4 (the encoders have 5 levels), got {stages}")
+        for g in gates:
+            if g not in GATES:
+                raise ValueError(f"encdec.gates: unknown gate {g!r}; valid: {', '.join(GATES)}")
+        for a in attns:
+            if a not in ATTENTIONS:
+                raise ValueError(f"encdec.attns: unknown attention {a!r}; valid: {', '.join(ATTENTIONS)}")
+        for name, ws in (("widths", widths), ("unet_widths", unet_widths)):
+            if not ws or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in ws):
+                raise ValueError(f"encdec.{name}: give a list of positive integers, got {list(ws)}")
+        if not encoders or any(not isinstance(e, str) or not e for e in encoders):
+            raise ValueError(f"encdec.encoders: give a list of encoder names, got {list(encoders)}")
+        super().__init__(encoders=list(encoders), unet_widths=list(unet_widths), widths=list(widths),
+                         gates=list(gates), attns=list(attns), stages=int(stages))
+
+    def dimensions(self) -> list[Dim]:
+        o = self.options
+        dims: list[Dim] = [Categorical("encdec/encoder", choices=tuple(o["encoders"]),
+                                       description="encoder: built-in U-Net or a timm backbone")]
+        if "unet" in o["encoders"]:
+            dims.append(Categorical("encdec/unet/width", choices=tuple(o["unet_widths"]),
+                                    when={"encdec/encoder": "unet"},
+                                    description="first-level width of the built-in U-Net encoder"))
+        dims.append(Categorical("encdec/decoder/width", choices=tuple(o["widths"]),
+                                description="width of the shallowest decoder stage (doubles per stage deeper)"))
+        for j in range(1, o["stages"] + 1):
+            dims.append(Categorical(f"encdec/stage{j}/gate", choices=tuple(o["gates"]),
+                                    description="attention gate on the skip connection (Oktay et al. 2018)"))
+            dims.append(Categorical(f"encdec/stage{j}/attn", choices=tuple(o["attns"]),
+                                    description="attention block after the stage's convolutions"))
+        return dims
+
+    def config(self, sample: Mapping[str, Any]):
+        """The `EncDecConfig` a sample describes (validated)."""
+        from .encoder_decoder import EncDecConfig, StageConfig
+
+        s = self.validate(sample)
+        n, w = self.options["stages"], s["encdec/decoder/width"]
+        stages = tuple(
+            StageConfig(width=w * 2 ** (n - j), gate=s[f"encdec/stage{j}/gate"] == "ag",
+                        attn=s[f"encdec/stage{j}/attn"])
+            for j in range(1, n + 1)
+        )
+        return EncDecConfig(encoder=s["encdec/encoder"], stages=stages,
+                            unet_width=s.get("encdec/unet/width", 16))
+
+    def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
+        from .encoder_decoder import EncoderDecoderNet
+
+        cfg = self.config(sample)
+        try:
+            return EncoderDecoderNet(cfg, int(input_shape[0]), int(num_classes))
+        except ValueError as e:  # an encoder name timm does not know
+            raise SampleValidationError(str(e), "encdec/encoder") from None
+
+    def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
+        try:
+            from .diagrams import draw_stage_table
+        except ImportError:
+            return []
+        cfg = self.config(sample)
+        n = len(cfg.stages)
+        base = 1 if cfg.encoder == "unet" else 2  # stride of the shallowest encoder map
+        rows = [[f"stage{j + 1}", f"1/{base * 2 ** (n - 1 - j)}", "gate" if st.gate else "-",
+                 str(st.width), st.attn if st.attn != "none" else "-"]
+                for j, st in enumerate(cfg.stages)]
+        enc = cfg.encoder + (f" (width {cfg.unet_width})" if cfg.encoder == "unet" else "")
+        return draw_stage_table(["decoder stage", "resolution", "skip", "width", "attention"], rows, path,
+                                f"encdec: encoder {enc}")

@@ -1,0 +1,240 @@
+"""The base of the segmentation data modules: images and label masks held as uint8 arrays.
+
+Subclasses (`camvid.py`, `isbi.py`) say what the data is (``input_shape``, ``num_classes``,
+``class_names``, ``palette``, normalisation constants, which flips make sense) and implement
+``decode(path) -> {split: (images (N, H, W, C) uint8, masks (N, H, W) uint8)}``. Everything else
+is here:
+
+* finding the data: ``path`` (a folder or a zip), else ``$NASFORGE_DATA/<shared_file>`` or
+  ``../shared/data/<shared_file>``;
+* decoding once: the arrays are cached in memory for the process (every trial of a sweep reuses
+  them) and on disk under ``$NASFORGE_CACHE`` (default ``~/.cache/nasforge``), keyed by the
+  source's path, size and modification time;
+* splits: the data set's own validation split when it has one, else a seeded ``val_fraction``
+  of the training images; ``subset`` is a seeded subset of the training images, ``val_subset``
+  evenly spaced validation images (the same ones for every seed, so trials compare);
+* augmentation per training image (`seg_transforms.JointTransform`): random crop of
+  ``crop_size`` (the crop is how training images are sampled, so it also happens with
+  ``augment=0``), and, scaled by ``augment`` in [0, 1], random scale within ``scale_range``,
+  flips and rotations. ``repeats`` draws that many random crops of each image per epoch (U-Net's
+  recipe for a data set of 30 images). Validation and test images are used whole.
+* normalisation batch-wise on the device (``on_after_batch_transfer``); masks become int64 with
+  ``ignore_index`` (255) for void and padding.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .seg_transforms import JointTransform
+
+Arrays = tuple[np.ndarray, np.ndarray]  # images (N, H, W, C) uint8, masks (N, H, W) uint8
+_MEMORY: dict[tuple, dict[str, Arrays]] = {}
+
+
+def cache_dir() -> str:
+    d = os.environ.get("NASFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nasforge")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def shared_file(rel: str) -> str | None:
+    """``rel`` under $NASFORGE_DATA or ../shared/data, when it exists there."""
+    for root in (os.environ.get("NASFORGE_DATA"), os.path.join("..", "shared", "data")):
+        if root and os.path.exists(os.path.join(root, rel)):
+            return os.path.abspath(os.path.join(root, rel))
+    return None
+
+
+class SegmentationArrays(Dataset):
+    """(image (C, H, W) uint8, mask (H, W) uint8) pairs, optionally through a JointTransform;
+    ``repeats`` > 1 lists every image that many times (each draw gets its own random crop)."""
+
+    def __init__(self, images: np.ndarray, masks: np.ndarray, transform: JointTransform | None = None,
+                 repeats: int = 1):
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)  # (N, C, H, W)
+        self.masks = torch.from_numpy(np.ascontiguousarray(masks))  # (N, H, W)
+        self.transform = transform
+        self.repeats = int(repeats)
+
+    def __len__(self) -> int:
+        return len(self.images) * self.repeats
+
+    def __getitem__(self, i: int):
+        i = i % len(self.images)
+        image, mask = self.images[i], self.masks[i]
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image, mask
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    # -- what the data is (subclasses set these) ---------------------------------------------
+    input_shape: tuple[int, int, int] = (3, 64, 64)
+    num_classes: int = 2
+    class_names: tuple[str, ...] = ()
+    palette: tuple[tuple[int, int, int], ...] = ()  # one RGB colour per class, for overlays
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.25,)
+    ignore_index: int = 255
+    has_val_split: bool = False  # the data set ships its own validation split
+    default_file: str = ""  # file under the shared data folder
+    flips: tuple[str, ...] = ("h",)  # "h", "v", "rot90": the symmetries of the data
+    default_crop: int | None = None
+
+    def __init__(self, path: str | None = None, val_fraction: float = 0.2, subset: int | None = None,
+                 val_subset: int | None = None, num_workers: int = 0, batch_size: int = 8,
+                 augment: float = 1.0, seed: int = 0, crop_size: int | Sequence[int] | None = None,
+                 scale_range: Sequence[float] = (0.75, 1.5), repeats: int = 1,
+                 eval_batch_size: int | None = None):
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if not 0.0 <= augment <= 1.0:
+            raise ValueError(f"augment must be in [0, 1], got {augment}")
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
+            raise ValueError(f"scale_range is [low, high] with 0 < low <= high, got {scale_range}")
+        self.path = path
+        self.val_fraction = val_fraction
+        self.subset = subset
+        self.val_subset = val_subset
+        self.num_workers = num_workers
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.augment = float(augment)
+        self.seed = seed
+        self.crop_size = crop_size if crop_size is not None else self.default_crop
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.repeats = int(repeats)
+        self.train_set = self.val_set = self.test_set = None
+        self._val_arrays: Arrays | None = None
+
+    # -- subclasses -------------------------------------------------------------------------
+    def decode(self, path: str) -> dict[str, Arrays]:
+        raise NotImplementedError
+
+    # -- finding and caching the data ----------------------------------------------------------
+    def resolve_path(self) -> str:
+        path = self.path or shared_file(self.default_file)
+        if path is None:
+            raise FileNotFoundError(
+                f"{type(self).__name__}: no data path given and {self.default_file!r} is not under "
+                "$NASFORGE_DATA or ../shared/data; pass path= (a folder or zip)"
+            )
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{type(self).__name__}: {path!r} does not exist")
+        return path
+
+    def _cache_key(self, path: str) -> tuple:
+        st = os.stat(path)
+        return (type(self).__name__, path, st.st_size, int(st.st_mtime))
+
+    def arrays(self) -> dict[str, Arrays]:
+        """Decoded splits, from memory, then the disk cache, then the source."""
+        path = self.resolve_path()
+        key = self._cache_key(path)
+        if key in _MEMORY:
+            return _MEMORY[key]
+        digest = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+        file = os.path.join(cache_dir(), f"{type(self).__name__.lower()}-{digest}.npz")
+        if os.path.isfile(file) and not os.path.isdir(path):
+            with np.load(file) as z:
+                splits = {k[:-7]: (z[k], z[k[:-7] + "_masks"]) for k in z.files if k.endswith("_images")}
+        else:
+            splits = self.decode(path)
+            if not os.path.isdir(path):  # a folder can change without its mtime changing
+                tmp = f"{file}.{os.getpid()}.tmp.npz"
+                np.savez(tmp, **{f"{s}_images": x for s, (x, _) in splits.items()},
+                         **{f"{s}_masks": y for s, (_, y) in splits.items()})
+                os.replace(tmp, file)
+        _MEMORY[key] = splits
+        return splits
+
+    def prepare_data(self) -> None:
+        self.arrays()
+
+    # -- splits -----------------------------------------------------------------------------
+    def train_transform(self) -> JointTransform:
+        a = self.augment
+        lo, hi = self.scale_range
+        return JointTransform(
+            crop_size=self.crop_size,
+            scale_range=(1 - (1 - lo) * a, 1 + (hi - 1) * a),
+            hflip=0.5 * a if "h" in self.flips else 0.0,
+            vflip=0.5 * a if "v" in self.flips else 0.0,
+            rot90=0.75 * a if "rot90" in self.flips and self.crop_size is not None else 0.0,
+            ignore_index=self.ignore_index,
+        )
+
+    def split_indices(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        order = np.random.default_rng(self.seed).permutation(n)
+        n_val = max(1, int(round(self.val_fraction * n)))
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        splits = self.arrays()
+        tr_x, tr_y = splits["train"]
+        if self.has_val_split:
+            va_x, va_y = splits["val"]
+            tr_idx, va_idx = np.arange(len(tr_x)), np.arange(len(va_x))
+        else:
+            va_x, va_y = tr_x, tr_y
+            tr_idx, va_idx = self.split_indices(len(tr_x))
+        if self.subset is not None and self.subset < len(tr_idx):
+            pick = np.random.default_rng(self.seed + 1).choice(len(tr_idx), self.subset, replace=False)
+            tr_idx = tr_idx[np.sort(pick)]
+        if self.val_subset is not None and self.val_subset < len(va_idx):
+            va_idx = va_idx[np.linspace(0, len(va_idx) - 1, self.val_subset).round().astype(int)]
+        self.train_set = SegmentationArrays(tr_x[tr_idx], tr_y[tr_idx], self.train_transform(), self.repeats)
+        self._val_arrays = (va_x[va_idx], va_y[va_idx])
+        self.val_set = SegmentationArrays(*self._val_arrays)
+        if "test" in splits:
+            self.test_set = SegmentationArrays(*splits["test"])
+
+    # -- loaders ----------------------------------------------------------------------------
+    def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          drop_last=shuffle and len(ds) > batch_size)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, True, self.batch_size)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, False, self.eval_batch_size)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set if self.test_set is not None else self.val_set, False,
+                            self.eval_batch_size)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W) -> normalised float (B, C, H, W)."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x.float() / 255.0 - mean) / std
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch  # (B, C, H, W) uint8, (B, H, W) uint8
+        return self.normalize(x), y.long()
+
+    # -- pictures ---------------------------------------------------------------------------
+    def overlay_samples(self, n: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``n`` fixed validation images (evenly spaced) as (image (H, W, C) uint8, mask (H, W)
+        uint8) pairs, for prediction overlays."""
+        if self._val_arrays is None:
+            self.setup("fit")
+        x, y = self._val_arrays
+        idx = np.unique(np.linspace(0, len(x) - 1, min(n, len(x))).round().astype(int))
+        return [(x[i], y[i]) for i in idx]
