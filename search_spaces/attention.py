@@ -1,0 +1,162 @@
+"""`attention`: which attention block sits in each stage (or each block) of a ResNet.
+
+The space of attention-augmented ResNets: for every stage of a timm ResNet (He et al., CVPR
+2016; see `resnet.py`) choose one attention module from timm's attention factory and, for those
+that have a bottleneck, its reduction ratio r (hidden width = channels // r). The modules are
+the ones in the papers the project started from:
+
+* ``se``   Squeeze-and-Excitation (Hu et al., CVPR 2018)
+* ``eca``  Efficient Channel Attention (Wang et al., CVPR 2020; no reduction: a 1-D conv)
+* ``cbam`` Convolutional Block Attention Module (Woo et al., ECCV 2018)
+* ``gc``   Global Context block of GCNet (Cao et al., ICCVW 2019)
+* ``nl``   Non-local block (Wang et al., CVPR 2018)
+* ``none`` no attention
+
+(timm's ``ese``, ``ceca``, ``lcbam`` and ``gca`` variants may also be listed in ``choices``.)
+Each module sits where timm's ``attn_layer`` puts it: at the end of the residual branch,
+before the addition. Labels: ``stage1/attn`` .. ``stage4/attn`` and ``stageN/reduction`` (active
+only when that stage's module has a reduction); with ``per_block: true`` one choice per block,
+``stage1/block0/attn`` (block indices as in timm's ``layer1.0``).
+
+Options: ``layers`` (blocks per stage, default [2, 2, 2, 2] = ResNet-18), ``width`` (channels
+of stage 1, doubled per stage; default 64), ``block`` (basic | bottleneck), ``stem`` (auto |
+cifar | imagenet; auto picks the CIFAR stem for inputs of 64 pixels or less), ``choices``,
+``reductions`` (default [4, 8, 16]), ``per_block`` (default false). This space does not change
+depth or width; `reallocation` searches depths.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from . import resnet
+from .registry import register_space
+from .space import Categorical, Dim, Space
+
+# name -> (what it is, whether it has a reduction ratio)
+ATTENTIONS: dict[str, tuple[str, bool]] = {
+    "none": ("no attention", False),
+    "se": ("Squeeze-and-Excitation (Hu et al. 2018)", True),
+    "ese": ("effective SE, one FC (Lee & Park 2020)", False),
+    "eca": ("Efficient Channel Attention (Wang et al. 2020)", False),
+    "ceca": ("ECA with circular padding", False),
+    "cbam": ("CBAM channel + spatial attention (Woo et al. 2018)", True),
+    "lcbam": ("light CBAM (avg+max summed)", True),
+    "gc": ("Global Context block (Cao et al. 2019)", True),
+    "gca": ("Global Context block, additive fusion", True),
+    "nl": ("Non-local block (Wang et al. 2018)", True),
+}
+DEFAULT_CHOICES = ("none", "se", "eca", "cbam", "gc", "nl")
+DEFAULT_REDUCTIONS = (4, 8, 16)
+
+
+def has_reduction(name: str) -> bool:
+    return ATTENTIONS[name][1]
+
+
+@register_space
+class AttentionSpace(Space):
+    name = "attention"
+    builds_network = True
+
+    def __init__(self, layers: Sequence[int] = (2, 2, 2, 2), width: int = 64, block: str = "basic",
+                 stem: str = "auto", choices: Sequence[str] = DEFAULT_CHOICES,
+                 reductions: Sequence[int] = DEFAULT_REDUCTIONS, per_block: bool = False):
+        layers = list(layers)
+        if len(layers) != resnet.NUM_STAGES or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in layers
+        ):
+            raise ValueError(f"attention.layers: give {resnet.NUM_STAGES} stage depths >= 1, got {layers}")
+        resnet.check_backbone_options(width, block, stem)
+        choices = list(choices)
+        unknown = [c for c in choices if c not in ATTENTIONS]
+        if unknown or not choices:
+            raise ValueError(
+                f"attention.choices: unknown attention {unknown[0] if unknown else None!r}; "
+                f"valid: {', '.join(ATTENTIONS)}"
+            )
+        reductions = list(reductions)
+        if not reductions or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in reductions):
+            raise ValueError(f"attention.reductions: give integers >= 1, got {reductions}")
+        if not isinstance(per_block, bool):
+            raise ValueError(f"attention.per_block: expected true or false, got {per_block!r}")
+        super().__init__(layers=layers, width=width, block=block, stem=stem, choices=choices,
+                         reductions=reductions, per_block=per_block)
+
+    # -- the declaration --------------------------------------------------------------------
+    def units(self) -> list[tuple[int, int | None, str]]:
+        """(stage index 0..3, block index or None, label prefix) of each place a choice is made."""
+        o = self.options
+        if o["per_block"]:
+            return [(s, b, f"stage{s + 1}/block{b}") for s in range(resnet.NUM_STAGES) for b in range(o["layers"][s])]
+        return [(s, None, f"stage{s + 1}") for s in range(resnet.NUM_STAGES)]
+
+    def dimensions(self) -> list[Dim]:
+        o = self.options
+        reducible = [c for c in o["choices"] if has_reduction(c)]
+        dims: list[Dim] = []
+        for _s, _b, prefix in self.units():
+            dims.append(Categorical(f"{prefix}/attn", choices=tuple(o["choices"]),
+                                    description="attention module at the end of the residual branch"))
+            if reducible:
+                dims.append(Categorical(f"{prefix}/reduction", choices=tuple(o["reductions"]),
+                                        when={f"{prefix}/attn": reducible},
+                                        description="hidden width = channels // reduction"))
+        return dims
+
+    def size(self) -> float:
+        o = self.options
+        per_unit = sum(len(o["reductions"]) if has_reduction(c) else 1 for c in o["choices"])
+        return float(per_unit ** len(self.units()))
+
+    # -- what a sample means ----------------------------------------------------------------
+    def plan(self, sample: Mapping[str, Any]) -> list[list[tuple[str, int | None]]]:
+        """Per stage, per block: (attention name, reduction or None)."""
+        s = self.validate(sample)
+        o = self.options
+        out: list[list[tuple[str, int | None]]] = []
+        for st in range(resnet.NUM_STAGES):
+            row = []
+            for b in range(o["layers"][st]):
+                prefix = f"stage{st + 1}/block{b}" if o["per_block"] else f"stage{st + 1}"
+                row.append((s[f"{prefix}/attn"], s.get(f"{prefix}/reduction")))
+            out.append(row)
+        return out
+
+    @staticmethod
+    def _token(name: str, reduction: int | None) -> str:
+        return name if reduction is None else f"{name}{reduction}"
+
+    def key(self, sample: Mapping[str, Any]) -> str:
+        """Stages separated by ``|``; with per-block choices, blocks by ``,``.
+        E.g. ``se16|eca|none|cbam8``."""
+        s = self.validate(sample)
+        if self.options["per_block"]:
+            return "|".join(",".join(self._token(n, r) for n, r in row) for row in self.plan(s))
+        return "|".join(self._token(s[f"{p}/attn"], s.get(f"{p}/reduction")) for _a, _b, p in self.units())
+
+    def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
+        """A timm ResNet whose blocks carry the sampled attention modules.
+        (B, C, H, W) -> (B, num_classes)."""
+        o = self.options
+        plan = self.plan(sample)
+        model = resnet.build_resnet(o["layers"], o["width"], input_shape, num_classes,
+                                    block=o["block"], stem=o["stem"])
+        for st, b, blk in resnet.iter_blocks(model):
+            name, reduction = plan[st][b]
+            resnet.set_attention(blk, name, reduction)
+        return resnet.finish(model)
+
+    def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
+        from .diagrams import draw_stage_table
+
+        o = self.options
+        plan = self.plan(sample)
+        channels = resnet.stage_channels(o["width"], o["block"])
+        rows = []
+        for st, row in enumerate(plan):
+            text = ", ".join(n if r is None else f"{n} (r={r})" for n, r in row) if o["per_block"] else (
+                row[0][0] if row[0][1] is None else f"{row[0][0]} (r={row[0][1]})")
+            rows.append([f"stage {st + 1}", str(len(row)), str(channels[st]), text])
+        header = ["stage", "blocks", "channels", "attention per block" if o["per_block"] else "attention"]
+        return draw_stage_table(header, rows, path, f"attention ResNet ({o['block']}): {self.key(sample)}")
+
