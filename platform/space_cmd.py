@@ -1,0 +1,257 @@
+"""`nasforge space ...`: look at the search spaces from the command line.
+
+* ``nasforge space list``             - every registered space, its size, a one-line description;
+* ``nasforge space show NAME``        - its dimensions (label, kind, range) and size;
+* ``nasforge space sample NAME``      - K random samples (Optuna's RandomSampler through
+  ``space.suggest``, the path a sweep takes), each built for ``--input`` and ``--classes``, run
+  forward and backward on a batch of 2 random inputs (a smoke test of the builder, not training),
+  and tabulated with genotype key, params and FLOPs (``cost.measure_cost``). With ``--draw DIR``
+  each sample's diagram is written there. Exits 1 naming every sample that failed.
+
+``-o KEY=VALUE`` passes a space option (``-o C=8 -o N=1``), values read as YAML scalars.
+An unknown space name is a UsageError (one line, exit 2). torch, optuna and the spaces are
+imported inside the handlers, so ``nasforge --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import sys
+from typing import Any
+
+from .errors import ConfigError, UsageError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("space", help="list, show and sample search spaces",
+                                   description="List, show and sample the registered search spaces.")
+    parser.set_defaults(print_group_help=parser.print_help)
+    sub = parser.add_subparsers(dest="space_command", metavar="SUBCOMMAND")
+
+    p = sub.add_parser("list", help="every registered space with its size")
+    p.set_defaults(func=_list)
+
+    def with_options(p):
+        p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="a space option, e.g. -o C=8 (repeatable; values are read as YAML)")
+
+    p = sub.add_parser("show", help="a space's dimensions and size")
+    p.add_argument("name", help="space name (see `nasforge space list`)")
+    with_options(p)
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser("sample", help="build random samples, run forward+backward, tabulate params/FLOPs")
+    p.add_argument("name", help="space name (see `nasforge space list`)")
+    p.add_argument("--n", type=int, default=5, help="number of samples (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
+    p.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
+    p.add_argument("--draw", metavar="DIR", help="write each sample's diagram (PNG+SVG) into DIR")
+    with_options(p)
+    p.set_defaults(func=_sample)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"space option {pair!r} is not KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _create(name: str, options: dict[str, Any]):
+    from nasforge.search_spaces import create_space, list_spaces
+
+    if name not in list_spaces():
+        raise UsageError(f"unknown space {name!r}; valid: {', '.join(list_spaces())}")
+    try:
+        return create_space(name, **options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"space {name!r}: {e}") from None
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(p) for p in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError(f"--input {text!r} is not CxHxW, e.g. 3x32x32")
+    return shape
+
+
+def format_size(size: float) -> str:
+    if math.isinf(size):
+        return "inf (continuous)"
+    if size < 1e7:
+        return f"{int(size):,}"
+    return f"{size:.3g}"
+
+
+def _one_line(cls) -> str:
+    import inspect
+
+    for doc in (cls.__doc__, inspect.getmodule(cls).__doc__ if inspect.getmodule(cls) else None):
+        if doc and doc.strip():
+            return doc.strip().splitlines()[0].strip()
+    return ""
+
+
+def short_key(key: str, width: int = 44) -> str:
+    """A key that fits a table cell: its head and a hash of the whole."""
+    if len(key) <= width:
+        return key
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return f"{key[: width - 11]}...#{digest}"
+
+
+def random_samples(space, n: int, seed: int, max_tries: int = 100) -> list[dict]:
+    """``n`` valid samples from Optuna's RandomSampler on an in-memory study, via
+    ``space.suggest`` (as a sweep draws them); invalid draws are retried."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    from nasforge.search_spaces import SampleValidationError
+
+    out: list[dict] = []
+    tries = 0
+    while len(out) < n:
+        trial = study.ask()
+        try:
+            out.append(space.validate(space.suggest(trial)))
+            study.tell(trial, 0.0)
+        except SampleValidationError:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            tries += 1
+            if tries > max_tries * n:
+                raise
+    return out
+
+
+# ----------------------------------------------------------------------------- handlers
+def _list(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from nasforge.search_spaces import create_space, get_space_class, list_spaces
+
+    table = Table(title="search spaces")
+    table.add_column("name", style="bold")
+    table.add_column("size", justify="right")
+    table.add_column("dims", justify="right")
+    table.add_column("builds", justify="center")
+    table.add_column("description")
+    for name in list_spaces():
+        cls = get_space_class(name)
+        try:
+            space = create_space(name)
+            size, dims = format_size(space.size()), str(len(space.dims))
+        except Exception as e:  # a space that needs options still gets listed
+            size, dims = f"(needs options: {e})", "-"
+        table.add_row(name, size, dims, "yes" if cls.builds_network else "no", _one_line(cls))
+    Console(width=max(100, Console().width)).print(table)
+    return 0
+
+
+def _show(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    space = _create(args.name, _parse_options(args.option))
+    table = Table(title=f"space {space.name}: {len(space.dims)} dimensions, size {format_size(space.size())}")
+    table.add_column("label", style="bold")
+    table.add_column("kind")
+    table.add_column("range")
+    for label, kind, rng in space.describe():
+        table.add_row(label, kind, rng)
+    console = Console(width=max(100, Console().width))
+    console.print(table)
+    if space.options:
+        console.print(f"options: {space.options}")
+    return 0
+
+
+def _sample(args) -> int:
+    import os
+
+    shape = _parse_shape(args.input)
+    if args.n < 1:
+        raise ConfigError(f"--n must be >= 1, got {args.n}")
+    if args.classes < 1:
+        raise ConfigError(f"--classes must be >= 1, got {args.classes}")
+    space = _create(args.name, _parse_options(args.option))
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        from nasforge.platform.cost import measure_cost
+    except ModuleNotFoundError:  # pragma: no cover - cost.py is part of the project
+        measure_cost = None
+
+    console = Console(width=max(110, Console().width))
+    samples = random_samples(space, args.n, args.seed)
+    table = Table(title=f"{args.n} random samples of {space.name} (seed {args.seed}, input {shape}, "
+                        f"{args.classes} classes)")
+    table.add_column("#", justify="right")
+    table.add_column("genotype key")
+    table.add_column("params", justify="right")
+    table.add_column("MFLOPs", justify="right")
+    table.add_column("status")
+    if args.draw:
+        os.makedirs(args.draw, exist_ok=True)
+    failures = []
+    for i, sample in enumerate(samples):
+        key = space.key(sample)
+        if not space.builds_network:
+            table.add_row(str(i), short_key(key), "-", "-", "ok (no network)")
+            continue
+        try:
+            torch.manual_seed(args.seed + i)
+            net = space.build(sample, shape, args.classes)
+            net.train()
+            x = torch.randn(2, *shape)  # (2, C, H, W): a smoke test of the builder
+            out = net(x)
+            if out.shape[:2] != (2, args.classes):
+                raise RuntimeError(f"output shape {tuple(out.shape)}, expected (2, {args.classes}, ...)")
+            target = torch.randint(0, args.classes, (2, *out.shape[2:]))
+            loss = torch.nn.functional.cross_entropy(out, target)
+            loss.backward()
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"loss is {loss.item()}")
+            if measure_cost is not None:
+                cost = measure_cost(net, shape, latency_runs=1, warmup_runs=0)
+                params, flops = cost["cost/params"], cost["cost/flops"]
+            else:  # pragma: no cover
+                from torch.utils.flop_counter import FlopCounterMode
+
+                params = sum(p.numel() for p in net.parameters())
+                with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                    net.eval()(torch.randn(1, *shape))
+                flops = counter.get_total_flops()
+            status = "ok"
+            if args.draw:
+                files = space.draw(sample, os.path.join(args.draw, f"sample{i}"))
+                status += f", drew {len(files)} files" if files else ""
+            table.add_row(str(i), short_key(key), f"{params:,}", f"{flops / 1e6:,.1f}", status)
+        except Exception as e:  # report every failing sample, then exit non-zero
+            failures.append((i, key, f"{type(e).__name__}: {e}"))
+            table.add_row(str(i), short_key(key), "-", "-", f"[red]FAILED[/red] {type(e).__name__}")
+    console.print(table)
+    for i, key, err in failures:
+        print(f"nasforge: sample {i} failed ({key}): {err}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from .cli import main
+
+    sys.exit(main(["space", *sys.argv[1:]]))
