@@ -1,0 +1,176 @@
+"""Search strategies on NAS-Bench-201, side by side, against the published results.
+
+For each strategy: R runs (seeds seed..seed+R-1), each an Optuna study (in-memory storage) whose
+sampler is ``create_sampler(strategy, nb201 space, seed)`` and whose objective is what a tabular
+trial does: ``space.suggest(trial)`` -> ``TabularBenchmark.evaluate(space.key(sample))``. B trials
+per run. The architecture a run returns is its best by the search signal (``val_acc_12ep``);
+its reported metric (``test_acc_200ep``) is what counts. The strategies see the signal only.
+
+Prints one JSON line per strategy (strategy, mean, std, runs, budget, table, the published
+anchors, vs_tpe = mean - TPE's mean in this same run) and saves a plot of the best-so-far
+reported metric against evaluations (mean and a +/- 1 std band) under benchmarks/results/.
+``tpe`` and ``random`` always run beside the strategies asked for.
+
+This drives the sampler, the space and the tabular task directly through ``optuna.create_study``
+rather than the lead's ``run_sweep``: with no training, a run folder, tracking and progress bars
+per study would dominate 20,000 table look-ups, and the part being measured (sampler + space +
+task + Optuna storage) is the same.
+
+    python benchmarks/nb201_search.py --runs 50 --budget 100 --jobs 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+# Published (Dong & Yang, ICLR 2020, 12-epoch signal) and measured-here reference points for the
+# NAS-Bench-201 CIFAR-10 table (../shared/data/README.md); they only apply to that table at B=100.
+ANCHORS = {
+    "random": {"published": "93.70 +/- 0.36 (random search)", "measured_here": 93.72},
+    "evolution": {"published": "93.92 +/- 0.30 (REA)", "measured_here": 93.96},
+    "controller": {"published": "93.85 +/- 0.37 (REINFORCE)", "measured_here": 93.83},
+    "tpe": {"published": None, "measured_here": 94.17},
+}
+BEST_CELL = 94.37
+
+
+def default_table() -> str:
+    for root in (os.environ.get("NASFORGE_DATA"), os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")):
+        if root and os.path.isfile(os.path.join(root, "nb201", "cifar10.csv")):
+            return os.path.abspath(os.path.join(root, "nb201", "cifar10.csv"))
+    return os.path.abspath(os.path.join("..", "shared", "data", "nb201", "cifar10.csv"))
+
+
+def run_one(args: tuple) -> dict:
+    """One search: returns the best-so-far reported metric after each evaluation."""
+    strategy, seed, budget, table, signal, report, options = args
+    import optuna
+    import torch
+
+    from nasforge.platform.strategies import create_sampler
+    from nasforge.search_spaces import create_space
+    from nasforge.tasks.tabular import TabularBenchmark
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = create_space("nb201")
+    bench = TabularBenchmark(table, signal=signal, report=report)
+    sampler = create_sampler({"name": strategy, "options": options}, space, seed, ["maximize"])
+    study = optuna.create_study(direction="maximize", sampler=sampler,
+                                storage=optuna.storages.InMemoryStorage())
+
+    def objective(trial):
+        sample = space.suggest(trial)
+        metrics = bench.evaluate(space.key(sample))
+        trial.set_user_attr(report, metrics[report])
+        return metrics[signal]
+
+    t0 = time.perf_counter()
+    study.optimize(objective, n_trials=budget)
+    seconds = time.perf_counter() - t0
+    curve, best_signal, best_report = [], -math.inf, float("nan")
+    for t in sorted(study.trials, key=lambda t: t.number):
+        if t.value is not None and t.value > best_signal:
+            best_signal, best_report = t.value, t.user_attrs[report]
+        curve.append(best_report)
+    keys = {space.canonical_key(t.params) for t in study.trials}
+    return {"strategy": strategy, "seed": seed, "curve": curve, "final": curve[-1],
+            "distinct": len(keys), "seconds": seconds}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--table", default=default_table(), help="a NAS-Bench-201-format CSV")
+    p.add_argument("--signal", default="val_acc_12ep", help="the column the search sees")
+    p.add_argument("--report", default="test_acc_200ep", help="the column recorded for the returned arch")
+    p.add_argument("--strategies", default="random,tpe,controller,evolution")
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--budget", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--options", default="{}", help='JSON {strategy: {option: value}} passed to the samplers')
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    a = p.parse_args(argv)
+
+    strategies = [s for s in a.strategies.split(",") if s]
+    for must in ("tpe", "random"):
+        if must not in strategies:
+            strategies.insert(0, must)
+    options = json.loads(a.options)
+    jobs = [(s, a.seed + r, a.budget, a.table, a.signal, a.report, options.get(s, {}))
+            for s in strategies for r in range(a.runs)]
+    if a.jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(a.jobs) as pool:
+            results = pool.map(run_one, jobs, chunksize=1)
+    else:
+        results = [run_one(j) for j in jobs]
+
+    by = {s: [r for r in results if r["strategy"] == s] for s in strategies}
+    summary = {}
+    is_nb201_c10 = os.path.basename(a.table) == "cifar10.csv" and a.signal == "val_acc_12ep" \
+        and a.report == "test_acc_200ep"
+    for s in strategies:
+        finals = [r["final"] for r in by[s]]
+        summary[s] = statistics.mean(finals)
+    lines = []
+    for s in strategies:
+        finals = [r["final"] for r in by[s]]
+        line = {
+            "strategy": s, "mean": round(summary[s], 4),
+            "std": round(statistics.stdev(finals), 4) if len(finals) > 1 else 0.0,
+            "runs": len(finals), "budget": a.budget, "table": a.table, "signal": a.signal, "report": a.report,
+            "vs_tpe": round(summary[s] - summary["tpe"], 4),
+            "distinct_cells": round(statistics.mean(r["distinct"] for r in by[s]), 1),
+            "sec_per_run": round(statistics.mean(r["seconds"] for r in by[s]), 3),
+            "seed": a.seed, "options": options.get(s, {}),
+        }
+        if is_nb201_c10 and s in ANCHORS:
+            line["anchors"] = {**ANCHORS[s], "best_cell": BEST_CELL, "anchor_budget": 100}
+        lines.append(line)
+        print(json.dumps(line), flush=True)
+    plot_path = plot(by, a)
+    print(json.dumps({"plot": plot_path}), file=sys.stderr)
+    return 0
+
+
+def plot(by: dict, a) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(a.out, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s, runs in by.items():
+        n = min(len(r["curve"]) for r in runs)
+        xs = list(range(1, n + 1))
+        mean, lo, hi = [], [], []
+        for i in range(n):
+            vals = [r["curve"][i] for r in runs if not math.isnan(r["curve"][i])]
+            m = statistics.mean(vals) if vals else float("nan")
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            mean.append(m), lo.append(m - sd), hi.append(m + sd)
+        (line,) = ax.plot(xs, mean, label=f"{s} ({mean[-1]:.2f})")
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+    ax.axhline(BEST_CELL, color="0.5", ls=":", lw=1, label=f"best cell {BEST_CELL}") if a.report == "test_acc_200ep" else None
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel(f"{a.report} of best-by-{a.signal} so far")
+    ax.set_ylim(92.5, 94.6) if a.report == "test_acc_200ep" else None
+    ax.set_title(f"NAS-Bench-201 ({os.path.basename(a.table)}): {len(next(iter(by.values())))} runs per strategy")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    path = os.path.join(a.out, f"nb201_search_B{a.budget}_R{len(next(iter(by.values())))}.png")
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

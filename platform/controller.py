@@ -1,0 +1,340 @@
+"""The RL controller as an Optuna sampler: an LSTM policy trained with REINFORCE (Zoph & Le,
+"Neural Architecture Search with Reinforcement Learning", ICLR 2017; ENAS, Pham et al.,
+"Efficient Neural Architecture Search via Parameter Sharing", ICML 2018).
+
+The policy emits the space's decisions (``space.decisions()``) one after another. Its input at
+the first step is a learned vector, then the embedding of the previous choice, so each choice is
+conditioned on all earlier ones; a decision that is inactive for the partial sample
+(``decision.dim.is_active``) is skipped (the LSTM state passes through unchanged). Logits are
+shaped as in ENAS: divided by ``temperature``, then ``tanh_constant * tanh(.)``.
+
+Learning: REINFORCE, ``loss = -mean_i(A_i * log p(sample_i)) - entropy_weight * mean_i(H_i)``,
+with advantage ``A = (r - b)`` where ``b`` is an exponential moving average of rewards
+(``baseline_decay``); with ``normalize`` the advantage is divided by the standard deviation of
+all rewards seen so far (rewards here are accuracies whose useful differences are ~0.1 point).
+Updates are batched: trials ``[k*M, (k+1)*M)`` form batch k (M = ``batch_size``); batch k updates
+the policy (``update_steps`` Adam steps) once all its trials have finished.
+
+Outcomes: COMPLETE trials give their reward (``Reward``: the objective, or a declared
+multi-objective reward such as MnasNet's); PRUNED trials the reward of their last reported
+value; FAILED trials, and invalid samples (``space.validate`` raises) that the policy drew and
+the sampler rejected before proposing a valid one (kept in the trial's ``nasforge:rejected``
+attribute), get the penalty reward ``invalid_reward`` (default: the lowest reward seen so far,
+0 before any). A trial still RUNNING holds its batch back; after ``max_lag`` further batches
+have started it is skipped (a crashed worker must not freeze the policy).
+
+Determinism: the policy is a function of the seed and the finished trials of whole batches
+(replayed in trial-number order, on one CPU thread); a proposal for trial n uses the policy after
+every batch that lies entirely below n, and a generator seeded by (seed, n). A resumed sweep or a
+second worker therefore continues the same policy. The replayed state is cached in-process and
+extended batch by batch, so a suggestion costs a few ms even after thousands of trials.
+
+Fair de-duplication (``dedup``): a drawn sample whose key (for NAS-Bench-201 the canonical,
+isomorphism-free cell, from the space alone) was already proposed is redrawn, up to
+``max_tries`` draws. With ``replay_duplicates`` the redrawn duplicates also enter the update
+with the reward their earlier trial already earned (no new evaluation).
+
+Defaults follow ENAS where its values suit a budget of ~100 evaluations (LSTM size 64, uniform
+init in [-0.1, 0.1], Adam, entropy bonus); the learning rate, batch size and baseline decay are
+set for that budget (ENAS: lr 0.00035, baseline decay 0.999 over 10^4+ samples), and every knob
+can be set in ``strategy.options``.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .sample_strategy import Record, Reward, SampleStrategy, parse_options
+
+
+@dataclass
+class ControllerOptions:
+    hidden: int = 64  # LSTM size (ENAS: 64; Zoph & Le: 35)
+    layers: int = 1  # stacked LSTM cells (ENAS: 1; Zoph & Le: 2)
+    lr: float = 0.05  # Adam learning rate
+    batch_size: int = 5  # trials per policy update (M)
+    update_steps: int = 1  # Adam steps per batch
+    baseline_decay: float = 0.9  # EMA of rewards
+    entropy_weight: float = 0.0001  # ENAS
+    temperature: float | None = None  # logits / temperature (ENAS: 5.0 for macro search)
+    tanh_constant: float | None = 1.5  # C * tanh(logits) (ENAS: 2.5 macro, 1.1 micro)
+    normalize: bool = True  # divide advantages by the std of the rewards seen
+    init_range: float = 0.1  # uniform init of every weight (ENAS)
+    grad_clip: float | None = None
+    invalid_reward: float | None = None  # None: the lowest reward seen so far (0 before any)
+    dedup: bool = True
+    replay_duplicates: bool = False
+    max_tries: int = 64
+    max_lag: int = 4
+    reward: str | None = None  # multi-objective: mnasnet or weighted (see sample_strategy.Reward)
+    reward_target: float | None = None
+    reward_exponent: float = -0.07
+    reward_weights: list | None = None
+
+    def check(self) -> None:
+        for name in ("hidden", "layers", "batch_size", "update_steps", "max_tries", "max_lag"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.baseline_decay < 1:
+            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 or null, got {self.temperature}")
+        if self.tanh_constant is not None and not self.tanh_constant > 0:
+            raise ValueError(f"tanh_constant must be > 0 or null, got {self.tanh_constant}")
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Policy maths on one thread: bitwise-reproducible across processes, and it leaves the
+    trial's own thread setting alone."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _build_policy(decisions, o: ControllerOptions, seed: int):
+    import torch
+    from torch import nn
+
+    class Policy(nn.Module):
+        """LSTM over the decision sequence; one embedding table and one head per decision."""
+
+        def __init__(self):
+            super().__init__()
+            H = o.hidden
+            self.go = nn.Parameter(torch.zeros(1, H))  # the first step's input
+            self.cells = nn.ModuleList(nn.LSTMCell(H, H) for _ in range(o.layers))
+            self.embed = nn.ModuleList(nn.Embedding(d.n, H) for d in decisions)
+            self.heads = nn.ModuleList(nn.Linear(H, d.n, bias=False) for d in decisions)
+
+        def logits(self, i: int, h: torch.Tensor) -> torch.Tensor:  # (B, H) -> (B, n_i)
+            z = self.heads[i](h)
+            if o.temperature:
+                z = z / o.temperature
+            if o.tanh_constant:
+                z = o.tanh_constant * torch.tanh(z)
+            return z
+
+        def step(self, x, state):  # x (B, H); state: per layer (h, c), each (B, H)
+            new = []
+            for cell, (h, c) in zip(self.cells, state):
+                h, c = cell(x, (h, c))
+                new.append((h, c))
+                x = h
+            return x, new
+
+    gen = torch.Generator().manual_seed(seed)
+    policy = Policy()
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.copy_(torch.rand(p.shape, generator=gen) * 2 * o.init_range - o.init_range)
+    return policy
+
+
+class ControllerSampler(SampleStrategy):
+    """``ControllerSampler(space, seed, directions, **options)``; options as `ControllerOptions`."""
+
+    def __init__(self, space, seed: int = 0, directions=("maximize",), **options: Any):
+        self.options = parse_options(ControllerOptions, options, "strategy.options")
+        o = self.options
+        reward = Reward.create(o.reward, directions, o.reward_target, o.reward_exponent, o.reward_weights)
+        super().__init__(space, seed, directions, reward)
+        self._state: dict[str, Any] | None = None
+
+    def reset(self) -> None:
+        self._state = None
+
+    # -- the policy state, replayed batch by batch ----------------------------------------
+    def _fresh_state(self) -> dict[str, Any]:
+        import torch
+
+        policy = _build_policy(self.decisions, self.options, self.seed)
+        return {"policy": policy, "opt": torch.optim.Adam(policy.parameters(), lr=self.options.lr),
+                "batches": 0, "baseline": None, "n": 0, "mean": 0.0, "m2": 0.0, "min": None}
+
+    def policy_state(self, history: list[Record], number: int) -> dict[str, Any]:
+        """The policy after every batch that lies entirely below trial ``number``."""
+        o = self.options
+        if self._state is None:
+            self._state = self._fresh_state()
+        st = self._state
+        by_number = {r.number: r for r in history}
+        while True:
+            lo, hi = st["batches"] * o.batch_size, (st["batches"] + 1) * o.batch_size
+            if hi > number:
+                break
+            recs = [by_number.get(n) for n in range(lo, hi)]
+            if not all(r is not None and r.finished for r in recs) and number < hi + o.max_lag * o.batch_size:
+                break  # wait for the batch's running trials
+            self._update(st, [r for r in recs if r is not None and r.finished], by_number)
+            st["batches"] += 1
+        return st
+
+    def _episodes(self, st, recs: list[Record], by_key: dict[str, float]) -> list[tuple[dict, float | None]]:
+        """(sample, reward) pairs of a batch; reward None means 'the invalid penalty'."""
+        eps: list[tuple[dict, float | None]] = []
+        for r in recs:
+            for bad in r.extra.get("rejected", []) or []:
+                eps.append((bad, None))
+            if self.options.replay_duplicates:
+                for dup in r.extra.get("duplicates", []) or []:
+                    score = by_key.get(self.seen_key(dup))
+                    if score is not None:
+                        eps.append((dup, score))
+            if r.sample is None:
+                continue
+            if r.score is not None:
+                eps.append((r.sample, r.score))
+            elif r.state.name == "FAIL":
+                eps.append((r.sample, None))
+            # PRUNED without a reported value: no information, skipped
+        return eps
+
+    def _update(self, st, recs: list[Record], by_number: dict[int, Record]) -> None:
+        import torch
+
+        o = self.options
+        by_key = {}
+        if o.replay_duplicates:
+            by_key = {r.key: r.score for r in sorted(by_number.values(), key=lambda r: r.number)
+                      if r.key is not None and r.score is not None and r.number < (st["batches"] + 1) * o.batch_size}
+        eps = self._episodes(st, recs, by_key)
+        if not eps:
+            return
+        # running reward statistics (Welford) over real rewards, in replay order
+        for _, rew in eps:
+            if rew is not None:
+                st["n"] += 1
+                d = rew - st["mean"]
+                st["mean"] += d / st["n"]
+                st["m2"] += d * (rew - st["mean"])
+                st["min"] = rew if st["min"] is None else min(st["min"], rew)
+        penalty = o.invalid_reward if o.invalid_reward is not None else (st["min"] if st["min"] is not None else 0.0)
+        rewards = [penalty if rew is None else rew for _, rew in eps]
+        if st["baseline"] is None:
+            st["baseline"] = sum(rewards) / len(rewards)
+        adv = [rw - st["baseline"] for rw in rewards]
+        if o.normalize:
+            std = math.sqrt(st["m2"] / (st["n"] - 1)) if st["n"] > 1 else 0.0
+            adv = [a / (std + 1e-8) if std > 0 else a for a in adv]
+        for rw in rewards:
+            st["baseline"] = o.baseline_decay * st["baseline"] + (1 - o.baseline_decay) * rw
+        idx = [[self.index(i, s[d.label]) if d.label in s else -1 for i, d in enumerate(self.decisions)]
+               for s, _ in eps]
+        with _one_thread():
+            a = torch.tensor(adv, dtype=torch.float32)
+            for _ in range(o.update_steps):
+                logp, ent = self._log_prob(st["policy"], idx)
+                loss = -(a * logp).mean() - o.entropy_weight * ent.mean()
+                st["opt"].zero_grad()
+                loss.backward()
+                if o.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(st["policy"].parameters(), o.grad_clip)
+                st["opt"].step()
+
+    def _log_prob(self, policy, idx: list[list[int]]):
+        """Log-probability and entropy of each given sample (decision indices, -1 = inactive)."""
+        import torch
+
+        B, H = len(idx), self.options.hidden
+        choice = torch.tensor(idx, dtype=torch.long)  # (B, D)
+        state = [(torch.zeros(B, H), torch.zeros(B, H)) for _ in range(self.options.layers)]
+        x = policy.go.expand(B, H)
+        logp = torch.zeros(B)
+        ent = torch.zeros(B)
+        for i in range(len(self.decisions)):
+            active = choice[:, i] >= 0  # (B,)
+            if not bool(active.any()):
+                continue
+            out, new = policy.step(x, state)
+            lp = torch.log_softmax(policy.logits(i, out), dim=-1)  # (B, n_i)
+            c = choice[:, i].clamp(min=0)
+            logp = logp + torch.where(active, lp.gather(1, c[:, None])[:, 0], torch.zeros(B))
+            ent = ent + torch.where(active, -(lp.exp() * lp).sum(-1), torch.zeros(B))
+            m = active[:, None].float()
+            state = [(m * h2 + (1 - m) * h1, m * c2 + (1 - m) * c1) for (h1, c1), (h2, c2) in zip(state, new)]
+            x = m * policy.embed[i](c) + (1 - m) * x
+        return logp, ent
+
+    # -- sampling -------------------------------------------------------------------------
+    def _draw(self, policy, rng, count: int) -> list[dict[str, Any]]:
+        """``count`` samples from the policy (rows are independent; choices use ``rng``)."""
+        import torch
+
+        H = self.options.hidden
+        samples: list[dict[str, Any]] = [{} for _ in range(count)]
+        with torch.no_grad(), _one_thread():
+            state = [(torch.zeros(count, H), torch.zeros(count, H)) for _ in range(self.options.layers)]
+            x = policy.go.expand(count, H)
+            for i, d in enumerate(self.decisions):
+                act = [d.dim.is_active(s) for s in samples]
+                if not any(act):
+                    continue
+                out, new = policy.step(x, state)
+                probs = torch.softmax(policy.logits(i, out), dim=-1).tolist()  # (count, n_i)
+                picks = []
+                for row, s in enumerate(samples):
+                    if not act[row]:
+                        picks.append(0)
+                        continue
+                    u, acc, k = rng.random(), 0.0, d.n - 1
+                    for j, pj in enumerate(probs[row]):
+                        acc += pj
+                        if u < acc:
+                            k = j
+                            break
+                    s[d.label] = d.choices[k]
+                    picks.append(k)
+                m = torch.tensor(act, dtype=torch.float32)[:, None]
+                state = [(m * h2 + (1 - m) * h1, m * c2 + (1 - m) * c1) for (h1, c1), (h2, c2) in zip(state, new)]
+                x = m * policy.embed[i](torch.tensor(picks)) + (1 - m) * x
+        return samples
+
+    def propose(self, history: list[Record], number: int) -> dict[str, Any]:
+        o = self.options
+        st = self.policy_state(history, number)
+        seen = {r.key for r in history if r.key is not None} if o.dedup else set()
+        rng = self.rng(number)
+        rejected: list[dict] = []
+        duplicates: list[dict] = []
+        chosen = None
+        draws = 0
+        chunk = min(16, o.max_tries)
+        while chosen is None and draws < o.max_tries:
+            for s in self._draw(st["policy"], rng, chunk):
+                draws += 1
+                if not self.is_valid(s):
+                    if len(rejected) < 8:
+                        rejected.append(s)
+                    continue
+                if o.dedup and self.seen_key(s) in seen:
+                    if len(duplicates) < 8:
+                        duplicates.append(s)
+                    continue
+                chosen = s
+                break
+        if chosen is None:  # everything drawn was seen or invalid: a valid duplicate, else the last draw
+            chosen = duplicates[0] if duplicates else s
+            duplicates = duplicates[1:]
+        self._extra = {"rejected": rejected, "duplicates": duplicates}
+        return chosen
+
+    def _sample_for(self, study, trial):
+        cached = self._samples.get(trial._trial_id)
+        if cached is not None or trial.system_attrs.get("nasforge:sample") is not None:
+            return super()._sample_for(study, trial)
+        self._extra = {}
+        sample = super()._sample_for(study, trial)
+        for name, value in self._extra.items():
+            if value:
+                self.set_trial_attr(study, trial, name, value)
+        return sample

@@ -1,0 +1,91 @@
+"""Regularized (aging) evolution as an Optuna sampler (Real et al., "Regularized Evolution for
+Image Classifier Architecture Search", AAAI 2019).
+
+The population is the ``population`` most recently *scored* trials (by trial number): aging, not
+killing the worst, is what regularizes the search. Until that many trials have scores, samples
+are drawn uniformly at random. Then each new trial: draw ``sample_size`` members at random (a
+tournament), take the best, and mutate ONE active decision to a different value (decisions that
+become active are drawn at random, inactive ones are dropped).
+
+Fair de-duplication (``dedup``): a child whose key (NAS-Bench-201: its canonical, isomorphism-
+free form, computed from the space alone) was already proposed in this study is re-mutated, up
+to ``max_tries`` times, then a random unseen sample is tried, and only then is a duplicate
+accepted. Invalid samples (``space.validate`` raises) are treated the same way: never proposed
+while an alternative exists.
+
+Treatment of outcomes: COMPLETE trials join the population with their reward; PRUNED trials join
+with the reward of their last reported value; FAILED trials never join (the aging window just
+moves on). Every proposal is a deterministic function of the seed, the trial number and the
+trials with smaller numbers (see `SampleStrategy`), so resumed and multi-worker sweeps agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .sample_strategy import Record, Reward, SampleStrategy, parse_options
+
+
+@dataclass
+class EvolutionOptions:
+    population: int = 10  # P: NAS-Bench-201's REA setting (Real et al. use 100 at 20k models)
+    sample_size: int = 10  # S: tournament size; S = P at 100 evaluations (a greedy regime); S < P explores more
+    dedup: bool = True
+    max_tries: int = 50
+    reward: str | None = None  # multi-objective: mnasnet or weighted (see sample_strategy.Reward)
+    reward_target: float | None = None
+    reward_exponent: float = -0.07
+    reward_weights: list | None = None
+
+    def check(self) -> None:
+        if self.population < 2:
+            raise ValueError(f"population must be >= 2, got {self.population}")
+        if not 1 <= self.sample_size <= self.population:
+            raise ValueError(f"sample_size must be in [1, population={self.population}], got {self.sample_size}")
+        if self.max_tries < 1:
+            raise ValueError(f"max_tries must be >= 1, got {self.max_tries}")
+
+
+class EvolutionSampler(SampleStrategy):
+    """``EvolutionSampler(space, seed, directions, **options)``; options as `EvolutionOptions`."""
+
+    def __init__(self, space, seed: int = 0, directions=("maximize",), **options: Any):
+        self.options = parse_options(EvolutionOptions, options, "strategy.options")
+        o = self.options
+        reward = Reward.create(o.reward, directions, o.reward_target, o.reward_exponent, o.reward_weights)
+        super().__init__(space, seed, directions, reward)
+
+    def propose(self, history: list[Record], number: int) -> dict[str, Any]:
+        o = self.options
+        seen = {r.key for r in history if r.key is not None} if o.dedup else set()
+        scored = [r for r in history if r.score is not None and r.sample is not None]
+        rng = self.rng(number)
+        if len(scored) >= o.population:
+            population = scored[-o.population:]
+            for _ in range(o.max_tries):
+                contenders = rng.sample(population, o.sample_size)
+                parent = max(contenders, key=lambda r: (r.score, r.number))
+                child = self.mutate(parent.sample, rng)
+                if self._fresh(child, seen):
+                    return child
+        for _ in range(o.max_tries):
+            child = self.random_sample(rng)
+            if self._fresh(child, seen):
+                return child
+        return child
+
+    def mutate(self, sample: dict[str, Any], rng) -> dict[str, Any]:
+        """Change one active decision (with more than one choice) to a different value."""
+        active = [i for i, d in enumerate(self.decisions) if d.label in sample and d.n > 1]
+        if not active:
+            return dict(sample)
+        d = self.decisions[active[rng.randrange(len(active))]]
+        others = [c for c in d.choices if c != sample[d.label]]
+        child = dict(sample)
+        child[d.label] = others[rng.randrange(len(others))]
+        return self.complete(child, rng)
+
+    def _fresh(self, sample: dict[str, Any], seen: set) -> bool:
+        if not self.is_valid(sample):
+            return False
+        return not self.options.dedup or self.seen_key(sample) not in seen

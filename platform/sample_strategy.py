@@ -1,0 +1,329 @@
+"""`SampleStrategy`: the base of our own strategies (RL controller, regularized evolution) as
+Optuna samplers that propose a *whole sample* per trial.
+
+Call order (what Optuna does, and what this class adds):
+
+1. Optuna creates trial n; the objective calls ``space.suggest(trial)``, which asks for one
+   parameter after another through `sample_independent`.
+2. At the first ask for trial n, `SampleStrategy` reads the trials in storage (`History`: for
+   each trial its sample, state and scalar score), calls the subclass's
+   ``propose(history, number)`` once, stores the sample in the trial's system attribute
+   ``nasforge:sample`` (so another process - a DDP rank, a second worker - sees the same one)
+   and caches it by trial id. Every ask then returns that sample's value (for a ``Float``
+   dimension, the grid value the strategy chose).
+3. A parameter the sample does not cover (a space the strategy was not built for) falls back to
+   Optuna's `RandomSampler` with the same seed.
+
+A proposal must be a deterministic function of the seed, the trial number and the trials with
+smaller numbers in storage; randomness comes from ``self.rng(number, salt)``, never from a
+running generator. So a resumed sweep, or a second worker, proposes what an uninterrupted
+one would. Strategies see samples and scores only; never networks, trainers or tables.
+
+Scores: `Reward` turns a trial's objective values into one number to maximize (the value, or its
+negation for ``minimize``; multi-objective sweeps declare a reward: MnasNet's
+``acc * (cost / target) ** w`` or a weighted sum). A PRUNED trial scores its last reported
+intermediate value; a FAILED trial has no score (each strategy says what it does with it).
+De-duplication: ``self.seen_key(sample)`` is the space's ``canonical_key`` when it has one
+(NAS-Bench-201's isomorphic cells map to one key), else ``space.key``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import typing
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from nasforge.search_spaces import SampleValidationError, Space
+
+from .errors import ConfigError
+
+SAMPLE_ATTR = "nasforge:sample"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+# ----------------------------------------------------------------------------- options
+def parse_options(cls: type, options: Mapping[str, Any] | None, where: str) -> Any:
+    """Build the options dataclass ``cls`` from a sweep file's ``strategy.options``; an unknown
+    option or a value of the wrong type raises ConfigError naming it and the valid ones."""
+    options = dict(options or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in options:
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown option {key!r}; valid options: {', '.join(fields)}")
+    kwargs = {}
+    for key, value in options.items():
+        tp = hints[key]
+        allowed = typing.get_args(tp) or (tp,)
+        ok = False
+        for a in allowed:
+            if a is type(None) and value is None:
+                ok = True
+            elif a is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+                value, ok = float(value), True
+            elif a is int and isinstance(value, int) and not isinstance(value, bool):
+                ok = True
+            elif a in (bool, str) and isinstance(value, a):
+                ok = True
+            elif typing.get_origin(a) is list and isinstance(value, list):
+                ok = True
+            if ok:
+                break
+        if not ok:
+            names = " or ".join(getattr(a, "__name__", str(a)) for a in allowed).replace("NoneType", "null")
+            raise ConfigError(f"{where}.{key}: expected {names}, got {value!r}")
+        kwargs[key] = value
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return obj
+
+
+REWARDS = ("objective", "mnasnet", "weighted")
+
+
+@dataclass
+class Reward:
+    """One number to maximize from a trial's objective values.
+
+    * ``objective`` (single-objective sweeps): the value, negated when minimized;
+    * ``mnasnet`` (Tan et al., CVPR 2019): ``v0 * (v1 / target) ** w`` with v0 the quality
+      objective (accuracy) and v1 the cost (latency, FLOPs, params); w = -0.07 by default;
+    * ``weighted``: ``sum(weights[i] * sign_i * v_i)``, sign_i = -1 for minimized objectives.
+    """
+
+    kind: str
+    directions: tuple[str, ...]
+    target: float | None = None
+    exponent: float = -0.07
+    weights: tuple[float, ...] | None = None
+
+    @classmethod
+    def create(cls, kind: str | None, directions: Sequence[str], target=None, exponent=-0.07, weights=None,
+               where: str = "strategy.options") -> "Reward":
+        directions = tuple(directions)
+        kind = kind or ("objective" if len(directions) == 1 else None)
+        if kind is None:
+            raise ConfigError(f"{where}.reward: a multi-objective sweep must declare its reward "
+                              f"(one of {', '.join(REWARDS[1:])}), e.g. reward: mnasnet, reward_target: 3.0e6")
+        if kind not in REWARDS:
+            raise ConfigError(f"{where}.reward: unknown reward {kind!r}; valid: {', '.join(REWARDS)}")
+        if kind == "objective" and len(directions) != 1:
+            raise ConfigError(f"{where}.reward: 'objective' needs one objective; this sweep has "
+                              f"{len(directions)}: use mnasnet or weighted")
+        if kind == "mnasnet":
+            if len(directions) != 2:
+                raise ConfigError(f"{where}.reward: mnasnet needs two objectives (quality, cost), got {len(directions)}")
+            if target is None or target <= 0:
+                raise ConfigError(f"{where}.reward_target: mnasnet needs a positive cost target")
+        if kind == "weighted":
+            if weights is None or len(weights) != len(directions):
+                raise ConfigError(f"{where}.reward_weights: give one weight per objective ({len(directions)})")
+            weights = tuple(float(w) for w in weights)
+        return cls(kind, directions, target, float(exponent), weights)
+
+    def __call__(self, values: Sequence[float]) -> float:
+        if self.kind == "objective":
+            v = float(values[0])
+            return v if self.directions[0] == "maximize" else -v
+        if self.kind == "mnasnet":
+            quality, cost = float(values[0]), float(values[1])
+            quality = quality if self.directions[0] == "maximize" else -quality
+            return quality * (max(cost, 1e-12) / self.target) ** self.exponent
+        return sum(w * (v if d == "maximize" else -v) for w, v, d in zip(self.weights, values, self.directions))
+
+
+# ----------------------------------------------------------------------------- history
+@dataclass(frozen=True)
+class Record:
+    """What a strategy may know of one trial: its sample, state and score."""
+
+    number: int
+    sample: dict[str, Any] | None  # None: the trial's params do not form a sample of the space
+    state: TrialState
+    score: float | None  # COMPLETE: reward; PRUNED: reward of the last intermediate value; else None
+    key: str | None  # the de-duplication key of the sample
+    extra: Mapping[str, Any]  # the trial's nasforge system attributes (e.g. rejected samples)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+class SampleStrategy(BaseSampler):
+    """Base class: subclasses implement ``propose(history, number) -> sample`` (see above)."""
+
+    def __init__(self, space: Space, seed: int = 0, directions: Sequence[str] = ("maximize",),
+                 reward: Reward | None = None):
+        self.space = space
+        self.seed = int(seed)
+        self.directions = tuple(directions)
+        self.reward = reward or Reward.create(None, self.directions)
+        self.decisions = space.decisions()
+        self._fallback = RandomSampler(seed=self.seed)
+        self._samples: dict[int, dict[str, Any]] = {}  # trial id -> sample
+        self._records: dict[int, Record] = {}  # trial number -> finished record (never changes)
+        self._study_key: Any = None
+        self._canonical = getattr(space, "canonical_key", None)
+
+    # -- for subclasses ------------------------------------------------------------------
+    def propose(self, history: list[Record], number: int) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def rng(self, number: int, salt: Any = 0) -> random.Random:
+        """A generator that depends on the seed, the trial number and ``salt`` only."""
+        return random.Random(f"{type(self).__name__}:{self.seed}:{number}:{salt}")
+
+    def seen_key(self, sample: Mapping[str, Any]) -> str:
+        return self._canonical(sample) if self._canonical is not None else self.space.key(sample)
+
+    def is_valid(self, sample: Mapping[str, Any]) -> bool:
+        try:
+            self.space.validate(sample)
+            return True
+        except SampleValidationError:
+            return False
+
+    def random_sample(self, rng: random.Random) -> dict[str, Any]:
+        """Uniform over each active decision, in declaration order."""
+        sample: dict[str, Any] = {}
+        for d in self.decisions:
+            if d.dim.is_active(sample):
+                sample[d.label] = d.choices[rng.randrange(d.n)]
+        return sample
+
+    def complete(self, sample: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+        """Drop values of decisions that are inactive and draw the missing active ones."""
+        out: dict[str, Any] = {}
+        for d in self.decisions:
+            if d.dim.is_active(out):
+                out[d.label] = sample[d.label] if d.label in sample else d.choices[rng.randrange(d.n)]
+        return out
+
+    def set_trial_attr(self, study, trial: FrozenTrial, name: str, value: Any) -> None:
+        study._storage.set_trial_system_attr(trial._trial_id, f"nasforge:{name}", value)
+
+    # -- Optuna's interface ----------------------------------------------------------------
+    def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
+        return {}
+
+    def reseed_rng(self) -> None:  # proposals never use a running generator
+        self._fallback.reseed_rng()
+
+    def sample_independent(self, study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        sample = self._sample_for(study, trial)
+        if param_name not in sample:
+            return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+        value = sample[param_name]
+        if isinstance(param_distribution, CategoricalDistribution):
+            if value in param_distribution.choices:
+                return value
+        elif isinstance(param_distribution, (FloatDistribution, IntDistribution)):
+            if isinstance(value, (int, float)) and param_distribution.low <= value <= param_distribution.high:
+                return int(value) if isinstance(param_distribution, IntDistribution) else float(value)
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def _sample_for(self, study, trial: FrozenTrial) -> dict[str, Any]:
+        cached = self._samples.get(trial._trial_id)
+        if cached is not None:
+            return cached
+        stored = trial.system_attrs.get(SAMPLE_ATTR)
+        if stored is None:
+            history = self.history(study, trial.number)
+            sample = dict(self.propose(history, trial.number))
+            study._storage.set_trial_system_attr(trial._trial_id, SAMPLE_ATTR, sample)
+        else:
+            sample = dict(stored)
+        if len(self._samples) > 10000:
+            self._samples.clear()
+        self._samples[trial._trial_id] = sample
+        return sample
+
+    # -- reading storage -----------------------------------------------------------------
+    def history(self, study, before: int) -> list[Record]:
+        """Records of the study's trials numbered below ``before``, by number. Finished records are
+        cached (a finished trial never changes); running ones are re-read every time."""
+        study_key = (id(study._storage), study._study_id)
+        if study_key != self._study_key:
+            self._study_key = study_key
+            self._records = {}
+            self.reset()
+        out: list[Record] = []
+        for t in study.get_trials(deepcopy=False):
+            if t.number >= before:
+                continue
+            rec = self._records.get(t.number)
+            if rec is None:
+                rec = self._record(t)
+                if rec.finished:
+                    self._records[t.number] = rec
+            out.append(rec)
+        out.sort(key=lambda r: r.number)
+        return out
+
+    def reset(self) -> None:
+        """Forget state derived from another study (subclasses extend)."""
+
+    def _record(self, t: FrozenTrial) -> Record:
+        sample = t.system_attrs.get(SAMPLE_ATTR)
+        if sample is None:
+            sample = self._sample_from_params(t.params)
+        key = None
+        if sample is not None:
+            try:
+                key = self.seen_key(sample)
+            except SampleValidationError:
+                key = json.dumps(sample, sort_keys=True)
+        score = None
+        if t.state == TrialState.COMPLETE and t.values is not None:
+            score = self.reward(t.values)
+        elif t.state == TrialState.PRUNED and t.intermediate_values and len(self.directions) == 1:
+            last = t.intermediate_values[max(t.intermediate_values)]
+            score = self.reward([last]) if math.isfinite(last) else None
+        if score is not None and not math.isfinite(score):
+            score = None
+        extra = {k[len("nasforge:"):]: v for k, v in t.system_attrs.items()
+                 if k.startswith("nasforge:") and k != SAMPLE_ATTR}
+        return Record(t.number, dict(sample) if sample else None, t.state, score, key, extra)
+
+    def _sample_from_params(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A sample from another strategy's trial: each value snapped to the decision's grid."""
+        sample: dict[str, Any] = {}
+        for d in self.decisions:
+            if not d.dim.is_active(sample):
+                continue
+            if d.label not in params:
+                return None
+            v = params[d.label]
+            if v not in d.choices:
+                try:
+                    v = min(d.choices, key=lambda c: abs(float(c) - float(v)))
+                except (TypeError, ValueError):
+                    return None
+            sample[d.label] = v
+        return sample
+
+    def index(self, decision_pos: int, value: Any) -> int:
+        return self.decisions[decision_pos].choices.index(value)
+
+
+def log_warning_once(msg: str, _seen: set = set()) -> None:  # noqa: B006 - a module-level memo
+    if msg not in _seen:
+        _seen.add(msg)
+        optuna.logging.get_logger("nasforge").warning(msg)
