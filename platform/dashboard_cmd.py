@@ -1,0 +1,43 @@
+"""`nasforge dashboard NAME`: optuna-dashboard over a sweep's storage (see `dashboard`)."""
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "dashboard", help="serve optuna-dashboard over a sweep's study (live while it runs)",
+        description="Serve optuna-dashboard over the sweep's storage, with each trial's architecture "
+                    "diagram and checkpoint attached as Optuna artifacts. Stops with Ctrl-C.",
+    )
+    p.add_argument("name", help="sweep name")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    p.add_argument("--root", default="runs", help="folder holding the sweeps' run folders (default: runs)")
+    p.add_argument("--storage", default=None, metavar="URL", help="the study's storage URL, if not the recorded one")
+    p.add_argument("--no-attach", action="store_true",
+                   help="do not attach finished trials' diagrams and checkpoints that are not attached yet")
+    p.set_defaults(func=_dashboard)
+
+
+def _dashboard(args) -> int:
+    import socket
+
+    from .dashboard import attach_missing_artifacts, serve
+    from .errors import UsageError
+    from .run_folder import open_run
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port: {args.port} is not a TCP port (1-65535)")
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as s:
+        try:
+            s.bind((args.host, args.port))
+        except OSError as e:
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror} (choose another --port)") from None
+    run = open_run(args.name, args.root, args.storage)
+    attached = 0 if args.no_attach else attach_missing_artifacts(run)
+    n = len(run.study.get_trials(deepcopy=False))
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"dashboard for sweep {args.name!r} ({n} trials, storage {run.storage_url})"
+          + (f"; attached {attached} trial files as artifacts" if attached else ""))
+    print(f"serving on http://{host}:{args.port}/dashboard/ (Ctrl-C stops it)", flush=True)
+    serve(run, args.host, args.port)
+    return 0

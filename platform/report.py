@@ -1,0 +1,271 @@
+"""The sweep report: one self-contained HTML page that opens with no network.
+
+`write_report(name, out, root, storage)` reads a sweep back (`run_folder.open_run`) and writes
+a single file holding: a summary (task, space, strategy, objectives, trial counts, best trial),
+the leaderboard (`leaderboard.leaderboard_rows`: rank, state, objectives, parameters, FLOPs,
+time, the sample, the other validation metrics), and Optuna's plotly figures
+(`optuna.visualization`): optimization history, parameter importances, parallel coordinates,
+intermediate values (or, when the trials reported none, the per-epoch ``history`` the runner
+recorded) and, for multi-objective sweeps, the Pareto front; last, the architecture diagrams
+(every ``*.png`` in the top trials' folders). plotly.js is inlined once and images are data
+URIs, so the page needs nothing but the file. A figure that cannot be drawn (too few trials,
+importances with one completed trial) leaves a one-line note instead of failing the report.
+
+`sweep_figures(study, cfg)` is shared with the W&B sweep summary (`sweep_summary`).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import glob
+import html
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+TOP_DIAGRAMS = 3
+
+
+@dataclass
+class Figure:
+    key: str  # stable id, e.g. "history"
+    title: str
+    fig: Any = None  # a plotly Figure, or None with a note
+    note: str = ""
+
+
+def _complete(study):
+    return [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.values is not None]
+
+
+def _history_figure(study, cfg):
+    """Per-epoch curves of the first objective from the ``history`` user attr (the runner's
+    MetricHistory), for sweeps whose trials reported nothing to Optuna."""
+    import plotly.graph_objects as go
+
+    metric = cfg.objectives[0].metric
+    fig = go.Figure()
+    for t in study.get_trials(deepcopy=False):
+        hist = t.user_attrs.get("history") or []
+        pts = [(r.get("epoch", i), r[metric]) for i, r in enumerate(hist) if isinstance(r, dict) and metric in r]
+        if pts:
+            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                                     name=f"trial {t.number}"))
+    if not fig.data:
+        return None
+    fig.update_layout(title=f"{metric} per epoch", xaxis_title="epoch", yaxis_title=metric)
+    return fig
+
+
+def sweep_figures(study, cfg) -> list[Figure]:
+    """The report's plots, each a plotly figure or a note saying why it is absent."""
+    import optuna.visualization as vis
+
+    names = [o.metric for o in cfg.objectives]
+    complete = _complete(study)
+    multi = len(names) > 1
+    out: list[Figure] = []
+
+    def attempt(key, title, make, need=1):
+        if len(complete) < need:
+            out.append(Figure(key, title, None, f"needs at least {need} completed trial{'s' * (need > 1)}; "
+                                                f"this sweep has {len(complete)}"))
+            return
+        try:
+            fig = make()
+            fig.update_layout(title=title)
+            out.append(Figure(key, title, fig))
+        except Exception as e:  # a plot must never cost the report
+            out.append(Figure(key, title, None, f"could not be drawn: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+
+    if multi:
+        for i, m in enumerate(names):
+            attempt(f"history{i}", f"Optimization history: {m}",
+                    lambda i=i, m=m: vis.plot_optimization_history(study, target=lambda t: t.values[i], target_name=m))
+        if len(names) <= 3:
+            attempt("pareto", "Pareto front", lambda: vis.plot_pareto_front(study, target_names=names))
+        attempt("importance", f"Parameter importances for {names[0]}",
+                lambda: vis.plot_param_importances(study, target=lambda t: t.values[0], target_name=names[0]), need=2)
+        attempt("parallel", f"Parallel coordinates: {names[0]}",
+                lambda: vis.plot_parallel_coordinate(study, target=lambda t: t.values[0], target_name=names[0]))
+    else:
+        attempt("history", f"Optimization history: {names[0]}",
+                lambda: vis.plot_optimization_history(study, target_name=names[0]))
+        attempt("importance", f"Parameter importances for {names[0]}",
+                lambda: vis.plot_param_importances(study, target_name=names[0]), need=2)
+        attempt("parallel", f"Parallel coordinates: {names[0]}",
+                lambda: vis.plot_parallel_coordinate(study, target_name=names[0]))
+    has_intermediate = any(t.intermediate_values for t in study.get_trials(deepcopy=False))
+    if has_intermediate:
+        attempt("intermediate", f"Intermediate values: {names[0]} per epoch",
+                lambda: vis.plot_intermediate_values(study), need=0)
+    else:
+        fig = _history_figure(study, cfg)
+        if fig is not None:
+            fig.update_layout(title=f"Learning curves: {names[0]} per epoch")
+            out.append(Figure("intermediate", f"Learning curves: {names[0]} per epoch", fig))
+        else:
+            out.append(Figure("intermediate", "Intermediate values", None,
+                              "no trial reported per-epoch values (the pruner is off and no history was recorded)"))
+    return out
+
+
+def trial_images(trial) -> list[str]:
+    """PNG files a trial left in its folder (architecture diagrams, overlays)."""
+    files = [f for f in trial.user_attrs.get("diagrams") or [] if f.endswith(".png") and os.path.exists(f)]
+    d = trial.user_attrs.get("trial_dir")
+    if d and os.path.isdir(d):
+        files += [f for f in sorted(glob.glob(os.path.join(d, "*.png"))) if f not in files]
+    return files
+
+
+def _data_uri(path: str) -> str:
+    with open(path, "rb") as f:
+        return "data:image/png;base64," + base64.b64encode(f.read()).decode("ascii")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _leaderboard_html(study, cfg) -> str:
+    from .leaderboard import leaderboard_rows
+
+    rows = leaderboard_rows(study, cfg)
+    names = [o.metric for o in cfg.objectives]
+    arrows = {o.metric: "↑" if o.direction == "maximize" else "↓" for o in cfg.objectives}
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    extra = sorted({k for r in rows for k in (by_number[r["trial"]].user_attrs.get("metrics") or {})
+                    if k.startswith("val/") and k not in names})
+    head = (["front" if cfg.multi_objective else "rank", "trial", "state"]
+            + [f"{m} {arrows[m]}" for m in names] + ["params", "MFLOPs", "time s"] + extra + ["sample", "note"])
+    out = ["<table class='lb'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for r in rows:
+        m = by_number[r["trial"]].user_attrs.get("metrics") or {}
+        sample = "<br>".join(f"{html.escape(k)} = {html.escape(_fmt(v))}" for k, v in (r["sample"] or {}).items())
+        cells = ([_fmt(r["rank"]), str(r["trial"]), f"<span class='st {r['state']}'>{r['state']}</span>"]
+                 + [_fmt(r[n]) for n in names]
+                 + [_fmt(int(r["cost/params"])) if r["cost/params"] is not None else "",
+                    f"{r['cost/flops'] / 1e6:.3g}" if r["cost/flops"] is not None else "",
+                    f"{r['seconds']:.1f}" if r["seconds"] is not None else ""]
+                 + [_fmt(m.get(k)) for k in extra])
+        cells = [c if c.startswith("<span") else html.escape(c) for c in cells]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
+                   + f"<td class='sample'>{sample}</td><td>{html.escape(str(r['note'] or ''))}</td></tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _summary_html(run, study) -> str:
+    cfg = run.cfg
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    objectives = ", ".join(f"{o.direction} {o.metric}" for o in cfg.objectives)
+    items = [
+        ("task", f"{cfg.task.name} on {cfg.task.data.name}"),
+        ("space", " + ".join(p.name for p in cfg.space)),
+        ("strategy", cfg.strategy.name), ("pruner", cfg.pruner.name), ("objectives", objectives),
+        ("trials", ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none"),
+        ("storage", run.storage_url), ("run folder", run.run_dir),
+    ]
+    complete = _complete(study)
+    if complete and not cfg.multi_objective:
+        b = study.best_trial
+        items.append(("best", f"trial {b.number}: {cfg.objectives[0].metric} = {b.value:.4g}"))
+    elif complete:
+        items.append(("Pareto front", ", ".join(f"trial {t.number}" for t in study.best_trials)))
+    return "<dl class='summary'>" + "".join(
+        f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items) + "</dl>"
+
+
+def _diagrams_html(study, cfg) -> str:
+    from .leaderboard import leaderboard_rows
+
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    top = [r for r in leaderboard_rows(study, cfg, include_unfinished=False)][:TOP_DIAGRAMS]
+    blocks = []
+    for r in top:
+        t = by_number[r["trial"]]
+        imgs = trial_images(t)
+        score = ", ".join(f"{o.metric} = {_fmt(r[o.metric])}" for o in cfg.objectives)
+        body = "".join(
+            f"<figure><img alt='{html.escape(os.path.basename(p))} of trial {t.number}' src='{_data_uri(p)}'>"
+            f"<figcaption>{html.escape(os.path.basename(p))}</figcaption></figure>" for p in imgs
+        ) or "<p class='note'>this trial's space draws no diagram</p>"
+        blocks.append(f"<div class='arch'><h3>Trial {t.number} (rank {r['rank']}): {html.escape(score)}</h3>{body}</div>")
+    return "\n".join(blocks) or "<p class='note'>no completed trial yet</p>"
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1320px}
+h1{margin-bottom:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+.summary{display:grid;grid-template-columns:max-content auto;gap:2px 16px}
+.summary dt{font-weight:600} .summary dd{margin:0}
+table.lb{border-collapse:collapse;font-size:13px} .lb th,.lb td{border:1px solid #ddd;padding:3px 6px;text-align:right;vertical-align:top}
+.lb th{background:#f3f3f3} .lb td.sample{text-align:left;font-family:monospace;font-size:12px}
+.st.COMPLETE{color:#1a7f37}.st.PRUNED{color:#9a6700}.st.FAIL{color:#cf222e}.st.RUNNING{color:#0969da}
+.note{color:#666;font-style:italic} .plot{margin:8px 0 24px}
+.arch figure{display:inline-block;margin:8px} .arch img{max-width:620px;border:1px solid #eee}
+"""
+
+
+def render_report(run) -> str:
+    import plotly
+    from plotly.offline import get_plotlyjs
+
+    study, cfg = run.study, run.cfg
+    figures = sweep_figures(study, cfg)
+    plots = []
+    for f in figures:
+        if f.fig is None:
+            plots.append(f"<h2>{html.escape(f.title)}</h2><p class='note' id='note-{f.key}'>{html.escape(f.note)}</p>")
+            continue
+        f.fig.update_layout(title=None, margin=dict(t=30))  # the section heading names it
+        div = f.fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{f.key}",
+                            default_width="100%", default_height="480px",
+                            config={"displaylogo": False, "responsive": True})
+        plots.append(f"<h2>{html.escape(f.title)}</h2><div class='plot'>{div}</div>")
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    manifest = {"sweep": cfg.name, "figures": [f.key for f in figures if f.fig is not None],
+                "notes": {f.key: f.note for f in figures if f.fig is None}}
+    manifest_json = json.dumps(manifest).replace("</", "<\\/")  # safe inside <script>
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>nasforge report: {html.escape(cfg.name)}</title>
+<style>{CSS}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+<script type="application/json" id="nasforge-report">{manifest_json}</script>
+</head><body>
+<h1>Sweep {html.escape(cfg.name)}</h1>
+<p class="note">nasforge report, {now}; plotly {plotly.__version__}. Self-contained: opens with no network.</p>
+{_summary_html(run, study)}
+<h2>Leaderboard</h2>
+{_leaderboard_html(study, cfg)}
+{''.join(plots)}
+<h2>Top architectures</h2>
+{_diagrams_html(study, cfg)}
+</body></html>
+"""
+
+
+def write_report(name: str, out: str | None = None, root: str = "runs", storage: str | None = None) -> str:
+    """Write the report of sweep ``name`` to ``out`` (default ``<run folder>/report.html``)."""
+    from .run_folder import open_run
+
+    run = open_run(name, root, storage)
+    page = render_report(run)
+    out = out or os.path.join(run.run_dir, "report.html")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(page)
+    os.replace(tmp, out)
+    return os.path.abspath(out)
