@@ -117,12 +117,15 @@ class Int(Dim):
             raise ValueError(f"{self.label}: high {self.high} < low {self.low}")
         if self.log and self.step != 1:
             raise ValueError(f"{self.label}: log scale needs step 1")
+        if self.log and self.low < 1:
+            raise ValueError(f"{self.label}: log scale needs low >= 1")
 
     def suggest(self, trial) -> int:
         return trial.suggest_int(self.label, self.low, self.high, step=self.step, log=self.log)
 
     def check(self, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or int(value) != value):
             raise SampleValidationError(f"{self.label}={value!r} is not an integer", self.label)
         value = int(value)
         if not self.low <= value <= self.high or (value - self.low) % self.step:
@@ -294,7 +297,12 @@ class Space:
         )
 
     def from_json(self, text: str) -> Sample:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise SampleValidationError(f"genotype is not JSON: {e}") from None
+        if not isinstance(data, dict) or "sample" not in data:
+            raise SampleValidationError('a genotype is a JSON object {"space": ..., "sample": {...}}')
         if data.get("space") != self.name:
             raise SampleValidationError(f"genotype is for space {data.get('space')!r}, not {self.name!r}")
         return self.validate(data["sample"])
@@ -345,6 +353,7 @@ class CompositeSpace(Space):
         self.builds_network = self.arch is not None
         self.name = "+".join(p.name for p in self.parts)
         self.options = {p.name: p.options for p in self.parts}
+        self.dims  # a label clash between parts fails here, when the sweep is loaded
 
     def dimensions(self) -> list[Dim]:
         return [d for p in self.parts for d in p.dims]
