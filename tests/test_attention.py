@@ -201,3 +201,17 @@ def test_draw_writes_a_stage_table(tmp_path):
     assert sorted(p.rsplit(".", 1)[1] for p in files) == ["png", "svg"]
     assert "<svg" in (tmp_path / "arch.svg").read_text()
     assert (tmp_path / "arch.png").stat().st_size > 1000
+
+
+def test_sweep_file_loads_and_its_space_builds():
+    from pathlib import Path
+
+    from nasforge.platform.config import load_sweep
+    from nasforge.search_spaces import create_composite
+
+    cfg = load_sweep(Path(__file__).resolve().parents[1] / "sweeps" / "cifar10_attention.yaml")
+    assert (cfg.task.name, cfg.task.data.name, cfg.strategy.name, cfg.budget.trials) == ("classification", "cifar10", "tpe", 20)
+    space = create_composite([{"name": p.name, "options": p.options} for p in cfg.space])
+    assert space.name == "attention+hparams"
+    sample = random_samples(space, 1, seed=0)[0]
+    assert space.build(sample, (3, 32, 32), 10)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
