@@ -1,0 +1,42 @@
+"""Optuna pruners by name, with their options checked like the rest of the sweep file.
+
+``none``, ``median`` (MedianPruner), ``percentile``, ``successive_halving`` (ASHA) and
+``hyperband``. Pruners act on the first objective, reported after every validation epoch by
+the `OptunaPruning` callback; for Hyperband the resource is the epoch, so ``max_resource``
+defaults to the trainer's ``max_epochs``.
+"""
+from __future__ import annotations
+
+import inspect
+
+from .errors import ConfigError
+
+
+def create_pruner(pruner_cfg, max_epochs: int):
+    import optuna.pruners as P
+
+    classes = {
+        "none": P.NopPruner,
+        "median": P.MedianPruner,
+        "percentile": P.PercentilePruner,
+        "successive_halving": P.SuccessiveHalvingPruner,
+        "hyperband": P.HyperbandPruner,
+    }
+    name, options = pruner_cfg.name, dict(pruner_cfg.options)
+    if name not in classes:
+        raise ConfigError(f"pruner.name: unknown pruner {name!r}; valid: {', '.join(classes)}")
+    cls = classes[name]
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for key in options:
+        if key not in valid:
+            raise ConfigError(f"pruner.options.{key}: unknown option for {name}; valid: {', '.join(valid) or 'none'}")
+    if name == "hyperband":
+        options.setdefault("min_resource", 1)
+        options.setdefault("max_resource", max_epochs)
+    if name in ("median", "percentile"):
+        options.setdefault("n_startup_trials", 3)
+        options.setdefault("n_warmup_steps", min(2, max(0, max_epochs - 1)))  # epochs 0-1 are noise
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"pruner.options: {e}") from None

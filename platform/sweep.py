@@ -1,0 +1,251 @@
+"""Running a sweep: the worker loop over Optuna's ask/tell.
+
+`run_sweep(cfg, root)` opens (or resumes) the sweep's study and runs trials until the budget
+is met. The budget counts trials that *finished*: COMPLETE or PRUNED. A FAILED trial (a crash,
+a NaN loss, a killed worker) does not use up the budget, so the sweep still reaches its total;
+``budget.max_failures`` failures in one invocation stop it (an always-crashing config must not
+loop forever). Re-running the same command with a larger ``--trials`` resumes: finished trials
+are kept and only the difference runs.
+
+Several workers (processes on one machine, or machines sharing a PostgreSQL storage) run this
+same loop. Claiming a trial is ``count -> ask`` under a budget lock (a file lock beside a local
+storage, a PostgreSQL advisory lock for a shared database), so together they start exactly the
+requested number of trials, and a worker exits when the remaining budget is covered by trials
+that others are running.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import time
+from typing import Any
+
+from .config import SweepConfig
+from .errors import ConfigError, NasforgeError
+from .study import CONFIG_FILE, DEFAULT_ROOT, create_storage, resolve_storage_url, run_dir
+
+FINISHED = ("COMPLETE", "PRUNED")
+# keys whose change makes an existing sweep a different experiment
+IDENTITY_KEYS = ("task", "space", "strategy", "objectives", "constraints", "seed", "pruner")
+
+
+class SweepFailed(NasforgeError):
+    pass
+
+
+# ----------------------------------------------------------------------------- budget lock
+@contextlib.contextmanager
+def budget_lock(storage_url: str, rundir: str, name: str):
+    """Serialise 'count then ask' across workers of one sweep."""
+    if storage_url.startswith(("postgresql://", "postgres://", "postgresql+")):
+        import sqlalchemy as sa
+
+        key = int(hashlib.sha1(f"nasforge:{name}".encode()).hexdigest()[:15], 16)
+        engine = sa.create_engine(storage_url.replace("postgres://", "postgresql://", 1), poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        engine.dispose()
+        return
+    import fcntl
+
+    os.makedirs(rundir, exist_ok=True)
+    with open(os.path.join(rundir, ".budget.lock"), "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ----------------------------------------------------------------------------- config on disk
+def write_config(cfg: SweepConfig, rundir: str) -> None:
+    """Write the resolved config beside the study; refuse to resume a different experiment."""
+    import yaml
+
+    path = os.path.join(rundir, CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            old = yaml.safe_load(f) or {}
+        new = cfg.to_dict()
+        changed = [k for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
+        if changed:
+            raise ConfigError(
+                f"sweep {cfg.name!r} already exists in {rundir} with a different {', '.join(changed)}; "
+                "use --name NEW for a new sweep (or delete the run folder)"
+            )
+    os.makedirs(rundir, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(cfg.to_yaml())
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- the study
+def open_study(cfg: SweepConfig, ctx, storage_url: str):
+    import optuna
+
+    from .pruners import create_pruner
+    from .strategies import create_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = create_storage(storage_url)
+
+    def constraints_func(frozen):
+        return frozen.user_attrs.get("constraints", [0.0] * _n_constraints(cfg))
+
+    extra = {"constraints_func": constraints_func} if cfg.constraints else {}
+    sampler = create_sampler(cfg.strategy, ctx.space, cfg.seed, cfg.directions, **extra)
+    pruner = create_pruner(cfg.pruner, cfg.trainer.max_epochs)
+    study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=sampler, pruner=pruner,
+                                directions=cfg.directions, load_if_exists=True)
+    if study.metric_names is None:
+        study.set_metric_names([o.metric for o in cfg.objectives])
+        study.set_user_attr("nasforge_config", cfg.to_dict())
+    return study
+
+
+def _n_constraints(cfg: SweepConfig) -> int:
+    return sum((c.max is not None) + (c.min is not None) for c in cfg.constraints)
+
+
+def state_counts(study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def best_value_text(study, cfg: SweepConfig) -> str:
+    from optuna.trial import TrialState
+
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        return "-"
+    if cfg.multi_objective:
+        return f"{len(study.best_trials)} on the Pareto front"
+    best = study.best_trial
+    return f"{cfg.objectives[0].metric}={best.value:.4g} (trial {best.number})"
+
+
+# ----------------------------------------------------------------------------- the loop
+def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_progress: bool = True,
+              console=None, worker: str | None = None) -> Any:
+    """Run (or resume) a sweep until its budget is met; return the Optuna study."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from .trial_runner import TrialContext, TrialFailed, run_trial
+
+    rundir = run_dir(cfg.name, root)
+    storage_url = resolve_storage_url(cfg, root)
+    try:
+        ctx = TrialContext.create(cfg, rundir)
+        ctx.space.dims  # noqa: B018 - build the declaration now: bad space options fail before any write
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"space: {e}") from None
+    write_config(cfg, rundir)
+    study = open_study(cfg, ctx, storage_url)
+
+    total = cfg.budget.trials if cfg.budget.trials is not None else math.inf
+    deadline = time.monotonic() + cfg.budget.timeout if cfg.budget.timeout else math.inf
+    max_failures = cfg.budget.max_failures or max(3, int(total) if total != math.inf else 10)
+    failures = 0
+    progress = _Progress(cfg, total, show_progress, console, worker)
+    try:
+        while True:
+            with budget_lock(storage_url, rundir, cfg.name):
+                counts = state_counts(study)
+                finished = sum(counts.get(s, 0) for s in FINISHED)
+                in_flight = counts.get("RUNNING", 0) + counts.get("WAITING", 0)
+                progress.update(finished, study)
+                if finished >= total or time.monotonic() >= deadline:
+                    break
+                if finished + in_flight >= total:
+                    trial = None  # others are running the rest of the budget
+                else:
+                    trial = study.ask()
+            if trial is None:
+                if not _others_alive(study):
+                    break
+                time.sleep(1.0)
+                continue
+            start = time.perf_counter()
+            try:
+                values = run_trial(ctx, trial)
+            except optuna.TrialPruned as e:
+                study.tell(trial, state=TrialState.PRUNED)
+                progress.trial_done(trial.number, "PRUNED", str(e), time.perf_counter() - start)
+            except KeyboardInterrupt:
+                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+                study.tell(trial, state=TrialState.FAIL)
+                progress.trial_done(trial.number, "FAIL", "interrupted", time.perf_counter() - start)
+                raise
+            except Exception as e:  # a crash inside one trial fails that trial, not the worker
+                reason = str(e) if isinstance(e, TrialFailed) else f"{type(e).__name__}: {e}"
+                reason = reason.strip().splitlines()[0][:500] if reason.strip() else type(e).__name__
+                trial.set_user_attr("fail_reason", reason)
+                study.tell(trial, state=TrialState.FAIL)
+                failures += 1
+                progress.trial_done(trial.number, "FAIL", reason, time.perf_counter() - start)
+                if failures >= max_failures:
+                    raise SweepFailed(
+                        f"{failures} trials failed in this run (budget.max_failures={max_failures}); "
+                        f"last reason: {reason}"
+                    ) from None
+            else:
+                study.tell(trial, values)
+                text = ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(cfg.objectives, values))
+                progress.trial_done(trial.number, "COMPLETE", text, time.perf_counter() - start)
+    finally:
+        progress.close(study)
+    return study
+
+
+def _others_alive(study) -> bool:
+    """Whether a RUNNING/WAITING trial may still finish (another worker is on it)."""
+    from optuna.trial import TrialState
+
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)))
+
+
+# ----------------------------------------------------------------------------- progress
+class _Progress:
+    """A rich progress bar (trials finished / total, best so far) plus one line per trial."""
+
+    def __init__(self, cfg: SweepConfig, total: float, enabled: bool, console, worker: str | None):
+        self.cfg, self.enabled, self.worker = cfg, enabled, worker
+        self.bar = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console or Console()
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
+            console=self.console, transient=False,
+        )
+        self.task = self.bar.add_task(f"sweep {cfg.name}", total=None if total == math.inf else total, best="-")
+        self.bar.start()
+
+    def update(self, finished: int, study) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=finished, best=best_value_text(study, self.cfg))
+
+    def trial_done(self, number: int, state: str, text: str, seconds: float) -> None:
+        if self.bar is not None:
+            colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[state]
+            who = f"[{self.worker}] " if self.worker else ""
+            self.bar.console.print(f"{who}trial {number:>3} [{colour}]{state:<8}[/] {text}  ({seconds:.1f}s)")
+
+    def close(self, study) -> None:
+        if self.bar is not None:
+            self.update(sum(state_counts(study).get(s, 0) for s in FINISHED), study)
+            self.bar.stop()

@@ -1,0 +1,161 @@
+"""`nasforge sweep run | status | best`: launch, watch and query sweeps.
+
+``run FILE`` validates the sweep file (one-line error and exit 2 on anything wrong, before
+anything is written), then runs or resumes the sweep and ends with its leaderboard. ``status
+NAME`` shows trial counts by state, the best so far and the leaderboard; ``best NAME`` the best
+trial(s) with params, sample, metrics and checkpoint path (``--json`` for scripts). Heavy
+libraries are imported inside the handlers only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="run a sweep, see its status, get its best trials")
+    p.set_defaults(print_group_help=p.print_help)
+    s = p.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
+
+    run = s.add_parser("run", help="run (or resume) the sweep of a YAML file")
+    run.add_argument("file", help="sweep file (YAML)")
+    run.add_argument("--trials", type=int, help="total number of finished trials to reach (overrides budget.trials)")
+    run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    run.add_argument("--storage", help="Optuna storage URL (journal://PATH, sqlite:///PATH, postgresql://...)")
+    run.add_argument("--name", help="sweep name (overrides the file's name)")
+    run.add_argument("--root", default="runs", help="folder holding run folders (default: runs)")
+    run.add_argument("--workers", type=int, default=1, help="worker processes on this machine sharing the study")
+    run.add_argument("--devices-per-trial", type=int, default=None,
+                     help="devices each worker owns (GPUs pinned with CUDA_VISIBLE_DEVICES)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    run.set_defaults(func=cmd_run)
+
+    st = s.add_parser("status", help="trial counts, best so far and the leaderboard of a sweep")
+    st.add_argument("name")
+    st.add_argument("--root", default="runs")
+    st.add_argument("--storage")
+    st.add_argument("--top", type=int, default=10, help="leaderboard rows (default 10)")
+    st.set_defaults(func=cmd_status)
+
+    b = s.add_parser("best", help="the best trial(s): params, sample, metrics, checkpoint")
+    b.add_argument("name")
+    b.add_argument("--root", default="runs")
+    b.add_argument("--storage")
+    b.add_argument("--json", action="store_true", help="print JSON")
+    b.set_defaults(func=cmd_best)
+
+
+def _overrides(args) -> dict:
+    out = {}
+    if args.trials is not None:
+        out["budget.trials"] = args.trials
+    if args.timeout is not None:
+        out["budget.timeout"] = args.timeout
+    if args.storage:
+        out["storage"] = args.storage
+    if args.name:
+        out["name"] = args.name
+    if args.devices_per_trial:
+        out["trainer.devices"] = args.devices_per_trial
+    return out
+
+
+def cmd_run(args) -> int:
+    from .config import load_sweep
+    from .errors import ConfigError
+
+    cfg = load_sweep(args.file, _overrides(args))
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1:
+        from .workers import run_workers  # several processes sharing the study
+
+        return run_workers(cfg, root=args.root, workers=args.workers,
+                           devices_per_trial=args.devices_per_trial, show_progress=not args.no_progress)
+    from rich.console import Console
+
+    from .leaderboard import render_leaderboard
+    from .sweep import run_sweep
+
+    console = Console(width=None if Console().is_terminal else 160)
+    console.print(f"[bold]nasforge[/] sweep [cyan]{cfg.name}[/]: task {cfg.task.name} on {cfg.task.data.name}, "
+                  f"space {'+'.join(p.name for p in cfg.space)}, strategy {cfg.strategy.name}, "
+                  f"budget {cfg.budget.trials} trials → {os.path.join(args.root, cfg.name)}")
+    study = run_sweep(cfg, root=args.root, show_progress=not args.no_progress, console=console)
+    render_leaderboard(study, cfg, console=console)
+    return 0
+
+
+def _open(args):
+    from .run_folder import open_run
+
+    return open_run(args.name, root=args.root, storage=args.storage)
+
+
+def cmd_status(args) -> int:
+    from rich.console import Console
+
+    from .leaderboard import render_leaderboard
+    from .sweep import best_value_text, state_counts
+
+    run = _open(args)
+    console = Console()
+    counts = state_counts(run.study)
+    total = run.cfg.budget.trials
+    finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+    console.print(f"sweep [cyan]{run.name}[/]  ({run.storage_url})")
+    console.print("trials: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) +
+                  f"  |  finished {finished}/{total if total is not None else '∞'}")
+    console.print(f"best so far: {best_value_text(run.study, run.cfg)}")
+    render_leaderboard(run.study, run.cfg, console=console, limit=args.top)
+    return 0
+
+
+def best_trials_info(study, cfg) -> list[dict]:
+    from optuna.trial import TrialState
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return []
+    trials = study.best_trials if cfg.multi_objective else [study.best_trial]
+    return [{
+        "trial": t.number,
+        "values": dict(zip([o.metric for o in cfg.objectives], t.values)),
+        "params": t.params,
+        "sample": t.user_attrs.get("sample"),
+        "metrics": t.user_attrs.get("metrics"),
+        "checkpoint": t.user_attrs.get("checkpoint"),
+        "trial_dir": t.user_attrs.get("trial_dir"),
+    } for t in trials]
+
+
+def cmd_best(args) -> int:
+    from .errors import UsageError
+
+    run = _open(args)
+    info = best_trials_info(run.study, run.cfg)
+    if not info:
+        raise UsageError(f"sweep {run.name!r} has no completed trial yet")
+    if args.json:
+        json.dump(info, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for b in info:
+        t = Table(title=f"{run.name}: best trial {b['trial']}", show_header=False)
+        t.add_column(style="bold")
+        t.add_column()
+        for k, v in b["values"].items():
+            t.add_row(k, f"{v:.6g}")
+        for k, v in (b["metrics"] or {}).items():
+            if k not in b["values"]:
+                t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+        for k, v in (b["sample"] or b["params"]).items():
+            t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+        t.add_row("checkpoint", str(b["checkpoint"]))
+        console.print(t)
+    return 0
