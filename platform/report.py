@@ -85,8 +85,11 @@ def sweep_figures(study, cfg) -> list[Figure]:
                     lambda i=i, m=m: vis.plot_optimization_history(study, target=lambda t: t.values[i], target_name=m))
         if len(names) <= 3:
             attempt("pareto", "Pareto front", lambda: vis.plot_pareto_front(study, target_names=names))
+        # importance evaluators look for what makes the target *low*: negate a maximised one
+        sign0 = -1.0 if cfg.objectives[0].direction == "maximize" else 1.0
         attempt("importance", f"Parameter importances for {names[0]}",
-                lambda: vis.plot_param_importances(study, target=lambda t: t.values[0], target_name=names[0]), need=2)
+                lambda: vis.plot_param_importances(study, target=lambda t: sign0 * t.values[0],
+                                                   target_name=names[0]), need=2)
         attempt("parallel", f"Parallel coordinates: {names[0]}",
                 lambda: vis.plot_parallel_coordinate(study, target=lambda t: t.values[0], target_name=names[0]))
     else:
@@ -149,7 +152,9 @@ def _leaderboard_html(study, cfg) -> str:
     out = ["<table class='lb'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for r in rows:
         m = by_number[r["trial"]].user_attrs.get("metrics") or {}
-        sample = "<br>".join(f"{html.escape(k)} = {html.escape(_fmt(v))}" for k, v in (r["sample"] or {}).items())
+        lines = [f"{html.escape(k)} = {html.escape(_fmt(v))}" for k, v in (r["sample"] or {}).items()]
+        sample = "<br>".join(lines) if len(lines) <= 8 else \
+            f"<details><summary>{len(lines)} choices</summary>{'<br>'.join(lines)}</details>"
         cells = ([_fmt(r["rank"]), str(r["trial"]), f"<span class='st {r['state']}'>{r['state']}</span>"]
                  + [_fmt(r[n]) for n in names]
                  + [_fmt(int(r["cost/params"])) if r["cost/params"] is not None else "",

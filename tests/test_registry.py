@@ -1,0 +1,266 @@
+"""The model registry: promote a real trial, load it back, reproduce its metric, refuse tampered
+files, allocate versions atomically, move aliases, say why W&B did not link, export.
+
+The sweep is the real quickstart cut to 2 trials (tests/tiny_sweeps.py); each test promotes
+into its own registry folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from tiny_sweeps import REPO, tiny_sweep
+
+from nasforge.platform.cli import main
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory) -> Path:
+    return tiny_sweep(tmp_path_factory, "quickstart")
+
+
+@pytest.fixture(scope="session")
+def promoted(runs, tmp_path_factory):
+    """A registry with the quickstart's best trial promoted as v1 (aliases best, production)."""
+    from nasforge.platform.registry import promote
+
+    reg = tmp_path_factory.mktemp("registry")
+    res = promote("quickstart", best=True, aliases=["best", "production"], root=str(runs), registry=reg)
+    return reg, res
+
+
+def _copy_registry(promoted, tmp_path) -> Path:
+    reg = tmp_path / "registry"
+    shutil.copytree(promoted[0], reg)
+    return reg
+
+
+@pytest.mark.slow
+def test_promote_load_evaluate_reproduces_the_recorded_metric(runs, promoted):
+    import optuna
+    import torch
+    from torch import nn
+
+    from nasforge.platform.registry import Registry, create_datamodule, evaluate, load
+    from nasforge.platform.run_folder import open_run
+
+    reg, res = promoted
+    study = open_run("quickstart", runs).study
+    best = study.best_trial
+    v = Registry(reg).resolve("quickstart:production")
+    meta = v.meta()
+    assert v.version == "v1" and meta["trial"]["number"] == best.number
+    assert meta["metrics"]["val/acc"] == pytest.approx(best.value)
+    assert meta["sweep"]["name"] == "quickstart" and meta["data"]["name"] == "digits"
+    # every file is in the manifest, and the weights are a plain state_dict of tensors
+    files = v.manifest()["files"]
+    assert {"weights.pt", "genotype.json", "config.yaml", "model.json"} <= set(files)
+    state = torch.load(os.path.join(v.path, "weights.pt"), weights_only=True)
+    assert state and all(isinstance(t, torch.Tensor) for t in state.values())
+    assert not any(k.startswith("network.") for k in state)
+
+    model = load("quickstart:production", registry=reg)
+    assert isinstance(model, nn.Module) and not model.training
+    # A user's inference loop over the sweep's own validation split: pixels * scale, then the
+    # recorded normalisation; scored with the task's own metric object (torchmetrics).
+    from nasforge.platform.task_factory import TASKS
+
+    task = TASKS[meta["task"]["name"]].load()(network=model, num_classes=meta["num_classes"],
+                                              **meta["task"]["options"])
+    dm = create_datamodule(meta)
+    dm.setup("validate")
+    pre = meta["preprocessing"]
+    mean = torch.tensor(pre["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
+    total = 0
+    with torch.no_grad():
+        for x, y in dm.val_dataloader():
+            logits = model((x.float() * pre["scale"] - mean) / std)  # (B, 10)
+            task.val_acc.update(logits, y)
+            total += len(y)
+    recorded = meta["metrics"]["val/acc"]
+    assert total == len(dm.val_set)
+    assert abs(float(task.val_acc.compute()) - recorded) <= 0.001, (float(task.val_acc.compute()), recorded)
+    # ... and through the task's own validation step (torchmetrics), as `registry evaluate` does
+    measured = evaluate("quickstart:best", registry=reg)
+    assert abs(measured["val/acc"] - recorded) <= 0.001
+    assert measured["val/loss"] == pytest.approx(meta["metrics"]["val/loss"], abs=1e-3)
+    assert optuna.trial.TrialState.COMPLETE == best.state
+
+
+def test_tampered_weights_are_refused_with_a_clear_message(promoted, tmp_path, capsys):
+    import torch
+
+    from nasforge.platform.errors import NasforgeError
+    from nasforge.platform.registry import IntegrityError, load
+
+    reg = _copy_registry(promoted, tmp_path)
+    w = reg / "quickstart" / "versions" / "v1" / "weights.pt"
+    state = torch.load(w, weights_only=True)
+    key = next(k for k, t in state.items() if t.is_floating_point())
+    state[key] = state[key] + 1e-3  # a small, silent change
+    torch.save(state, w)
+    with pytest.raises(IntegrityError) as e:
+        load("quickstart:best", registry=reg)
+    assert isinstance(e.value, NasforgeError)
+    msg = str(e.value)
+    assert "\n" not in msg and "weights.pt" in msg and "integrity" in msg and "refusing" in msg
+    # the CLI prints that one line and exits non-zero, writing nothing
+    rc = main(["registry", "export", "quickstart:best", "--format", "torchscript",
+               "-o", str(tmp_path / "m.pt"), "--registry", str(reg)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.count("\n") == 0 and "weights.pt failed its integrity check" in err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_tampered_metadata_is_refused(promoted, tmp_path):
+    from nasforge.platform.registry import IntegrityError, load
+
+    reg = _copy_registry(promoted, tmp_path)
+    meta = reg / "quickstart" / "versions" / "v1" / "model.json"
+    data = json.loads(meta.read_text())
+    data["num_classes"] = 9
+    meta.write_text(json.dumps(data))
+    with pytest.raises(IntegrityError, match="model.json"):
+        load("quickstart", registry=reg)
+
+
+@pytest.mark.slow
+def test_two_concurrent_promotions_get_two_distinct_versions(runs, tmp_path):
+    from nasforge.platform.registry import Registry
+
+    reg = tmp_path / "registry"
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "nasforge.platform.cli", "promote", "quickstart", "--root", str(runs),
+           "--registry", str(reg), "--model", "digits-net"]
+    procs = [subprocess.Popen(cmd + ["--trial", str(n)], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    versions = Registry(reg).versions("digits-net")
+    assert [v.version for v in versions] == ["v1", "v2"]
+    assert sorted(v.meta()["trial"]["number"] for v in versions) == [0, 1]
+    for v in versions:
+        v.verify()  # both complete and intact
+
+
+def test_version_allocation_is_atomic_under_contention(tmp_path):
+    from nasforge.platform.registry import Registry
+
+    reg = Registry(tmp_path / "registry")
+    barrier = threading.Barrier(8)
+    got: list[str] = []
+
+    def grab():
+        barrier.wait()
+        got.append(reg.allocate("m").version)
+
+    threads = [threading.Thread(target=grab) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got, key=lambda s: int(s[1:])) == [f"v{i}" for i in range(1, 9)]
+    # unsealed versions (no manifest yet) are never resolved
+    assert reg.versions("m") == []
+
+
+def test_aliases_move_atomically_and_resolve(promoted, tmp_path, capsys):
+    from nasforge.platform.errors import UsageError
+    from nasforge.platform.registry import Registry
+
+    reg_dir = _copy_registry(promoted, tmp_path)
+    reg = Registry(reg_dir)
+    v1 = reg.resolve("quickstart:v1")
+    # a second version of the same model: a copy sealed as v2 (its own manifest)
+    v2 = reg.allocate("quickstart")
+    for f in os.listdir(v1.path):
+        if f != "MANIFEST.json":
+            shutil.copy(os.path.join(v1.path, f), v2.path)
+    reg.seal(v2)
+    assert reg.resolve("quickstart").version == "v2"  # latest
+    assert reg.resolve("quickstart:production").version == "v1"
+    assert main(["registry", "alias", "quickstart:v2", "production", "--registry", str(reg_dir)]) == 0
+    assert reg.resolve("quickstart:production").version == "v2"
+    assert reg.resolve("quickstart:best").version == "v1"  # other aliases untouched
+    adir = reg_dir / "quickstart" / "aliases"
+    assert sorted(os.listdir(adir)) == ["best", "production"]  # no temp files left behind
+    with pytest.raises(UsageError, match="reserved"):
+        reg.set_alias("quickstart", "latest", "v1")
+    with pytest.raises(UsageError, match="no alias 'staging'"):
+        reg.resolve("quickstart:staging")
+
+
+def test_registry_list_and_show(promoted, capsys):
+    reg, res = promoted
+    assert main(["registry", "list", "--registry", str(reg)]) == 0
+    out = capsys.readouterr().out
+    assert "quickstart" in out and "v1" in out and "best" in out and "production" in out
+    assert main(["registry", "show", "quickstart:production", "--registry", str(reg)]) == 0
+    out = capsys.readouterr().out
+    assert "quickstart:v1" in out and "val/acc=" in out and "sha256" in out and "weights.pt" in out
+    assert main(["registry", "show", "quickstart:v1", "--json", "--registry", str(reg)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model"]["trial"]["number"] == res.meta["trial"]["number"]
+    assert sorted(data["aliases"]) == ["best", "production"]
+
+
+def test_offline_wandb_promotion_says_so_and_push_refuses(promoted, capsys):
+    reg, res = promoted
+    # the quickstart's trial ran with W&B offline: nothing was linked, and it says how to link
+    assert res.meta["trial"]["wandb_run_dir"] and "offline-run" in res.meta["trial"]["wandb_run_dir"]
+    assert "not linked to the W&B Registry" in res.wandb_message
+    assert "nasforge registry push quickstart:v1" in res.wandb_message
+    assert res.version.wandb_state()["linked"] is False
+    rc = main(["registry", "push", "quickstart:v1", "--registry", str(reg)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "\n" not in err and "offline W&B cannot link quickstart:v1" in err
+
+
+def test_promote_cli_errors_are_one_line(runs, tmp_path, capsys):
+    reg = str(tmp_path / "registry")
+    for argv, needle in [
+        (["promote", "nosuch", "--root", str(runs), "--registry", reg], "no sweep named 'nosuch'"),
+        (["promote", "quickstart", "--trial", "99", "--root", str(runs), "--registry", reg], "has no trial 99"),
+        (["promote", "quickstart", "--alias", "v3", "--root", str(runs), "--registry", reg], "reserved"),
+        (["registry", "show", "quickstart", "--registry", reg], "no model named 'quickstart'"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and needle in err, err
+    assert not os.path.exists(os.path.join(reg, "quickstart"))
+
+
+@pytest.mark.slow
+def test_export_onnx_and_torchscript_match_eager(promoted, tmp_path, capsys):
+    import onnx
+    import torch
+
+    from nasforge.platform.registry import load
+
+    reg, _ = promoted
+    onnx_path, ts_path = tmp_path / "q.onnx", tmp_path / "q.pt"
+    assert main(["registry", "export", "quickstart:best", "--format", "onnx", "-o", str(onnx_path),
+                 "--registry", str(reg)]) == 0
+    assert "checked with onnx.checker" in capsys.readouterr().out
+    onnx.checker.check_model(onnx.load(str(onnx_path)))
+    assert main(["registry", "export", "quickstart:best", "--format", "torchscript", "-o", str(ts_path),
+                 "--registry", str(reg)]) == 0
+    eager = load("quickstart:best", registry=reg)
+    scripted = torch.jit.load(str(ts_path))
+    x = torch.randn(5, *json.loads((Path(reg) / "quickstart/versions/v1/model.json").read_text())["input_shape"])
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), eager(x))
+    # the ONNX graph has a dynamic batch axis and runs in ONNX's own reference evaluator
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.load(str(onnx_path))
+    got = ReferenceEvaluator(model).run(None, {model.graph.input[0].name: x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(got), eager(x).detach(), atol=1e-4, rtol=1e-3)
