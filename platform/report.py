@@ -21,6 +21,7 @@ import glob
 import html
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,10 @@ def sweep_figures(study, cfg) -> list[Figure]:
                                                 f"this sweep has {len(complete)}"))
             return
         try:
-            fig = make()
+            with warnings.catch_warnings():
+                # optuna warns on every importance call with a target (we negate maximised ones)
+                warnings.filterwarnings("ignore", message=".*(PedAnova|quantiles select).*")
+                fig = make()
             fig.update_layout(title=title)
             out.append(Figure(key, title, fig))
         except Exception as e:  # a plot must never cost the report
@@ -205,7 +209,8 @@ def _diagrams_html(study, cfg) -> str:
             f"<figure><img alt='{html.escape(os.path.basename(p))} of trial {t.number}' src='{_data_uri(p)}'>"
             f"<figcaption>{html.escape(os.path.basename(p))}</figcaption></figure>" for p in imgs
         ) or "<p class='note'>this trial's space draws no diagram</p>"
-        blocks.append(f"<div class='arch'><h3>Trial {t.number} (rank {r['rank']}): {html.escape(score)}</h3>{body}</div>")
+        place = f"Pareto front {r['rank']}" if cfg.multi_objective else f"rank {r['rank']}"
+        blocks.append(f"<div class='arch'><h3>Trial {t.number} ({place}): {html.escape(score)}</h3>{body}</div>")
     return "\n".join(blocks) or "<p class='note'>no completed trial yet</p>"
 
 

@@ -3,7 +3,7 @@
 * ``quickstart``: sweeps/quickstart.yaml itself (convnet + hparams on scikit-learn's digits,
   TPE, median pruner) cut to 2 trials of 2 epochs, W&B offline: the sweep a user promotes.
 * ``moo``: a two-objective sweep (maximise val/acc, minimise cost/params) over the NASNet cell
-  space on a digits subset, 2 trials of 1 epoch, NSGA-II: a Pareto front and cell diagrams.
+  space on digits (300 validation images), 2 trials of 2 epochs, NSGA-II: a Pareto front and cell diagrams.
 
 Both run through `nasforge.platform.sweep.run_sweep`, the same path as `nasforge sweep run`.
 The run folders live under pytest's session temp folder and are built once (a file lock
@@ -30,12 +30,13 @@ def _build(name: str, root: Path) -> None:
     elif name == "moo":
         cfg = parse_sweep({
             "name": "moo", "seed": 0,
-            "task": {"name": "classification", "data": {"name": "digits", "subset": 600, "val_subset": 300}},
+            "task": {"name": "classification", "data": {"name": "digits", "val_subset": 300},
+                     "options": {"optimizer": "adamw", "lr": 0.01, "batch_size": 32}},
             "space": [{"name": "nasnet", "options": {"blocks": 2, "C": 4, "N": 1, "stem_multiplier": 1}}],
             "strategy": {"name": "nsga2"}, "budget": {"trials": 2}, "pruner": {"name": "none"},
             "objectives": [{"metric": "val/acc", "direction": "maximize"},
                            {"metric": "cost/params", "direction": "minimize"}],
-            "trainer": {"max_epochs": 1, "accelerator": "cpu"}, "tracking": {"mode": "disabled"},
+            "trainer": {"max_epochs": 2, "accelerator": "cpu"}, "tracking": {"mode": "disabled"},
         })
     else:  # pragma: no cover - a typo in a test
         raise ValueError(f"unknown tiny sweep {name!r}; valid: quickstart, moo")

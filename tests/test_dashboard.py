@@ -1,0 +1,154 @@
+"""The live dashboard: optuna-dashboard over a real sweep's storage, trial files as artifacts.
+
+The server test starts `nasforge dashboard` in a subprocess on a free port, polls until HTTP
+answers, reads its API (the study list and the study detail with its trials and artifacts),
+downloads an artifact, and always kills the server.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tiny_sweeps import tiny_sweep
+
+from nasforge.platform.cli import main
+
+
+@pytest.fixture(scope="session")
+def quick_runs(tmp_path_factory) -> Path:
+    return tiny_sweep(tmp_path_factory, "quickstart")
+
+
+@pytest.fixture
+def runs_copy(quick_runs, tmp_path) -> Path:
+    """A private copy of the quickstart's run folder (attaching artifacts writes to the study)."""
+    root = tmp_path / "runs"
+    shutil.copytree(quick_runs / "quickstart", root / "quickstart", ignore=shutil.ignore_patterns("wandb"))
+    return root
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def test_attach_trial_artifacts_to_a_running_and_a_finished_trial(runs_copy, tmp_path):
+    import optuna
+    from optuna.artifacts import download_artifact, get_all_artifact_meta
+
+    from nasforge.platform.dashboard import artifact_store, attach_trial_artifacts, trial_files
+    from nasforge.platform.run_folder import open_run
+
+    run = open_run("quickstart", runs_copy)
+    study = run.study
+    done = study.trials[0]
+    files = trial_files(done)
+    assert any(f.endswith("best.ckpt") for f in files)
+    # a finished trial cannot change: its files go to the study, named after the trial
+    ids = attach_trial_artifacts(study, done.number, files, run.artifact_dir)
+    assert len(ids) == len(files)
+    names = {m.filename: m.artifact_id for m in get_all_artifact_meta(study)}
+    assert f"trial{done.number}-best.ckpt" in names
+    got = tmp_path / "got.ckpt"
+    download_artifact(artifact_store=artifact_store(run.artifact_dir),
+                      artifact_id=names[f"trial{done.number}-best.ckpt"], file_path=str(got))
+    assert _sha(got) == _sha(done.user_attrs["checkpoint"])
+    assert attach_trial_artifacts(study, done.number, files, run.artifact_dir) == []  # idempotent
+    # a running trial (what the runner passes at the end of a trial): attached to the trial
+    live = study.ask()
+    ids = attach_trial_artifacts(study, live, [done.user_attrs["checkpoint"]], run.artifact_dir)
+    study.tell(live, 0.5)
+    metas = get_all_artifact_meta(study.trials[live.number], storage=study._storage)
+    assert [m.filename for m in metas] == ["best.ckpt"] and metas[0].artifact_id == ids[0]
+
+
+@pytest.mark.slow
+def test_dashboard_answers_http_and_lists_the_sweeps_trials(runs_copy, tmp_path):
+    from nasforge.platform.run_folder import open_run
+
+    study = open_run("quickstart", runs_copy).study
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path / "dashboard.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nasforge.platform.cli", "dashboard", "quickstart", "--root", str(runs_copy),
+         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, f"dashboard exited: {(tmp_path / 'dashboard.log').read_text()}"
+            try:
+                status, body = _get(f"{base}/api/studies", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("the dashboard did not answer within 90 s")
+                time.sleep(0.3)
+        assert status == 200
+        summaries = json.loads(body)["study_summaries"]
+        [entry] = [s for s in summaries if s["study_name"] == "quickstart"]
+        status, body = _get(f"{base}/api/studies/{entry['study_id']}")
+        detail = json.loads(body)
+        assert status == 200 and detail["name"] == "quickstart"
+        assert sorted(t["number"] for t in detail["trials"]) == [t.number for t in study.trials]
+        values = {t["number"]: t["values"] for t in detail["trials"]}
+        for t in study.trials:
+            assert values[t.number] == pytest.approx(t.values)
+        # each finished trial's checkpoint was attached when the dashboard started, and it serves it
+        arts = {a["filename"]: a["artifact_id"] for a in detail["artifacts"]}
+        for t in study.trials:
+            assert f"trial{t.number}-best.ckpt" in arts
+        t0 = study.trials[0]
+        status, body = _get(f"{base}/artifacts/{entry['study_id']}/{arts[f'trial{t0.number}-best.ckpt']}")
+        assert status == 200 and hashlib.sha256(body).hexdigest() == _sha(t0.user_attrs["checkpoint"])
+        status, _ = _get(f"{base}/dashboard/")
+        assert status == 200
+        log.seek(0)
+        assert f"http://127.0.0.1:{port}/dashboard/" in log.read()  # it printed its address
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_dashboard_refuses_a_busy_port_in_one_line(runs_copy, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        assert main(["dashboard", "quickstart", "--root", str(runs_copy), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_dashboard_of_an_unknown_sweep_is_one_line(runs_copy, capsys):
+    assert main(["dashboard", "nosuch", "--root", str(runs_copy), "--port", str(_free_port())]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no sweep named 'nosuch'" in err
