@@ -12,11 +12,17 @@ same loop. Claiming a trial is ``count -> ask`` under a budget lock (a file lock
 storage, a PostgreSQL advisory lock for a shared database), so together they start exactly the
 requested number of trials, and a worker exits when the remaining budget is covered by trials
 that others are running.
+
+Fault tolerance (platform/heartbeat.py): while a trial runs, a heartbeat thread marks it alive;
+under the budget lock each worker first fails the stale RUNNING trials (their worker died) and
+enqueues a retry of each, which the next ``ask`` picks up. Ctrl-C (or SIGTERM in a worker)
+records the running trial as FAIL ("interrupted") and stops the worker.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import os
 import time
@@ -24,11 +30,14 @@ from typing import Any
 
 from .config import SweepConfig
 from .errors import ConfigError, NasforgeError
+from .heartbeat import Heartbeat, recover_stale_trials, release_memory
 from .study import CONFIG_FILE, DEFAULT_ROOT, create_storage, resolve_storage_url, run_dir
 
 FINISHED = ("COMPLETE", "PRUNED")
 # keys whose change makes an existing sweep a different experiment
 IDENTITY_KEYS = ("task", "space", "strategy", "objectives", "constraints", "seed", "pruner")
+# one line per trial and per recovered trial (workers send it to their log file)
+log = logging.getLogger("nasforge.sweep")
 
 
 class SweepFailed(NasforgeError):
@@ -160,9 +169,11 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     try:
         while True:
             with budget_lock(storage_url, rundir, cfg.name):
+                recover_stale_trials(study, log=progress.note)  # dead workers' trials: FAIL + retry
                 counts = state_counts(study)
                 finished = sum(counts.get(s, 0) for s in FINISHED)
-                in_flight = counts.get("RUNNING", 0) + counts.get("WAITING", 0)
+                # WAITING trials (retries, enqueued ones) are not claimed yet: ``ask`` pops them first
+                in_flight = counts.get("RUNNING", 0)
                 progress.update(finished, study)
                 if finished >= total or time.monotonic() >= deadline:
                     break
@@ -170,6 +181,8 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                     trial = None  # others are running the rest of the budget
                 else:
                     trial = study.ask()
+                    if worker:
+                        trial.set_user_attr("worker", worker)
             if trial is None:
                 if not _others_alive(study):
                     break
@@ -177,20 +190,22 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 continue
             start = time.perf_counter()
             try:
-                values = run_trial(ctx, trial)
+                with Heartbeat(trial, worker):
+                    values = run_trial(ctx, trial)
             except optuna.TrialPruned as e:
-                study.tell(trial, state=TrialState.PRUNED)
+                _tell(study, trial, state=TrialState.PRUNED)
                 progress.trial_done(trial.number, "PRUNED", str(e), time.perf_counter() - start)
-            except KeyboardInterrupt:
-                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
-                study.tell(trial, state=TrialState.FAIL)
+            except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into sys.exit(1)
+                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+                _tell(study, trial, state=TrialState.FAIL)
                 progress.trial_done(trial.number, "FAIL", "interrupted", time.perf_counter() - start)
                 raise
             except Exception as e:  # a crash inside one trial fails that trial, not the worker
                 reason = str(e) if isinstance(e, TrialFailed) else f"{type(e).__name__}: {e}"
                 reason = reason.strip().splitlines()[0][:500] if reason.strip() else type(e).__name__
                 trial.set_user_attr("fail_reason", reason)
-                study.tell(trial, state=TrialState.FAIL)
+                _tell(study, trial, state=TrialState.FAIL)
+                release_memory()  # e.g. CUDA out of memory: the next trial gets the memory back
                 failures += 1
                 progress.trial_done(trial.number, "FAIL", reason, time.perf_counter() - start)
                 if failures >= max_failures:
@@ -199,7 +214,10 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                         f"last reason: {reason}"
                     ) from None
             else:
-                study.tell(trial, values)
+                if not _tell(study, trial, values):
+                    progress.note(f"trial {trial.number}: result dropped, another worker declared it "
+                                  "stale and retries it")
+                    continue
                 text = ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(cfg.objectives, values))
                 progress.trial_done(trial.number, "COMPLETE", text, time.perf_counter() - start)
     finally:
@@ -208,10 +226,18 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
 
 
 def _others_alive(study) -> bool:
-    """Whether a RUNNING/WAITING trial may still finish (another worker is on it)."""
+    """Whether a RUNNING trial may still finish (another worker is on it)."""
     from optuna.trial import TrialState
 
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)))
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _tell(study, trial, values=None, state=None) -> bool:
+    """``study.tell``; False when the trial was already finished elsewhere (failed as stale)."""
+    if study._storage.get_trial(trial._trial_id).state.is_finished():
+        return False
+    study.tell(trial, values, state=state, skip_if_finished=True)
+    return True
 
 
 # ----------------------------------------------------------------------------- progress
@@ -239,7 +265,14 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(self.task, completed=finished, best=best_value_text(study, self.cfg))
 
+    def note(self, text: str) -> None:
+        who = f"[{self.worker}] " if self.worker else ""
+        log.info("%s%s", who, text)
+        if self.bar is not None:
+            self.bar.console.print(f"{who}{text}")
+
     def trial_done(self, number: int, state: str, text: str, seconds: float) -> None:
+        log.info("%strial %d %s %s (%.1fs)", f"[{self.worker}] " if self.worker else "", number, state, text, seconds)
         if self.bar is not None:
             colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[state]
             who = f"[{self.worker}] " if self.worker else ""

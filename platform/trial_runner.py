@@ -156,9 +156,10 @@ def run_trial(ctx: TrialContext, trial) -> list[float]:
 
 
 def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
-              rank_zero: bool = True, strategy: Any = "auto") -> list[float]:
+              rank_zero: bool = True, strategy: Any = "auto", extra_callbacks: list | None = None) -> list[float]:
     """Train one sample with Lightning and return the objective values (records attrs on
-    ``trial``, which may be a stand-in on ranks other than 0)."""
+    ``trial``, which may be a stand-in on ranks other than 0). ``extra_callbacks`` are added
+    to the trainer's (platform/ddp_child.py records each rank's epochs with one)."""
     import lightning as L
     import optuna
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -205,6 +206,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     extra = getattr(ctx.task.load(), "extra_callbacks", None)
     if callable(extra):
         callbacks.extend(extra(trial_dir))
+    callbacks.extend(extra_callbacks or [])
 
     config = {"sweep": cfg.name, "trial": trial.number, "params": dict(trial.params), "sample": sample,
               "task": cfg.task.name, "data": cfg.task.data.name, "space": ctx.space.name}

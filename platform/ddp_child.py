@@ -1,0 +1,148 @@
+"""One rank of a multi-device trial: ``python -m nasforge.platform.ddp_child ...``.
+
+`nasforge.platform.ddp.run_trial_ddp` starts this module once per multi-device trial, in a
+fresh process group; Lightning's ``ddp`` strategy then re-runs the same command line for
+ranks 1..K-1 (with ``LOCAL_RANK`` set). Every rank rebuilds the same trial from storage: the
+config copy in ``trials/<n>/ddp/sweep.yaml``, the params and the ``sample`` user attr that the
+worker recorded before launching. The study is loaded with the sweep's pruner given
+explicitly (``optuna.load_study`` would silently use the default one) and a side-effect-free
+sampler (nothing is suggested here).
+
+Rank 0 holds the real Optuna trial: it reports to the pruner, decides, and the decision is
+broadcast (`OptunaPruning`), so all ranks stop at the same epoch; it records the trial's user
+attrs and the outcome ``ddp_outcome`` = ``{"state": COMPLETE | PRUNED | FAIL, ...}``, which the
+worker reads back. Other ranks get a read-only stand-in. Each rank also writes
+``trials/<n>/ddp/rank<r>.json`` (its epochs, the epoch it stopped at, its outcome).
+
+Exit status: 0 for COMPLETE or PRUNED, 1 for FAIL. Each rank dies with its parent
+(``PR_SET_PDEATHSIG``), so a worker killed with SIGKILL leaves no orphaned ranks behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import lightning as L
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        parent = os.getppid()
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+    except Exception:
+        pass
+
+
+class ReadOnlyTrial:
+    """What ranks other than 0 see of the trial: number and params; writes are dropped."""
+
+    def __init__(self, frozen):
+        self.number = frozen.number
+        self.params = dict(frozen.params)
+        self.user_attrs = dict(frozen.user_attrs)
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        pass
+
+
+class RankRecord(L.Callback):
+    """This rank's view of training: the metrics of each validation and where it stopped."""
+
+    def __init__(self):
+        self.epochs: list[dict[str, float]] = []
+        self.stopped_epoch: int | None = None
+        self.global_step: int | None = None
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        from .callbacks import _floats
+
+        self.epochs.append({"epoch": trainer.current_epoch, **_floats(trainer.callback_metrics)})
+
+    def on_fit_end(self, trainer, pl_module):
+        self.stopped_epoch = trainer.current_epoch
+        self.global_step = trainer.global_step
+
+    def write(self, path: str, rank: int, world_size: int, outcome: dict) -> None:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"rank": rank, "world_size": world_size, "pid": os.getpid(), "epochs": self.epochs,
+                       "stopped_epoch": self.stopped_epoch, "global_step": self.global_step,
+                       "outcome": outcome}, f, indent=1)
+        os.replace(tmp, path)
+
+
+def _strategy(cfg):
+    from datetime import timedelta
+
+    from lightning.pytorch.plugins.environments import LightningEnvironment
+    from lightning.pytorch.strategies import DDPStrategy
+
+    # An explicit environment: a trial's process group is its own, even inside SLURM or torchrun.
+    minutes = float(os.environ.get("NASFORGE_DDP_TIMEOUT_MIN", "30"))
+    return DDPStrategy(cluster_environment=LightningEnvironment(), timeout=timedelta(minutes=minutes))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nasforge.platform.ddp_child")
+    p.add_argument("--config", required=True, help="the sweep config (YAML) of the trial")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--storage", required=True, help="storage URL")
+    p.add_argument("--trial-id", type=int, required=True)
+    args = p.parse_args(argv)
+    _die_with_parent()
+
+    rank = int(os.environ.get("LOCAL_RANK", "0"))  # set by Lightning's launcher for ranks >= 1
+    import optuna
+    import torch
+
+    from .config import load_sweep
+    from .pruners import create_pruner
+    from .study import create_storage
+    from .trial_runner import TrialContext, TrialFailed, fit_trial
+
+    cfg = load_sweep(args.config)
+    threads = int(os.environ.get("NASFORGE_CPU_THREADS", os.cpu_count() or 1))
+    torch.set_num_threads(max(1, threads // cfg.trainer.devices))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ctx = TrialContext.create(cfg, args.run_dir)
+    study = optuna.load_study(study_name=cfg.name, storage=create_storage(args.storage),
+                              sampler=optuna.samplers.RandomSampler(),
+                              pruner=create_pruner(cfg.pruner, cfg.trainer.max_epochs))
+    frozen = study._storage.get_trial(args.trial_id)
+    sample = frozen.user_attrs["sample"]
+    trial = optuna.trial.Trial(study, args.trial_id) if rank == 0 else ReadOnlyTrial(frozen)
+    trial_dir = ctx.trial_dir(frozen.number)
+    record = RankRecord()
+    try:
+        values = fit_trial(ctx, trial, sample, trial_dir, rank_zero=rank == 0, strategy=_strategy(cfg),
+                           extra_callbacks=[record])
+        outcome: dict[str, Any] = {"state": "COMPLETE", "values": values}
+    except optuna.TrialPruned as e:
+        outcome = {"state": "PRUNED", "reason": str(e)}
+    except TrialFailed as e:
+        outcome = {"state": "FAIL", "reason": str(e)}
+    except Exception as e:  # noqa: BLE001 - any crash of this rank is the trial's failure
+        text = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+        outcome = {"state": "FAIL", "reason": f"rank {rank}: {type(e).__name__}: {text}".rstrip(": ")}
+    if rank == 0:
+        trial.set_user_attr("ddp_outcome", outcome)
+    record.write(os.path.join(trial_dir, "ddp", f"rank{rank}.json"), rank, cfg.trainer.devices, outcome)
+    return 1 if outcome["state"] == "FAIL" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

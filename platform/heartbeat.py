@@ -1,0 +1,220 @@
+"""Worker heartbeats and the recovery of stale trials, for every storage.
+
+Optuna's own heartbeat (``RDBStorage(heartbeat_interval=...)``) exists only for RDB storages;
+Optuna 5's JournalStorage has none. nasforge uses one mechanism for all of them, kept in the
+study itself:
+
+* while a worker runs a trial, a background thread (`Heartbeat`) writes the system attr
+  ``nasforge:heartbeat`` = ``{"t": unix time, "owner": worker token, "worker": id}`` every
+  ``interval`` seconds (default 10; ``NASFORGE_HEARTBEAT_INTERVAL``);
+* under the sweep's budget lock, every worker's loop calls `recover_stale_trials`: a RUNNING
+  trial is stale when its last sign of life (heartbeat, else its start time) is older than the
+  grace period (default 60 s; ``NASFORGE_HEARTBEAT_GRACE``), or at once when its owner ran on
+  this machine (same host name and PID namespace) and that process is gone (a worker killed
+  with SIGKILL, or an OOM kill). A stale trial is marked FAIL with the reason and retried: a
+  WAITING trial with the same params, which the next ``study.ask()`` picks up, linked to the
+  original by the user attr ``retry_of`` and by the system attrs ``failed_trial`` /
+  ``retry_history`` that Optuna's ``RetryHeartbeatStaleTrialCallback`` uses (so its
+  ``retried_trial_number`` works on our trials too). A trial retried ``max_retry`` times
+  (default 2) is not retried again: a sample that kills its worker every time must not loop.
+
+Since a single worker resuming a sweep runs the same check, a crashed sweep recovers on the
+next ``nasforge sweep run``. Clocks: the grace rule compares wall clocks of different
+machines (PostgreSQL workers), so their clocks must agree to well within the grace period
+(NTP); the same-machine rule needs no clock.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from datetime import timezone
+from typing import Any
+
+HEARTBEAT_ATTR = "nasforge:heartbeat"
+DEFAULT_INTERVAL = 10.0
+DEFAULT_GRACE = 60.0
+DEFAULT_MAX_RETRY = 2
+
+
+def heartbeat_interval() -> float:
+    return float(os.environ.get("NASFORGE_HEARTBEAT_INTERVAL", DEFAULT_INTERVAL))
+
+
+def grace_period() -> float:
+    return float(os.environ.get("NASFORGE_HEARTBEAT_GRACE", DEFAULT_GRACE))
+
+
+# ----------------------------------------------------------------------------- who is alive
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), '' where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_token(pid: int | None = None) -> str:
+    """``host|pid namespace|pid|start time``: names one process, even after PID reuse."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}|{_pid_namespace()}|{pid}|{_start_time(pid)}"
+
+
+def owner_gone(token: str) -> bool:
+    """True only when ``token`` names a process of this machine that no longer runs."""
+    try:
+        host, ns, pid, start = token.split("|")
+    except ValueError:
+        return False
+    if not ns or not start or host != socket.gethostname() or ns != _pid_namespace():
+        return False  # another machine or container: only the grace period can tell
+    return _start_time(int(pid)) != start
+
+
+# ----------------------------------------------------------------------------- heartbeat
+class Heartbeat:
+    """Context manager: beat for ``trial`` every ``interval`` s until the block ends."""
+
+    def __init__(self, trial, worker: str | None = None, interval: float | None = None):
+        self.trial = trial
+        self.interval = heartbeat_interval() if interval is None else interval
+        self.payload = {"owner": owner_token(), "worker": worker or f"pid{os.getpid()}"}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self) -> bool:
+        """Write one heartbeat; False once the trial is finished (by us or a stale check)."""
+        import optuna
+
+        try:
+            self.trial.storage.set_trial_system_attr(self.trial._trial_id, HEARTBEAT_ATTR,
+                                                     {**self.payload, "t": time.time()})
+            return True
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+        except Exception:  # a storage hiccup must not kill the trial; the next beat retries
+            return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if not self.beat():
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        self.beat()
+        self._thread = threading.Thread(target=self._run, name="nasforge-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+# ----------------------------------------------------------------------------- stale trials
+def last_sign_of_life(trial) -> float:
+    """Unix time of the trial's last heartbeat, else of its start."""
+    hb = trial.system_attrs.get(HEARTBEAT_ATTR) or {}
+    t = hb.get("t")
+    if t is not None:
+        return float(t)
+    start = trial.datetime_start
+    if start is None:
+        return time.time()
+    if start.tzinfo is None:  # RDB storages give naive local times, the journal aware UTC ones
+        return start.timestamp()
+    return start.astimezone(timezone.utc).timestamp()
+
+
+def stale_reason(trial, grace: float, now: float | None = None) -> str | None:
+    """Why a RUNNING trial is stale, or None while it is alive."""
+    hb = trial.system_attrs.get(HEARTBEAT_ATTR) or {}
+    who = hb.get("worker", "?")
+    if hb.get("owner") and owner_gone(hb["owner"]):
+        pid = hb["owner"].split("|")[2]
+        return f"stale: worker {who} (pid {pid}) died while running it"
+    silent = (time.time() if now is None else now) - last_sign_of_life(trial)
+    if silent > grace:
+        return f"stale: no heartbeat from worker {who} for {silent:.0f}s (grace {grace:.0f}s)"
+    return None
+
+
+def recover_stale_trials(study, grace: float | None = None, max_retry: int = DEFAULT_MAX_RETRY,
+                         log=None) -> list[tuple[int, int | None]]:
+    """Fail the stale RUNNING trials of ``study`` and enqueue their retries.
+
+    Call it with the sweep's budget lock held (two workers must not retry the same trial).
+    Returns ``[(failed trial number, retry trial number or None), ...]``.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    grace = grace_period() if grace is None else grace
+    storage = study._storage
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        reason = stale_reason(t, grace)
+        if reason is None:
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            storage.set_trial_system_attr(t._trial_id, "fail_reason", reason)
+            if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # it finished (or another worker failed it) meanwhile
+        retry = _enqueue_retry(study, t, max_retry)
+        out.append((t.number, retry))
+        if log is not None:
+            log(f"trial {t.number} FAIL {reason}; " + (f"retried as trial {retry}" if retry is not None
+                                                       else f"not retried (max_retry={max_retry})"))
+    return out
+
+
+def _enqueue_retry(study, failed, max_retry: int) -> int | None:
+    """Add a WAITING copy of ``failed`` (same params) linked to it; its number, or None."""
+    import optuna
+
+    history = list(failed.system_attrs.get("retry_history", [])) + [failed.number]
+    if len(history) > max_retry:
+        return None
+    original = failed.system_attrs.get("failed_trial", failed.number)
+    system_attrs: dict[str, Any] = {"failed_trial": original, "retry_history": history}
+    user_attrs = {"retry_of": failed.number, "original_trial": original}
+    before = {t.number for t in study.get_trials(deepcopy=False)}
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING, params=failed.params, distributions=failed.distributions,
+        user_attrs=user_attrs, system_attrs=system_attrs,
+    ))
+    new = [t.number for t in study.get_trials(deepcopy=False) if t.number not in before]
+    return max(new) if new else None
+
+
+def retry_links(study) -> dict[int, int]:
+    """{retry trial number: the trial it retried} over the whole study."""
+    return {t.number: t.user_attrs["retry_of"] for t in study.get_trials(deepcopy=False)
+            if "retry_of" in t.user_attrs}
+
+
+def release_memory() -> None:
+    """After a failed trial: give back what it held (CUDA caches after an out-of-memory)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        try:
+            torch.cuda.empty_cache()
+        except Exception:
+            pass
