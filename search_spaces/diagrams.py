@@ -2,10 +2,15 @@
 
 * ``draw_stage_table(header, rows, path_without_suffix, title)`` - a per-stage table, used by
   the attention and computation-reallocation spaces (CR-NAS, Liang et al. ICLR 2020).
-* ``draw_cell(edges, inputs, blocks, concat, path_without_suffix, title)`` - a cell as a DAG of
-  ops in the style of the NASNet (Zoph et al., CVPR 2018) and DARTS (Liu et al., ICLR 2019)
-  figures: the inputs h(i-1) and h(i-2) on the left, one node per block, edges labelled with
-  their op, and the concatenated output h(i+1) on the right.
+* ``draw_cell(blocks, path_without_suffix, title)`` and ``draw_cells([(title, blocks), ...],
+  path_without_suffix)`` - a cell as a DAG of ops in the style of the NASNet (Zoph et al.,
+  CVPR 2018) and DARTS (Liu et al., ICLR 2019) figures: the inputs h(i-2) and h(i-1) on the
+  left, one numbered node per block (the sum of its two ops), edges labelled with their op and
+  coloured by op family, and the concatenated output h(i) on the right, fed by dashed arrows
+  from the unused blocks. A block is ``((input0, op0), (input1, op1))`` with input 0 = h(i-2),
+  1 = h(i-1), 2 + j = block j. The layout is computed, not hand-placed: nodes by longest-path
+  level, edges bent to clear nodes and each other, labels slid along their edge until they
+  overlap nothing.
 
 Every function writes ``<path>.png`` and ``<path>.svg`` and returns the two paths. matplotlib is
 imported inside the functions, so importing this module is cheap.
