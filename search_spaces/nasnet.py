@@ -17,10 +17,11 @@ module imports no torch, so strategies can read the space without loading it.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .registry import register_space
-from .space import Categorical, Dim, Sample, SampleValidationError, Space
+from .space import Categorical, Dim, SampleValidationError, Space
 
 # The NASNet / DARTS operation set; every name is a key of ops.OPS.
 NASNET_OPS = (
@@ -40,6 +41,33 @@ CELLS = ("normal", "reduce")
 def state_name(index: int) -> str:
     """0 -> 'h(i-2)', 1 -> 'h(i-1)', 2 + j -> 'block j'."""
     return ("h(i-2)", "h(i-1)")[index] if index < 2 else f"block{index - 2}"
+
+
+@dataclass(frozen=True)
+class CellInput(Categorical):
+    """The input of block ``block``: one of the states 0 .. block+1. A value naming a block that
+    does not exist, or comes later, is rejected with a reason that says so (wherever the
+    dimension is checked, in a composite space too)."""
+
+    block: int = 0
+    blocks: int = 5
+
+    def check(self, value: Any) -> Any:
+        k = self.block
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= k + 1:
+            valid = ", ".join(f"{i} = {state_name(i)}" for i in range(k + 2))
+            b = value - 2
+            if value < 0:
+                why = f"state {value}, which does not exist"
+            elif b == k:
+                why = f"block{k} itself"
+            elif b < self.blocks:
+                why = f"block{b}, which is computed after block{k}"
+            else:
+                why = f"block{b}, which does not exist (the cell has {self.blocks} blocks)"
+            raise SampleValidationError(f"{self.label}={value} references {why}; block{k} can read {valid}",
+                                        self.label)
+        return super().check(value)
 
 
 @register_space
@@ -72,39 +100,12 @@ class NasNetSpace(Space):
             for k in range(self.options["blocks"]):
                 states = tuple(range(k + 2))  # h(i-2), h(i-1), blocks 0..k-1
                 for j in (0, 1):
-                    dims.append(Categorical(f"{cell}/block{k}/input{j}", choices=states,
-                                            description=f"{cell} cell, block {k}: state for input {j}"))
+                    dims.append(CellInput(f"{cell}/block{k}/input{j}", choices=states, block=k,
+                                          blocks=self.options["blocks"],
+                                          description=f"{cell} cell, block {k}: state for input {j}"))
                     dims.append(Categorical(f"{cell}/block{k}/op{j}", choices=ops,
                                             description=f"{cell} cell, block {k}: op on input {j}"))
         return dims
-
-    def validate(self, sample: Mapping[str, Any]) -> Sample:
-        # A reference to a block that does not exist (yet) gets a reason that says so, before
-        # the generic "not one of [...]" of the categorical.
-        if isinstance(sample, Mapping):
-            for label, value in sample.items():
-                parts = label.split("/")
-                if len(parts) != 3 or parts[0] not in CELLS or not parts[2].startswith("input"):
-                    continue
-                try:
-                    k = int(parts[1].removeprefix("block"))
-                except ValueError:
-                    continue
-                if not 0 <= k < self.options["blocks"] or isinstance(value, bool) or not isinstance(value, int):
-                    continue
-                if not 0 <= value <= k + 1:
-                    valid = ", ".join(f"{i} = {state_name(i)}" for i in range(k + 2))
-                    b = value - 2
-                    if value < 0:
-                        why = f"state {value}, which does not exist"
-                    elif b == k:
-                        why = f"block{k} itself"
-                    elif b < self.options["blocks"]:
-                        why = f"block{b}, which is computed after block{k}"
-                    else:
-                        why = f"block{b}, which does not exist (the cell has {self.options['blocks']} blocks)"
-                    raise SampleValidationError(f"{label}={value} references {why}; block{k} can read {valid}", label)
-        return super().validate(sample)
 
     # -- genotype -------------------------------------------------------------------------
     def cells(self, sample: Mapping[str, Any]) -> dict[str, tuple]:

@@ -10,7 +10,7 @@ import torch
 from arch_helpers import cifar_batch, enumerate_samples, random_samples, train_one_step
 
 from nasforge.platform.cost import measure_cost
-from nasforge.search_spaces import SampleValidationError, create_space
+from nasforge.search_spaces import SampleValidationError, create_composite, create_space
 from nasforge.search_spaces.drop_path import drop_path, scheduled_drop_path_prob, set_drop_path_prob
 from nasforge.search_spaces.nasnet import NASNET_OPS
 from nasforge.search_spaces.nasnet_network import unused_blocks
@@ -98,6 +98,11 @@ def test_a_cell_that_references_a_missing_block_raises_the_typed_error_with_a_re
         space.key({**sample, "normal/block2/input0": 4})
     with pytest.raises(SampleValidationError, match="not one of"):
         space.validate({**sample, "normal/block0/op1": "conv_9x9"})
+    # the same reason when nasnet is searched together with hyperparameters
+    both = create_composite([{"name": "nasnet"}, {"name": "hparams"}])
+    joint = random_samples(both, 1, seed=2)[0]
+    with pytest.raises(SampleValidationError, match="references block3, which is computed after block1"):
+        both.validate({**joint, "normal/block1/input0": 5})
     with pytest.raises(SampleValidationError, match="missing value"):
         space.validate({k: v for k, v in sample.items() if k != "reduce/block3/op0"})
 
