@@ -41,6 +41,7 @@ can be set in ``strategy.options``.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class ControllerOptions:
     entropy_weight: float = 0.0001  # ENAS
     temperature: float | None = None  # logits / temperature (ENAS: 5.0 for macro search)
     tanh_constant: float | None = 1.5  # C * tanh(logits) (ENAS: 2.5 macro, 1.1 micro)
-    normalize: bool = True  # divide advantages by the std of the rewards seen
+    reward_transform: str = "rank"  # rank: quantile among rewards seen; zscore: (r - mean) / std; none
     init_range: float = 0.1  # uniform init of every weight (ENAS)
     grad_clip: float | None = None
     invalid_reward: float | None = None  # None: the lowest reward seen so far (0 before any)
@@ -83,6 +84,8 @@ class ControllerOptions:
             raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 or null, got {self.temperature}")
+        if self.reward_transform not in ("rank", "zscore", "none"):
+            raise ValueError(f"reward_transform must be one of rank, zscore, none; got {self.reward_transform!r}")
         if self.tanh_constant is not None and not self.tanh_constant > 0:
             raise ValueError(f"tanh_constant must be > 0 or null, got {self.tanh_constant}")
 
@@ -159,7 +162,7 @@ class ControllerSampler(SampleStrategy):
 
         policy = _build_policy(self.decisions, self.options, self.seed)
         return {"policy": policy, "opt": torch.optim.Adam(policy.parameters(), lr=self.options.lr),
-                "batches": 0, "baseline": None, "n": 0, "mean": 0.0, "m2": 0.0, "min": None}
+                "batches": 0, "baseline": None, "rewards": []}
 
     def policy_state(self, history: list[Record], number: int) -> dict[str, Any]:
         """The policy after every batch that lies entirely below trial ``number``."""
@@ -210,22 +213,23 @@ class ControllerSampler(SampleStrategy):
         eps = self._episodes(st, recs, by_key)
         if not eps:
             return
-        # running reward statistics (Welford) over real rewards, in replay order
-        for _, rew in eps:
-            if rew is not None:
-                st["n"] += 1
-                d = rew - st["mean"]
-                st["mean"] += d / st["n"]
-                st["m2"] += d * (rew - st["mean"])
-                st["min"] = rew if st["min"] is None else min(st["min"], rew)
-        penalty = o.invalid_reward if o.invalid_reward is not None else (st["min"] if st["min"] is not None else 0.0)
+        # the transform sees every real reward replayed so far, in replay order
+        seen = st["rewards"]
+        seen.extend(rew for _, rew in eps if rew is not None)
+        lowest = min(seen) if seen else None
+        penalty = o.invalid_reward if o.invalid_reward is not None else (lowest if lowest is not None else 0.0)
         rewards = [penalty if rew is None else rew for _, rew in eps]
+        if o.reward_transform == "rank" and seen:
+            ordered = sorted(seen)
+            n = len(ordered)
+            rewards = [(bisect.bisect_left(ordered, r) + bisect.bisect_right(ordered, r)) / (2.0 * n) for r in rewards]
+        elif o.reward_transform == "zscore" and len(seen) > 1:
+            mean = sum(seen) / len(seen)
+            std = math.sqrt(sum((r - mean) ** 2 for r in seen) / (len(seen) - 1))
+            rewards = [(r - mean) / std if std > 0 else 0.0 for r in rewards]
         if st["baseline"] is None:
             st["baseline"] = sum(rewards) / len(rewards)
         adv = [rw - st["baseline"] for rw in rewards]
-        if o.normalize:
-            std = math.sqrt(st["m2"] / (st["n"] - 1)) if st["n"] > 1 else 0.0
-            adv = [a / (std + 1e-8) if std > 0 else a for a in adv]
         for rw in rewards:
             st["baseline"] = o.baseline_decay * st["baseline"] + (1 - o.baseline_decay) * rw
         idx = [[self.index(i, s[d.label]) if d.label in s else -1 for i, d in enumerate(self.decisions)]
@@ -264,6 +268,18 @@ class ControllerSampler(SampleStrategy):
             state = [(m * h2 + (1 - m) * h1, m * c2 + (1 - m) * c1) for (h1, c1), (h2, c2) in zip(state, new)]
             x = m * policy.embed[i](c) + (1 - m) * x
         return logp, ent
+
+    def probabilities(self, study, samples: list[dict[str, Any]]) -> list[float]:
+        """The current policy's probability of each sample (for inspection and tests)."""
+        import torch
+
+        number = len(study.get_trials(deepcopy=False))
+        st = self.policy_state(self.history(study, number), number)
+        idx = [[self.index(i, s[d.label]) if d.label in s else -1 for i, d in enumerate(self.decisions)]
+               for s in samples]
+        with torch.no_grad(), _one_thread():
+            logp, _ = self._log_prob(st["policy"], idx)
+        return logp.exp().tolist()
 
     # -- sampling -------------------------------------------------------------------------
     def _draw(self, policy, rng, count: int) -> list[dict[str, Any]]:
