@@ -56,6 +56,7 @@ class ControllerOptions:
     layers: int = 1  # stacked LSTM cells (ENAS: 1; Zoph & Le: 2)
     lr: float = 0.05  # Adam learning rate
     batch_size: int = 5  # trials per policy update (M)
+    warmup: int = 0  # >0: the first batch is trials [0, warmup) (a broad first look), then batches of M
     update_steps: int = 1  # Adam steps per batch
     baseline_decay: float = 0.9  # EMA of rewards
     entropy_weight: float = 0.0001  # ENAS
@@ -75,6 +76,8 @@ class ControllerOptions:
     reward_weights: list | None = None
 
     def check(self) -> None:
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         for name in ("hidden", "layers", "batch_size", "update_steps", "max_tries", "max_lag"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -172,7 +175,7 @@ class ControllerSampler(SampleStrategy):
         st = self._state
         by_number = {r.number: r for r in history}
         while True:
-            lo, hi = st["batches"] * o.batch_size, (st["batches"] + 1) * o.batch_size
+            lo, hi = self.batch_bounds(st["batches"])
             if hi > number:
                 break
             recs = [by_number.get(n) for n in range(lo, hi)]
@@ -181,6 +184,15 @@ class ControllerSampler(SampleStrategy):
             self._update(st, [r for r in recs if r is not None and r.finished], by_number)
             st["batches"] += 1
         return st
+
+    def batch_bounds(self, k: int) -> tuple[int, int]:
+        """Trial numbers [lo, hi) of batch k."""
+        o = self.options
+        if o.warmup <= 0:
+            return k * o.batch_size, (k + 1) * o.batch_size
+        if k == 0:
+            return 0, o.warmup
+        return o.warmup + (k - 1) * o.batch_size, o.warmup + k * o.batch_size
 
     def _episodes(self, st, recs: list[Record], by_key: dict[str, float]) -> list[tuple[dict, float | None]]:
         """(sample, reward) pairs of a batch; reward None means 'the invalid penalty'."""
@@ -209,7 +221,7 @@ class ControllerSampler(SampleStrategy):
         by_key = {}
         if o.replay_duplicates:
             by_key = {r.key: r.score for r in sorted(by_number.values(), key=lambda r: r.number)
-                      if r.key is not None and r.score is not None and r.number < (st["batches"] + 1) * o.batch_size}
+                      if r.key is not None and r.score is not None and r.number < self.batch_bounds(st["batches"])[1]}
         eps = self._episodes(st, recs, by_key)
         if not eps:
             return
