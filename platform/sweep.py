@@ -96,7 +96,7 @@ def write_config(cfg: SweepConfig, rundir: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the study
-def open_study(cfg: SweepConfig, ctx, storage_url: str):
+def open_study(cfg: SweepConfig, ctx, storage_url: str, seed: int | None = None):
     import optuna
 
     from .pruners import create_pruner
@@ -109,7 +109,7 @@ def open_study(cfg: SweepConfig, ctx, storage_url: str):
         return frozen.user_attrs.get("constraints", [0.0] * _n_constraints(cfg))
 
     extra = {"constraints_func": constraints_func} if cfg.constraints else {}
-    sampler = create_sampler(cfg.strategy, ctx.space, cfg.seed, cfg.directions, **extra)
+    sampler = create_sampler(cfg.strategy, ctx.space, cfg.seed if seed is None else seed, cfg.directions, **extra)
     pruner = create_pruner(cfg.pruner, cfg.trainer.max_epochs)
     study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=sampler, pruner=pruner,
                                 directions=cfg.directions, load_if_exists=True)
@@ -117,6 +117,15 @@ def open_study(cfg: SweepConfig, ctx, storage_url: str):
         study.set_metric_names([o.metric for o in cfg.objectives])
         study.set_user_attr("nasforge_config", cfg.to_dict())
     return study
+
+
+def sampler_seed(seed: int, n_trials: int, worker: str | None) -> int:
+    """The sampler's seed for this invocation: the sweep's seed for a fresh single-worker run
+    (reproducible), a different one per worker and per resume point otherwise, so parallel
+    workers and a resumed sweep do not redraw the samples of trial 0, 1, ..."""
+    if not worker and n_trials == 0:
+        return seed
+    return int(hashlib.sha1(f"{seed}:{worker or ''}:{n_trials}".encode()).hexdigest()[:8], 16)
 
 
 def _n_constraints(cfg: SweepConfig) -> int:
@@ -160,6 +169,9 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
         raise ConfigError(f"space: {e}") from None
     write_config(cfg, rundir)
     study = open_study(cfg, ctx, storage_url)
+    seed = sampler_seed(cfg.seed, len(study.get_trials(deepcopy=False)), worker)
+    if seed != cfg.seed:
+        study = open_study(cfg, ctx, storage_url, seed=seed)
 
     total = cfg.budget.trials if cfg.budget.trials is not None else math.inf
     deadline = time.monotonic() + cfg.budget.timeout if cfg.budget.timeout else math.inf
