@@ -4,6 +4,7 @@
     nasforge registry list
     nasforge registry show MODEL[:VERSION|:ALIAS] [--json]
     nasforge registry alias MODEL:VERSION ALIAS [ALIAS ...]
+    nasforge registry load MODEL[:VERSION|:ALIAS]
     nasforge registry evaluate MODEL[:VERSION|:ALIAS]
     nasforge registry push MODEL:VERSION [--alias ALIAS ...]
     nasforge registry export MODEL[:VERSION|:ALIAS] --format onnx|torchscript [-o FILE]
@@ -60,6 +61,11 @@ def register(subparsers) -> None:
     s.add_argument("aliases", nargs="+", metavar="ALIAS")
     _add_registry_opt(s)
     s.set_defaults(func=_alias)
+
+    s = sub.add_parser("load", help="check a version's files and rebuild its network (what Python's load() does)")
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
+    _add_registry_opt(s)
+    s.set_defaults(func=_load)
 
     s = sub.add_parser("evaluate", help="validate a version on its sweep's validation data; compare with the record")
     s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
@@ -166,6 +172,25 @@ def _alias(args) -> int:
     for a in args.aliases:
         reg.set_alias(v.model, a, v.version)
     print(f"{', '.join(args.aliases)} -> {v.ref}")
+    return 0
+
+
+def _load(args) -> int:
+    import torch
+
+    from .registry import load_version
+
+    net, v = load_version(args.ref, args.registry)
+    meta = v.meta()
+    x = torch.zeros(1, *meta["input_shape"])  # (1, C, H, W)
+    with torch.no_grad():
+        out = net(x)
+    n_files = len(v.manifest()["files"])
+    print(f"{v.ref}: {n_files} files match their sha256; rebuilt {type(net).__name__} "
+          f"({meta['num_params']} parameters, eval mode) from its genotype")
+    print(f"  input (B, {', '.join(map(str, meta['input_shape']))}) -> output {tuple(out.shape[1:])} per example; "
+          f"preprocessing {json.dumps(meta['preprocessing'])}")
+    print(f"  in Python: from nasforge.platform.registry import load; model = load({v.ref!r})")
     return 0
 
 

@@ -67,7 +67,6 @@ def push_version(v, aliases: list[str], meta: dict[str, Any] | None = None) -> d
         )
     import wandb
 
-    files = v.manifest()["files"]
     run = wandb.init(
         project=tracking.get("project") or "nasforge", entity=tracking.get("entity"),
         job_type="promote", group=meta["sweep"]["name"], name=f"promote-{v.model}-{v.version}",
@@ -75,24 +74,38 @@ def push_version(v, aliases: list[str], meta: dict[str, Any] | None = None) -> d
         settings=wandb.Settings(silent=True, console="off", disable_git=True, disable_code=True),
     )
     try:
-        art = wandb.Artifact(
-            name=v.model, type="model",
-            description=f"{v.ref}: trial {meta['trial']['number']} of sweep {meta['sweep']['name']}",
-            metadata={k: meta[k] for k in ("version", "metrics", "input_shape", "num_classes",
-                                           "num_params", "preprocessing", "task") if k in meta},
-        )
-        for name in files:
-            art.add_file(os.path.join(v.path, name), name=name)
-        art = run.log_artifact(art, aliases=[v.version, *aliases])
-        target = registry_target(v.model)
-        try:
-            linked = run.link_artifact(art, target_path=target, aliases=list(aliases))
-        except NotImplementedError:  # W&B's offline mode cannot link
-            raise NasforgeError(f"W&B cannot link {v.ref} while offline; push again when online") from None
-        state = {"linked": True, "target": target, "artifact": getattr(art, "qualified_name", v.model),
-                 "linked_artifact": getattr(linked, "qualified_name", None), "aliases": list(aliases),
-                 "run": run.url, "linked_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        state = log_and_link(run, v, aliases, meta)
     finally:
         run.finish()
     v.set_wandb_state(state)
     return state
+
+
+def model_artifact(v, meta: dict[str, Any]):
+    """A ``wandb.Artifact`` (type ``model``) holding every file of the version's manifest."""
+    import wandb
+
+    art = wandb.Artifact(
+        name=v.model, type="model",
+        description=f"{v.ref}: trial {meta['trial']['number']} of sweep {meta['sweep']['name']}",
+        metadata={k: meta[k] for k in ("version", "metrics", "input_shape", "num_classes",
+                                       "num_params", "preprocessing", "task") if k in meta},
+    )
+    for name in v.manifest()["files"]:
+        art.add_file(os.path.join(v.path, name), name=name)
+    return art
+
+
+def log_and_link(run, v, aliases: list[str], meta: dict[str, Any]) -> dict[str, Any]:
+    """Log the version as an artifact of ``run`` (aliases: its version and ``aliases``) and link
+    it into the W&B Registry collection; returns the link state. An offline run logs the
+    artifact and then cannot link: that raises NasforgeError saying so."""
+    art = run.log_artifact(model_artifact(v, meta), aliases=[v.version, *aliases])
+    target = registry_target(v.model)
+    try:
+        linked = run.link_artifact(art, target_path=target, aliases=list(aliases))
+    except NotImplementedError:  # W&B's offline mode cannot link
+        raise NasforgeError(f"W&B cannot link {v.ref} to {target} while offline; push again when online") from None
+    return {"linked": True, "target": target, "artifact": getattr(art, "qualified_name", v.model),
+            "linked_artifact": getattr(linked, "qualified_name", None), "aliases": list(aliases),
+            "run": run.url, "linked_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

@@ -210,6 +210,9 @@ def test_registry_list_and_show(promoted, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["model"]["trial"]["number"] == res.meta["trial"]["number"]
     assert sorted(data["aliases"]) == ["best", "production"]
+    assert main(["registry", "load", "quickstart:best", "--registry", str(reg)]) == 0
+    out = capsys.readouterr().out
+    assert "files match their sha256" in out and "eval mode" in out and "-> output (10,)" in out
 
 
 def test_offline_wandb_promotion_says_so_and_push_refuses(promoted, capsys):
@@ -264,3 +267,38 @@ def test_export_onnx_and_torchscript_match_eager(promoted, tmp_path, capsys):
     model = onnx.load(str(onnx_path))
     got = ReferenceEvaluator(model).run(None, {model.graph.input[0].name: x.numpy()})[0]
     torch.testing.assert_close(torch.from_numpy(got), eager(x).detach(), atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_wandb_artifact_is_logged_and_linking_is_refused_offline(promoted, tmp_path, monkeypatch):
+    """The online code path up to where offline W&B stops: the model artifact is really logged
+    (read back with W&B's own reader), then ``link_artifact`` is refused with our message."""
+    import wandb
+
+    from nasforge.platform.errors import NasforgeError
+    from nasforge.platform.registry import Registry
+    from nasforge.platform.wandb_registry import log_and_link
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # W&B's staging copies
+    reg, _ = promoted
+    v = Registry(reg).resolve("quickstart:production")
+    run = wandb.init(project="nasforge-test", mode="offline", dir=str(tmp_path), job_type="promote",
+                     settings=wandb.Settings(silent=True, console="off", disable_git=True))
+    folder = os.path.dirname(run.dir)
+    try:
+        with pytest.raises(NasforgeError, match="cannot link quickstart:v1 to wandb-registry-model/quickstart while offline"):
+            log_and_link(run, v, ["production"], v.meta())
+    finally:
+        run.finish()
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    out = subprocess.run([str(wandb_cli), "leet", "inspect", "--json", folder], capture_output=True, text=True,
+                         timeout=120)
+    if out.returncode != 0 and "No such command" in out.stderr:
+        pytest.skip("this wandb has no `wandb leet inspect` reader")
+    arts = [json.loads(line)["artifact"] for line in out.stdout.splitlines() if '"type":"artifact"' in line]
+    assert arts, out.stderr
+    art = arts[0]
+    assert art["type"] == "model" and art["name"] == "quickstart"
+    assert {"v1", "production"} <= set(art["aliases"])
+    assert sorted(c["path"] for c in art["manifest"]["contents"]) == sorted(v.manifest()["files"])
