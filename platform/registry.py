@@ -392,10 +392,17 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
         with open(os.path.join(v.path, CONFIG), "w") as f:
             f.write(cfg.to_yaml())
         trial_dir = attrs.get("trial_dir") or run.trial_dir(t.number)
-        diagrams = sorted(f for f in os.listdir(trial_dir) if f.endswith((".png", ".svg"))) \
-            if os.path.isdir(trial_dir) else []
-        for i, f in enumerate(diagrams):
-            shutil.copyfile(os.path.join(trial_dir, f), os.path.join(v.path, f))
+        # the architecture diagrams the runner drew (space.draw), not every picture in the folder
+        drawn = [p for p in attrs.get("diagrams") or [] if os.path.isfile(p)]
+        if not drawn and os.path.isdir(trial_dir):
+            drawn = [os.path.join(trial_dir, f) for f in sorted(os.listdir(trial_dir))
+                     if f.startswith("architecture") and f.endswith((".png", ".svg"))]
+        diagrams = []
+        for path in drawn:
+            fname = os.path.basename(path)
+            if fname not in (WEIGHTS, META, GENOTYPE, CONFIG, MANIFEST, WANDB_STATE):
+                shutil.copyfile(path, os.path.join(v.path, fname))
+                diagrams.append(fname)
         preprocessing = {"scale": 1.0 / 255.0}
         for key in ("mean", "std"):
             if hasattr(dm, key):

@@ -302,3 +302,22 @@ def test_wandb_artifact_is_logged_and_linking_is_refused_offline(promoted, tmp_p
     assert art["type"] == "model" and art["name"] == "quickstart"
     assert {"v1", "production"} <= set(art["aliases"])
     assert sorted(c["path"] for c in art["manifest"]["contents"]) == sorted(v.manifest()["files"])
+
+
+@pytest.mark.slow
+def test_promote_best_of_a_multi_objective_sweep_keeps_its_diagram(tmp_path_factory, tmp_path):
+    from nasforge.platform.registry import load, promote
+    from nasforge.platform.run_folder import open_run
+
+    runs = tiny_sweep(tmp_path_factory, "moo")
+    study = open_run("moo", runs).study
+    res = promote("moo", best=True, model="digits-nasnet", root=str(runs), registry=tmp_path / "reg")
+    meta = res.meta
+    # --best on two objectives: the Pareto-optimal trial best on the first one (val/acc)
+    pareto = study.best_trials
+    assert meta["trial"]["number"] == max(pareto, key=lambda t: t.values[0]).number
+    assert meta["sweep"]["name"] == "moo" and meta["model"] == "digits-nasnet"
+    assert meta["diagrams"] == ["architecture.png", "architecture.svg"]
+    assert {"architecture.png", "architecture.svg"} <= set(res.version.manifest()["files"])
+    assert "tracking is disabled" in res.wandb_message
+    assert type(load("digits-nasnet", registry=tmp_path / "reg")).__name__ == "NASNetwork"
