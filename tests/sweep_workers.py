@@ -1,0 +1,92 @@
+"""Helpers for the workers, DDP and PostgreSQL tests: tiny real sweeps on digits, the CLI run
+as a user runs it (a subprocess), and reading back what the sweep left behind."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NASFORGE = [sys.executable, "-m", "nasforge.platform.cli"]
+
+
+def tiny_sweep_file(folder: Path, name: str, trials: int, tracking: str = "disabled", storage: str | None = None,
+                    epochs: int = 1, batches: int = 2, devices: int = 1, pruner: dict | None = None) -> Path:
+    """A real sweep (convnet on a digits subset) small enough for 2 shared cores."""
+    data = {
+        "name": name, "seed": 0,
+        "task": {"name": "classification", "data": {"name": "digits", "subset": 256, "val_subset": 128},
+                 "options": {"batch_size": 32}},
+        "space": [{"name": "convnet", "options": {"stages": 1, "widths": [4, 8], "max_depth": 1}}],
+        "strategy": {"name": "random"},
+        "budget": {"trials": trials},
+        "pruner": pruner or {"name": "none"},
+        "trainer": {"accelerator": "cpu", "devices": devices, "max_epochs": epochs,
+                    "limit_train_batches": batches},
+        "tracking": {"mode": tracking, "project": "nasforge-tests"},
+    }
+    if storage:
+        data["storage"] = storage
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DISABLE_GIT="true",
+             WANDB_CONSOLE="off", PYTHONUNBUFFERED="1")
+    e.pop("WANDB_API_KEY", None)
+    return e
+
+
+def sweep_run(file: Path, root: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([*NASFORGE, "sweep", "run", str(file), "--root", str(root), "--no-progress", *args],
+                          capture_output=True, text=True, env=env(), timeout=timeout, cwd=root.parent)
+
+
+def sweep_start(file: Path, root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([*NASFORGE, "sweep", "run", str(file), "--root", str(root), "--no-progress", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=root.parent)
+
+
+def load(name: str, storage: str):
+    import optuna
+
+    from nasforge.platform.study import create_storage
+
+    return optuna.load_study(study_name=name, storage=create_storage(storage))
+
+
+def journal_url(root: Path, name: str) -> str:
+    return "journal://" + str(root / name / "study.journal")
+
+
+def states(study) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def wait_for_running_trial(name: str, storage: str, timeout: float = 120):
+    """The first RUNNING trial that has a heartbeat (so its worker is inside the trial)."""
+    import optuna
+
+    from nasforge.platform.heartbeat import HEARTBEAT_ATTR
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            study = load(name, storage)
+        except KeyError:
+            time.sleep(0.5)
+            continue
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if HEARTBEAT_ATTR in t.system_attrs:
+                return t
+        time.sleep(0.3)
+    raise AssertionError(f"no trial of {name} started running within {timeout}s")

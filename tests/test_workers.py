@@ -1,0 +1,226 @@
+"""Parallel workers and fault tolerance: `nasforge sweep run --workers N` shares one study,
+reaches exactly its total, accounts for every W&B run, survives a worker killed with SIGKILL
+(the killed trial is failed and retried, linked to the original), stops gracefully on Ctrl-C
+and resumes to exactly the requested total.
+
+Heartbeat/stale-trial logic is tested on a real journal storage with real (dead) processes;
+the sweeps are real tiny trainings on digits, run through the CLI as a user runs them.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from sweep_workers import journal_url, load, states, sweep_run, sweep_start, tiny_sweep_file, wait_for_running_trial
+
+
+# ----------------------------------------------------------------------------- heartbeats (fast)
+def _journal_study(tmp_path, name="hb"):
+    import optuna
+
+    from nasforge.platform.study import create_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = create_storage("journal://" + str(tmp_path / "study.journal"))
+    return optuna.create_study(study_name=name, storage=storage, direction="maximize")
+
+
+def _dead_owner_token() -> str:
+    from nasforge.platform.heartbeat import owner_token
+
+    p = subprocess.Popen(["sleep", "60"])
+    token = owner_token(p.pid)
+    p.kill()
+    p.wait()
+    return token
+
+
+def test_trial_of_a_dead_worker_is_failed_and_retried_with_the_same_params(tmp_path):
+    import optuna
+
+    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, recover_stale_trials, retry_links
+
+    study = _journal_study(tmp_path)
+    trial = study.ask()
+    x = trial.suggest_float("x", 0.0, 1.0)
+    width = trial.suggest_categorical("width", [4, 8, 16])
+    study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR,
+                                         {"t": time.time(), "owner": _dead_owner_token(), "worker": "w7"})
+    recovered = recover_stale_trials(study, grace=3600)  # the owner is gone: no need to wait
+    assert len(recovered) == 1 and recovered[0][0] == trial.number
+    failed = study.trials[trial.number]
+    assert failed.state == optuna.trial.TrialState.FAIL
+    assert "worker w7" in failed.user_attrs["fail_reason"] and "died" in failed.user_attrs["fail_reason"]
+    retry_number = recovered[0][1]
+    assert retry_links(study) == {retry_number: trial.number}
+    again = study.ask()  # the next ask picks the retry up, params fixed
+    assert again.number == retry_number
+    assert again.suggest_float("x", 0.0, 1.0) == x and again.suggest_categorical("width", [4, 8, 16]) == width
+    frozen = study.trials[retry_number]
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen) == trial.number
+    assert recover_stale_trials(study, grace=3600) == []  # nothing else is stale
+
+
+def test_grace_period_decides_for_workers_on_other_machines(tmp_path):
+    import optuna
+
+    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, recover_stale_trials
+
+    study = _journal_study(tmp_path)
+    alive, silent = study.ask(), study.ask()
+    other = "some-other-host|pid:[1]|123|456"
+    study._storage.set_trial_system_attr(alive._trial_id, HEARTBEAT_ATTR, {"t": time.time(), "owner": other})
+    study._storage.set_trial_system_attr(silent._trial_id, HEARTBEAT_ATTR,
+                                         {"t": time.time() - 120, "owner": other, "worker": "w2"})
+    recovered = recover_stale_trials(study, grace=60)
+    assert [r[0] for r in recovered] == [silent.number]
+    assert "no heartbeat from worker w2 for 120s" in study.trials[silent.number].user_attrs["fail_reason"]
+    assert study.trials[alive.number].state == optuna.trial.TrialState.RUNNING
+
+
+def test_a_trial_retried_too_often_is_not_retried_again(tmp_path):
+    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, recover_stale_trials
+
+    study = _journal_study(tmp_path)
+    numbers = []
+    for _ in range(3):  # the same sample kills its worker three times
+        t = study.ask()
+        t.suggest_int("depth", 1, 4)
+        numbers.append(t.number)
+        study._storage.set_trial_system_attr(t._trial_id, HEARTBEAT_ATTR, {"t": time.time(), "owner": _dead_owner_token()})
+        recovered = recover_stale_trials(study, grace=3600, max_retry=2)
+        if len(numbers) < 3:
+            assert recovered[0][1] is not None
+        else:
+            assert recovered == [(t.number, None)]
+    assert study.trials[numbers[-1]].system_attrs["retry_history"] == numbers[:2]
+
+
+def test_heartbeat_thread_beats_while_the_trial_runs_and_stops_after(tmp_path):
+    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, Heartbeat, owner_gone
+
+    study = _journal_study(tmp_path)
+    trial = study.ask()
+    with Heartbeat(trial, "w0", interval=0.2):
+        first = study.trials[0].system_attrs[HEARTBEAT_ATTR]["t"]
+        time.sleep(0.8)
+        later = study.trials[0].system_attrs[HEARTBEAT_ATTR]
+    assert later["t"] > first and later["worker"] == "w0" and not owner_gone(later["owner"])
+    study.tell(trial, 1.0)
+    assert Heartbeat(trial, "w0").beat() is False  # a finished trial takes no more beats
+
+
+def test_devices_are_split_between_workers():
+    from nasforge.platform.config import parse_sweep
+    from nasforge.platform.errors import ConfigError
+    from nasforge.platform.workers import assign_devices
+
+    cfg = parse_sweep({"trainer": {"accelerator": "gpu", "devices": 1}, "tracking": {"mode": "disabled"}})
+    assert assign_devices(cfg, 4, 2, gpus=[str(i) for i in range(8)]) == ["0,1", "2,3", "4,5", "6,7"]
+    assert assign_devices(cfg, 2, None, gpus=["2", "5"]) == ["2", "5"]
+    with pytest.raises(ConfigError, match="needs 6 GPUs; 4 visible"):
+        assign_devices(cfg, 3, 2, gpus=["0", "1", "2", "3"])
+    assert assign_devices(cfg, 2, 2, gpus=[]) == [None, None]  # no CUDA: nothing to pin
+    cpu = parse_sweep({"trainer": {"accelerator": "cpu"}, "tracking": {"mode": "disabled"}})
+    assert assign_devices(cpu, 2, None, gpus=["0", "1"]) == [None, None]
+
+
+# ----------------------------------------------------------------------------- real sweeps (slow)
+def _wandb_run_names(run_dir) -> dict[str, str]:
+    """{offline run folder: the W&B run name recorded in its .wandb file}."""
+    out = {}
+    for d in sorted((run_dir / "wandb").glob("offline-run-*")):
+        data = b"".join(p.read_bytes() for p in d.glob("run-*.wandb"))
+        out[str(d)] = data
+    return out
+
+
+@pytest.mark.slow
+def test_four_workers_share_one_study_and_every_wandb_run_is_accounted_for(run_root):
+    import optuna
+
+    name = "w4x12"
+    file = tiny_sweep_file(run_root.parent, name, trials=12, tracking="offline")
+    res = sweep_run(file, run_root, "--workers", "4")
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = load(name, journal_url(run_root, name))
+    trials = study.get_trials(deepcopy=False)
+    assert states(study) == {"COMPLETE": 12}
+    assert sorted(t.number for t in trials) == list(range(12))
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert workers <= {"w0", "w1", "w2", "w3"} and len(workers) >= 2
+    # every trial has its own W&B run, and every W&B run belongs to a trial
+    run_dir = run_root / name
+    runs = _wandb_run_names(run_dir)
+    assert len(runs) == 12
+    assert {t.user_attrs["wandb_run_dir"] for t in trials} == set(runs)
+    for t in trials:
+        run_name = f"{name}-{t.number}".encode()
+        assert bytes([len(run_name)]) + run_name in runs[t.user_attrs["wandb_run_dir"]]
+    # one log line per trial, prefixed by the worker that ran it
+    lines = [ln for w in sorted((run_dir / "workers").glob("w*.log")) for ln in w.read_text().splitlines()
+             if " trial " in ln]
+    assert len(lines) == 12
+    for t in trials:
+        assert sum(f"[{t.user_attrs['worker']}] trial {t.number} COMPLETE" in ln for ln in lines) == 1
+    assert "leaderboard" in res.stdout
+    assert optuna.trial.TrialState.RUNNING not in {t.state for t in trials}
+
+
+@pytest.mark.slow
+def test_sigkill_mid_trial_fails_and_retries_it_and_the_sweep_reaches_its_total(run_root):
+    from nasforge.platform.heartbeat import HEARTBEAT_ATTR
+
+    name = "killed"
+    storage = journal_url(run_root, name)
+    file = tiny_sweep_file(run_root.parent, name, trials=4, epochs=2)
+    proc = sweep_start(file, run_root, "--workers", "2")
+    victim = wait_for_running_trial(name, storage)
+    pid = int(victim.system_attrs[HEARTBEAT_ATTR]["owner"].split("|")[2])
+    os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    assert "worker died (SIGKILL)" in out
+
+    study = load(name, storage)
+    assert states(study) == {"COMPLETE": 4, "FAIL": 1}
+    failed = study.trials[victim.number]
+    assert failed.state.name == "FAIL" and "died while running it" in failed.user_attrs["fail_reason"]
+    retries = [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert retries[0].params == failed.params
+    assert retries[0].system_attrs["failed_trial"] == victim.number
+
+    # re-running resumes to exactly the new total; nothing completed runs again
+    before = {t.number: t.datetime_complete for t in study.trials if t.state.name == "COMPLETE"}
+    res = sweep_run(file, run_root, "--trials", "5")
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = load(name, storage)
+    assert states(study) == {"COMPLETE": 5, "FAIL": 1}
+    after = {t.number: t.datetime_complete for t in study.trials if t.state.name == "COMPLETE"}
+    assert {n: after[n] for n in before} == before and len(set(after) - set(before)) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_workers_gracefully_and_a_rerun_resumes_to_the_total(run_root):
+    name = "interrupted"
+    storage = journal_url(run_root, name)
+    file = tiny_sweep_file(run_root.parent, name, trials=3, epochs=2)
+    proc = sweep_start(file, run_root, "--workers", "2")
+    wait_for_running_trial(name, storage)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends to the parent
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    study = load(name, storage)
+    counts = states(study)
+    assert "RUNNING" not in counts, counts  # every running trial's state was recorded
+    interrupted = [t for t in study.trials if t.state.name == "FAIL"]
+    assert interrupted and all("interrupted" in t.user_attrs["fail_reason"] for t in interrupted)
+
+    res = sweep_run(file, run_root, "--workers", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    counts = states(load(name, storage))
+    assert counts.get("COMPLETE") == 3 and "RUNNING" not in counts and "WAITING" not in counts
