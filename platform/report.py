@@ -156,9 +156,9 @@ def _leaderboard_html(study, cfg) -> str:
     out = ["<table class='lb'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for r in rows:
         m = by_number[r["trial"]].user_attrs.get("metrics") or {}
-        lines = [f"{html.escape(k)} = {html.escape(_fmt(v))}" for k, v in (r["sample"] or {}).items()]
-        sample = "<br>".join(lines) if len(lines) <= 8 else \
-            f"<details><summary>{len(lines)} choices</summary>{'<br>'.join(lines)}</details>"
+        lines = [f"<span>{html.escape(k)}={html.escape(_fmt(v))}</span>" for k, v in (r["sample"] or {}).items()]
+        sample = " ".join(lines) if len(lines) <= 12 else \
+            f"<details><summary>{len(lines)} choices</summary>{' '.join(lines)}</details>"
         cells = ([_fmt(r["rank"]), str(r["trial"]), f"<span class='st {r['state']}'>{r['state']}</span>"]
                  + [_fmt(r[n]) for n in names]
                  + [_fmt(int(r["cost/params"])) if r["cost/params"] is not None else "",
@@ -220,7 +220,8 @@ h1{margin-bottom:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-
 .summary{display:grid;grid-template-columns:max-content auto;gap:2px 16px}
 .summary dt{font-weight:600} .summary dd{margin:0}
 table.lb{border-collapse:collapse;font-size:13px} .lb th,.lb td{border:1px solid #ddd;padding:3px 6px;text-align:right;vertical-align:top}
-.lb th{background:#f3f3f3} .lb td.sample{text-align:left;font-family:monospace;font-size:12px}
+.lb th{background:#f3f3f3} .lb td.sample{text-align:left;font-family:monospace;font-size:12px;max-width:560px}
+.lb td.sample span{display:inline-block;margin-right:12px;white-space:nowrap}
 .st.COMPLETE{color:#1a7f37}.st.PRUNED{color:#9a6700}.st.FAIL{color:#cf222e}.st.RUNNING{color:#0969da}
 .note{color:#666;font-style:italic} .plot{margin:8px 0 24px}
 .arch figure{display:inline-block;margin:8px} .arch img{max-width:620px;border:1px solid #eee}
