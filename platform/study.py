@@ -49,6 +49,20 @@ def check_storage_url(url: str) -> None:
         )
 
 
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy URL for an RDB storage URL. ``postgres://`` is PostgreSQL's short form;
+    a bare ``postgresql://`` gets the driver that is installed (SQLAlchemy 2.1 defaults to
+    psycopg 3, many environments have psycopg2)."""
+    import importlib.util
+
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
 def create_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
                    failed_trial_callback=None) -> "optuna.storages.BaseStorage":
     """An Optuna storage for a URL in the notation above."""
@@ -62,8 +76,7 @@ def create_storage(url: str, heartbeat_interval: int | None = None, grace_period
         os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
         # The open(O_EXCL) lock works on every file system (the symlink lock needs symlinks).
         return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+    url = sqlalchemy_url(url)
     kwargs = {}
     if heartbeat_interval:
         kwargs.update(heartbeat_interval=heartbeat_interval, grace_period=grace_period,

@@ -31,7 +31,7 @@ from typing import Any
 from .config import SweepConfig
 from .errors import ConfigError, NasforgeError
 from .heartbeat import Heartbeat, recover_stale_trials, release_memory
-from .study import CONFIG_FILE, DEFAULT_ROOT, create_storage, resolve_storage_url, run_dir
+from .study import CONFIG_FILE, DEFAULT_ROOT, create_storage, resolve_storage_url, run_dir, sqlalchemy_url
 
 FINISHED = ("COMPLETE", "PRUNED")
 # keys whose change makes an existing sweep a different experiment
@@ -52,7 +52,7 @@ def budget_lock(storage_url: str, rundir: str, name: str):
         import sqlalchemy as sa
 
         key = int(hashlib.sha1(f"nasforge:{name}".encode()).hexdigest()[:15], 16)
-        engine = sa.create_engine(storage_url.replace("postgres://", "postgresql://", 1), poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(sqlalchemy_url(storage_url), poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
             try:

@@ -1,0 +1,92 @@
+"""Workers on several machines share a PostgreSQL storage (`--storage postgresql://...`).
+
+These tests use a real server: 127.0.0.1:5432, database ``test``, trust auth (override with
+NASFORGE_TEST_POSTGRES=postgresql://USER@HOST:PORT/DB). Where no server answers they skip and
+say so. Every test uses its own study name and deletes the study afterwards.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sweep_workers import load, states, sweep_run, tiny_sweep_file
+
+
+def _server_url() -> str:
+    if os.environ.get("NASFORGE_TEST_POSTGRES"):
+        return os.environ["NASFORGE_TEST_POSTGRES"]
+    return "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    url = _server_url()
+    try:
+        import sqlalchemy as sa
+
+        from nasforge.platform.study import sqlalchemy_url
+
+        engine = sa.create_engine(sqlalchemy_url(url), connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except ImportError as e:
+        pytest.skip(f"PostgreSQL driver not installed ({e}); install psycopg2-binary")
+    except Exception as e:  # noqa: BLE001 - any reason the server does not answer
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        pytest.skip(f"no PostgreSQL server answers at {url} ({first}); set NASFORGE_TEST_POSTGRES to use another")
+    return url
+
+
+@pytest.fixture
+def study_name(postgres_url):
+    import optuna
+
+    from nasforge.platform.study import create_storage
+
+    name = f"nasforge-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    try:
+        optuna.delete_study(study_name=name, storage=create_storage(postgres_url))
+    except KeyError:
+        pass
+
+
+@pytest.mark.slow
+def test_four_workers_against_postgresql_reach_exactly_the_total(run_root, postgres_url, study_name):
+    file = tiny_sweep_file(run_root.parent, study_name, trials=12, storage=postgres_url)
+    res = sweep_run(file, run_root, "--workers", "4")
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = load(study_name, postgres_url)
+    trials = study.get_trials(deepcopy=False)
+    assert states(study) == {"COMPLETE": 12}
+    assert sorted(t.number for t in trials) == list(range(12))
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+    # no study file in the run folder: the database is the record of truth
+    assert not (run_root / study_name / "study.journal").exists()
+    # a second machine would run the same command: with the total reached, nothing more runs
+    res = sweep_run(file, run_root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert states(load(study_name, postgres_url)) == {"COMPLETE": 12}
+
+
+def test_stale_trial_recovery_works_on_postgresql(postgres_url, study_name):
+    import time
+
+    import optuna
+
+    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, recover_stale_trials
+    from nasforge.platform.study import create_storage
+
+    study = optuna.create_study(study_name=study_name, storage=create_storage(postgres_url), direction="maximize")
+    trial = study.ask()
+    trial.suggest_int("depth", 1, 4)
+    silent = study.ask()  # a RUNNING trial without a heartbeat falls back to its start time
+    study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR,
+                                         {"t": time.time() - 300, "owner": "gone-host|ns|1|1", "worker": "m2-w0"})
+    recovered = recover_stale_trials(study, grace=60)
+    assert [r[0] for r in recovered] == [trial.number]
+    assert study.trials[silent.number].state.name == "RUNNING"  # started just now: within grace
+    retry = study.ask()
+    assert retry.params == study.trials[trial.number].params and retry.user_attrs["retry_of"] == trial.number
