@@ -7,6 +7,8 @@
   stops training when the pruner says so. Rank 0 decides and the decision is broadcast, so
   under DDP every rank stops at the same epoch (optuna-integration's callback refuses DDP
   without an RDB storage; this one only needs rank 0 to hold the trial).
+* `DropPathSchedule`: ScheduledDropPath (NASNet, Zoph et al. 2018): the drop probability of a
+  network that has one (``network.drop_path_prob``) grows linearly with the epoch.
 * `FiniteLossGuard`: a NaN or infinite training loss ends the trial at once with the reason
   (a defined outcome, instead of epochs of NaN and a meaningless objective).
 
@@ -90,3 +92,17 @@ class FiniteLossGuard(L.Callback):
                 f"training loss became non-finite ({float(loss) if loss is not None else 'nan'}) "
                 f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
             )
+
+
+class DropPathSchedule(L.Callback):
+    """Sets ``drop_path_prob`` = max * epoch / epochs at the start of each training epoch, for
+    networks that declare one (NASNet cells); others are left alone."""
+
+    @staticmethod
+    def applies(network) -> bool:
+        return hasattr(network, "drop_path_prob")
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        from nasforge.search_spaces.drop_path import set_drop_path_prob
+
+        set_drop_path_prob(pl_module, trainer.current_epoch, trainer.max_epochs)

@@ -146,7 +146,8 @@ def _type_name(tp: Any) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
-    return getattr(tp, "__name__", str(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:

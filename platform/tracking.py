@@ -54,7 +54,7 @@ def create_logger(tracking, sweep_name: str, trial_number: int, save_dir: str,
     from lightning.pytorch.loggers import WandbLogger
 
     os.makedirs(save_dir, exist_ok=True)
-    return WandbLogger(
+    logger = WandbLogger(
         project=tracking.project,
         entity=tracking.entity,
         group=sweep_name,
@@ -67,6 +67,10 @@ def create_logger(tracking, sweep_name: str, trial_number: int, save_dir: str,
         settings=wandb.Settings(silent=True, console="off", disable_git=True, x_disable_stats=True,
                                 disable_code=True),
     )
+    # WandbLogger always forwards `anonymous` (None by default), which wandb 0.31 answers with a
+    # deprecation notice on every run; drop the key so a sweep's terminal stays readable.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
 
 
 def run_folder(logger) -> str | None:

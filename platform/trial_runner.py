@@ -118,6 +118,22 @@ def constraint_values(cfg: SweepConfig, metrics: dict[str, float]) -> list[float
     return out
 
 
+def quiet_libraries() -> None:
+    """Keep a sweep's terminal readable: Lightning's per-fit banners, W&B's and Optuna's
+    notices and known third-party deprecation warnings go away; errors still show."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*anonymous setting.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*is experimental.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+
+
 def _record_sample(ctx: TrialContext, trial, sample: dict[str, Any]) -> None:
     trial.set_user_attr("sample", sample)
     trial.set_user_attr("genotype", ctx.space.to_json(sample))
@@ -165,8 +181,9 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from . import tracking
-    from .callbacks import FiniteLossGuard, MetricHistory, NonFiniteLossError, OptunaPruning
+    from .callbacks import DropPathSchedule, FiniteLossGuard, MetricHistory, NonFiniteLossError, OptunaPruning
 
+    quiet_libraries()
     cfg = ctx.cfg
     module_opts, data_opts, trainer_opts = ctx.split_options(sample)
     L.seed_everything(cfg.seed + trial.number, workers=True, verbose=False)
@@ -187,6 +204,8 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     first = cfg.objectives[0]
     history = MetricHistory()
     callbacks: list[Any] = [history, FiniteLossGuard()]
+    if DropPathSchedule.applies(net):
+        callbacks.append(DropPathSchedule())
     pruning = None
     if cfg.pruner.name != "none" and first.metric.startswith(("val/", "train/")):
         pruning = OptunaPruning(trial if rank_zero else None, first.metric)
