@@ -27,7 +27,7 @@ verifies every file against the manifest (a modified file raises `IntegrityError
 weights strictly and returns the module in eval mode. `evaluate` runs the sweep's own task and
 data module over the same validation split, to check a promoted model against its recorded
 metric. Linking to the W&B Registry is in `wandb_registry`; export to ONNX/TorchScript in
-`export_model`.
+`model_export`.
 """
 from __future__ import annotations
 

@@ -198,8 +198,14 @@ def test_aliases_move_atomically_and_resolve(promoted, tmp_path, capsys):
         reg.resolve("quickstart:staging")
 
 
-def test_registry_list_and_show(promoted, capsys):
+def test_registry_list_and_show(promoted, capsys, monkeypatch):
+    from nasforge.platform.registry import Registry
+
     reg, res = promoted
+    monkeypatch.setenv("NASFORGE_REGISTRY", str(reg))  # the default folder, moved by the environment
+    assert Registry().root == str(reg) and Registry().resolve("quickstart:best").version == "v1"
+    monkeypatch.delenv("NASFORGE_REGISTRY")
+    assert Registry().root == os.path.abspath("registry")
     assert main(["registry", "list", "--registry", str(reg)]) == 0
     out = capsys.readouterr().out
     assert "quickstart" in out and "v1" in out and "best" in out and "production" in out
