@@ -1,0 +1,134 @@
+"""What a nasforge trial costs over a plain PyTorch loop, on one CIFAR-10-sized epoch.
+
+The same network (a `convnet` sample), the same data (CIFAR-10 decoded once to uint8 arrays,
+the same seeded split and batch-wise crop+flip), the same optimizer and per-step warm-up/cosine
+schedule, one training epoch plus one validation pass, trained twice in one process:
+
+* ``plain``: a hand-written loop (forward, loss, backward, step, scheduler step; then eval);
+* ``nasforge``: one trial of a one-trial sweep through `run_sweep`: Optuna study and storage,
+  Lightning Trainer, torchmetrics, pruning and NaN-guard callbacks, cost measurement, best
+  checkpoint, W&B offline run.
+
+Imports and the data cache are warmed before either is timed; the order is plain, nasforge,
+plain, nasforge and each figure is the median. Prints one JSON line:
+``{"what": "trial_overhead", "value": ratio, "unit": "x", ...}``. Target: ratio <= 1.10.
+
+    .venv/bin/python benchmarks/overhead.py [--data ../shared/data/cifar10-jpeg.zip] [--repeats 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+
+def plain_epoch(dm, sample, space, lr: float, momentum: float, weight_decay: float, seed: int) -> float:
+    import torch
+    from torch import nn
+
+    from nasforge.tasks.classification import warmup_cosine
+    from nasforge.tasks.image_data import random_crop_flip
+
+    torch.manual_seed(seed)
+    net = space.build(sample, dm.input_shape, dm.num_classes)
+    decay = [p for p in net.parameters() if p.ndim > 1]
+    no_decay = [p for p in net.parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=momentum, nesterov=True)
+    train = dm.train_dataloader()
+    total = len(train)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, 0))
+    mean = torch.tensor(dm.mean).view(1, -1, 1, 1)
+    std = torch.tensor(dm.std).view(1, -1, 1, 1)
+    crit = nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    net.train()
+    for x, y in train:
+        x = random_crop_flip(x.float().div_(255.0), 4, 0.5)
+        x = (x - mean) / std
+        loss = crit(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    net.eval()
+    correct = n = 0
+    with torch.no_grad():
+        for x, y in dm.val_dataloader():
+            x = (x.float().div_(255.0) - mean) / std
+            correct += (net(x).argmax(1) == y).sum().item()
+            n += len(y)
+    elapsed = time.perf_counter() - start
+    print(f"plain: {elapsed:.2f}s, val acc {correct / n:.4f}", file=sys.stderr)
+    return elapsed
+
+
+def nasforge_epoch(cfg, root: str) -> float:
+    from nasforge.platform.sweep import run_sweep
+
+    start = time.perf_counter()
+    study = run_sweep(cfg, root=root, show_progress=False)
+    elapsed = time.perf_counter() - start
+    t = study.trials[-1]
+    print(f"nasforge: {elapsed:.2f}s ({t.state.name}, val acc {t.value})", file=sys.stderr)
+    return elapsed
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.path.join("..", "shared", "data", "cifar10-jpeg.zip"))
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--tracking", default="offline", choices=("offline", "disabled"))
+    args = ap.parse_args(argv)
+    if not os.path.exists(args.data):
+        print(json.dumps({"what": "trial_overhead", "skipped": f"no CIFAR-10 at {args.data}"}))
+        return 0
+
+    from nasforge.platform.config import parse_sweep
+    from nasforge.search_spaces import create_space
+    from nasforge.tasks.cifar10 import CIFAR10DataModule
+
+    lr, momentum, wd, seed = 0.05, 0.9, 5e-4, 0
+    space_opts = {"stages": 3, "widths": [args.width], "max_depth": 1, "kernels": [3], "max_dropout": 0.0}
+    space = create_space("convnet", **space_opts)
+    sample = {"convnet/width": args.width, "convnet/stage1/depth": 1, "convnet/stage2/depth": 1,
+              "convnet/stage3/depth": 1, "convnet/kernel": 3, "convnet/dropout": 0.0}
+    data_path = os.path.abspath(args.data)
+    dm = CIFAR10DataModule(path=data_path, val_fraction=0.1, batch_size=args.batch_size, augment=1.0, seed=seed)
+    dm.prepare_data()  # decode once (cached), outside both timings
+    dm.setup()
+
+    root = tempfile.mkdtemp(prefix="nasforge-overhead-")
+    times = {"plain": [], "nasforge": []}
+    for i in range(args.repeats):
+        times["plain"].append(plain_epoch(dm, sample, space, lr, momentum, wd, seed))
+        cfg = parse_sweep({
+            "name": f"overhead{i}", "seed": seed,
+            "task": {"name": "classification",
+                     "data": {"name": "cifar10", "path": data_path, "val_fraction": 0.1},
+                     "options": {"batch_size": args.batch_size, "lr": lr, "momentum": momentum,
+                                 "weight_decay": wd, "optimizer": "sgd"}},
+            "space": [{"name": "convnet", "options": space_opts}],
+            "strategy": {"name": "random"}, "budget": {"trials": 1}, "pruner": {"name": "median"},
+            "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": 1},
+            "tracking": {"mode": args.tracking, "project": "nasforge-bench"},
+        })
+        times["nasforge"].append(nasforge_epoch(cfg, root))
+    plain, nf = statistics.median(times["plain"]), statistics.median(times["nasforge"])
+    print(json.dumps({
+        "what": "trial_overhead", "value": round(nf / plain, 4), "unit": "x (nasforge trial / plain loop)",
+        "plain_s": round(plain, 2), "nasforge_s": round(nf, 2), "repeats": args.repeats,
+        "train_images": len(dm.train_set), "val_images": len(dm.val_set), "batch_size": args.batch_size,
+        "tracking": args.tracking, "target": 1.10,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
