@@ -114,7 +114,8 @@ def sweep_figures(study, cfg) -> list[Figure]:
             out.append(Figure("intermediate", f"Learning curves: {names[0]} per epoch", fig))
         else:
             out.append(Figure("intermediate", "Intermediate values", None,
-                              "no trial reported per-epoch values (the pruner is off and no history was recorded)"))
+                              "no trial has reported per-epoch values (Optuna receives them when a pruner is on) "
+                              "or recorded a per-epoch history"))
     return out
 
 
