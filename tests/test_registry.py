@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from tiny_sweeps import REPO, tiny_sweep
+from tiny_sweeps import tiny_sweep
 
 from nasforge.platform.cli import main
 
