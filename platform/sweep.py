@@ -102,7 +102,10 @@ def open_study(cfg: SweepConfig, ctx, storage_url: str, seed: int | None = None)
     from .pruners import create_pruner
     from .strategies import create_sampler
 
+    import warnings
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     storage = create_storage(storage_url)
 
     def constraints_func(frozen):
@@ -211,7 +214,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
                 _tell(study, trial, state=TrialState.FAIL)
                 progress.trial_done(trial.number, "FAIL", "interrupted", time.perf_counter() - start)
-                raise
+                raise KeyboardInterrupt from None
             except Exception as e:  # a crash inside one trial fails that trial, not the worker
                 reason = str(e) if isinstance(e, TrialFailed) else f"{type(e).__name__}: {e}"
                 reason = reason.strip().splitlines()[0][:500] if reason.strip() else type(e).__name__
@@ -234,7 +237,21 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 progress.trial_done(trial.number, "COMPLETE", text, time.perf_counter() - start)
     finally:
         progress.close(study)
+    if worker is None:  # one process: log the sweep-level W&B summary (workers: their parent does)
+        log_summary(study, cfg, rundir)
     return study
+
+
+def log_summary(study, cfg: SweepConfig, rundir: str) -> None:
+    """The sweep-level W&B run (leaderboard table and plots); never fails the sweep."""
+    try:
+        from .sweep_summary import log_sweep_summary
+
+        log_sweep_summary(study, cfg, rundir)
+    except Exception as e:  # noqa: BLE001
+        import sys
+
+        print(f"nasforge: warning: the W&B sweep summary was not logged: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 def _others_alive(study) -> bool:

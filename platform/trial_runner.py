@@ -164,11 +164,27 @@ def run_trial(ctx: TrialContext, trial) -> list[float]:
             trial.set_user_attr("constraints", constraint_values(ctx.cfg, metrics))
         return objective_values(ctx.cfg, metrics)
 
-    if ctx.cfg.trainer.devices > 1:
-        from .ddp import run_trial_ddp  # one process group per multi-device trial (contract 6)
+    try:
+        if ctx.cfg.trainer.devices > 1:
+            from .ddp import run_trial_ddp  # one process group per multi-device trial (contract 6)
 
-        return run_trial_ddp(ctx, trial, sample)
-    return fit_trial(ctx, trial, sample, trial_dir)
+            return run_trial_ddp(ctx, trial, sample)
+        return fit_trial(ctx, trial, sample, trial_dir)
+    finally:
+        attach_artifacts(ctx, trial)
+
+
+def attach_artifacts(ctx: TrialContext, trial) -> None:
+    """Attach the trial's diagrams and checkpoint as Optuna artifacts while it still runs, so
+    optuna-dashboard shows them. Never fails a trial: a problem is recorded instead."""
+    try:
+        from .dashboard import attach_trial_artifacts, trial_files
+
+        files = trial_files(trial)
+        if files:
+            attach_trial_artifacts(trial.study, trial, files, os.path.join(ctx.run_dir, "artifacts"))
+    except Exception as e:  # noqa: BLE001 - a dashboard attachment must not cost a trial
+        trial.set_user_attr("artifact_error", f"{type(e).__name__}: {e}"[:300])
 
 
 def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
@@ -255,6 +271,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
         metrics = {**costs, **{k: v for k, v in metrics_best.items() if k != "epoch"}}
         if rank_zero:
             trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr("history", history.epochs)  # learning curves for the report
             trial.set_user_attr("epochs_run", len(history.epochs))
             trial.set_user_attr("fit_seconds", round(time.perf_counter() - start, 3))
             summary = {f"objective/{o.metric}": metrics.get(o.metric) for o in cfg.objectives}

@@ -47,9 +47,10 @@ class ClassificationTask(L.LightningModule):
         self.save_hyperparameters(ignore=["network"])
         self.network = network
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.train_acc = MulticlassAccuracy(num_classes, top_k=1)
-        self.val_acc = MulticlassAccuracy(num_classes, top_k=1)
-        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=5) if num_classes > 5 else None
+        # micro averaging: the fraction of correct images (torchmetrics' default is class-balanced)
+        self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro") if num_classes > 5 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)  # (B, num_classes)
