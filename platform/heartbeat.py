@@ -6,10 +6,12 @@ study itself:
 
 * while a worker runs a trial, a background thread (`Heartbeat`) writes the system attr
   ``nasforge:heartbeat`` = ``{"t": unix time, "owner": worker token, "worker": id}`` every
-  ``interval`` seconds (default 10; ``NASFORGE_HEARTBEAT_INTERVAL``);
+  ``interval`` seconds (``NASFORGE_HEARTBEAT_INTERVAL``; default 10 s on an RDB storage, where
+  a beat updates one row, and 60 s on the journal, where every beat appends to the file);
 * under the sweep's budget lock, every worker's loop calls `recover_stale_trials`: a RUNNING
   trial is stale when its last sign of life (heartbeat, else its start time) is older than the
-  grace period (default 60 s; ``NASFORGE_HEARTBEAT_GRACE``), or at once when its owner ran on
+  grace period (``NASFORGE_HEARTBEAT_GRACE``; default 6 intervals: 60 s on RDB, 360 s on the
+  journal, whose workers share one machine and are caught by the next rule), or at once when its owner ran on
   this machine (same host name and PID namespace) and that process is gone (a worker killed
   with SIGKILL, or an OOM kill). A stale trial is marked FAIL with the reason and retried: a
   WAITING trial with the same params, which the next ``study.ask()`` picks up, linked to the
@@ -33,17 +35,25 @@ from datetime import timezone
 from typing import Any
 
 HEARTBEAT_ATTR = "nasforge:heartbeat"
-DEFAULT_INTERVAL = 10.0
-DEFAULT_GRACE = 60.0
+DEFAULT_INTERVAL = {"rdb": 10.0, "journal": 60.0}
+GRACE_INTERVALS = 6
 DEFAULT_MAX_RETRY = 2
 
 
-def heartbeat_interval() -> float:
-    return float(os.environ.get("NASFORGE_HEARTBEAT_INTERVAL", DEFAULT_INTERVAL))
+def _kind(storage) -> str:
+    from optuna.storages import JournalStorage
+
+    return "journal" if isinstance(storage, JournalStorage) else "rdb"
 
 
-def grace_period() -> float:
-    return float(os.environ.get("NASFORGE_HEARTBEAT_GRACE", DEFAULT_GRACE))
+def heartbeat_interval(storage=None) -> float:
+    env = os.environ.get("NASFORGE_HEARTBEAT_INTERVAL")
+    return float(env) if env else DEFAULT_INTERVAL[_kind(storage) if storage is not None else "rdb"]
+
+
+def grace_period(storage=None) -> float:
+    env = os.environ.get("NASFORGE_HEARTBEAT_GRACE")
+    return float(env) if env else GRACE_INTERVALS * heartbeat_interval(storage)
 
 
 # ----------------------------------------------------------------------------- who is alive
@@ -86,7 +96,7 @@ class Heartbeat:
 
     def __init__(self, trial, worker: str | None = None, interval: float | None = None):
         self.trial = trial
-        self.interval = heartbeat_interval() if interval is None else interval
+        self.interval = heartbeat_interval(trial.storage) if interval is None else interval
         self.payload = {"owner": owner_token(), "worker": worker or f"pid{os.getpid()}"}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -159,8 +169,8 @@ def recover_stale_trials(study, grace: float | None = None, max_retry: int = DEF
     import optuna
     from optuna.trial import TrialState
 
-    grace = grace_period() if grace is None else grace
     storage = study._storage
+    grace = grace_period(storage) if grace is None else grace
     out = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         reason = stale_reason(t, grace)

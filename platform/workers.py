@@ -205,6 +205,9 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
     if bad:
         console.print(f"[red]workers ended with errors[/]: "
                       + ", ".join(f"{k} ({_signal_name(v)})" for k, v in bad.items()) + f"; see {wdir}/*.out")
+        for w in pool:
+            if w.wid in bad:
+                console.print(f"  {w.wid}: {_last_line(w.out_path)}", markup=False, highlight=False)
         return 1
     return 0
 
@@ -225,6 +228,15 @@ def _stop(pool: list[_Worker], tail: _LogTail, watch: "_Watch") -> None:
             watch.print(f"[{w.wid}] did not stop in {STOP_GRACE:.0f}s; killed (its trial is recovered on the next run)")
             w.signal(signal.SIGKILL)
             w.proc.wait()
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln.strip() for ln in f if ln.strip()]
+    except OSError:
+        return "(no output)"
+    return lines[-1][:300] if lines else "(no output)"
 
 
 def _raise_interrupt(signum, frame):
