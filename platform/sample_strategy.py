@@ -163,7 +163,12 @@ class Record:
 
 
 class SampleStrategy(BaseSampler):
-    """Base class: subclasses implement ``propose(history, number) -> sample`` (see above)."""
+    """Base class: subclasses implement ``propose(history, number) -> sample`` (see above).
+
+    ``deterministic_from_storage``: every worker and every resume must get the sweep's own seed
+    (proposals already differ per trial number, so workers never redraw each other's samples)."""
+
+    deterministic_from_storage = True
 
     def __init__(self, space: Space, seed: int = 0, directions: Sequence[str] = ("maximize",),
                  reward: Reward | None = None):
@@ -173,13 +178,15 @@ class SampleStrategy(BaseSampler):
         self.reward = reward or Reward.create(None, self.directions)
         self.decisions = space.decisions()
         self._fallback = RandomSampler(seed=self.seed)
-        self._samples: dict[int, dict[str, Any]] = {}  # trial id -> sample
+        self._samples: dict[tuple, dict[str, Any]] = {}  # (storage, study, trial id) -> sample
         self._records: dict[int, Record] = {}  # trial number -> finished record (never changes)
         self._study_key: Any = None
         self._canonical = getattr(space, "canonical_key", None)
 
     # -- for subclasses ------------------------------------------------------------------
     def propose(self, history: list[Record], number: int) -> dict[str, Any]:  # pragma: no cover
+        """The sample for trial ``number``. May fill ``self.pending_attrs`` ({name: JSON value}),
+        stored on the trial as ``nasforge:<name>`` and seen again as ``Record.extra``."""
         raise NotImplementedError
 
     def rng(self, number: int, salt: Any = 0) -> random.Random:
@@ -240,19 +247,24 @@ class SampleStrategy(BaseSampler):
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def _sample_for(self, study, trial: FrozenTrial) -> dict[str, Any]:
-        cached = self._samples.get(trial._trial_id)
+        cache_key = (id(study._storage), study._study_id, trial._trial_id)
+        cached = self._samples.get(cache_key)
         if cached is not None:
             return cached
         stored = trial.system_attrs.get(SAMPLE_ATTR)
         if stored is None:
             history = self.history(study, trial.number)
+            self.pending_attrs = {}
             sample = dict(self.propose(history, trial.number))
             study._storage.set_trial_system_attr(trial._trial_id, SAMPLE_ATTR, sample)
+            for name, value in self.pending_attrs.items():  # e.g. the controller's rejected samples
+                if value:
+                    self.set_trial_attr(study, trial, name, value)
         else:
             sample = dict(stored)
         if len(self._samples) > 10000:
             self._samples.clear()
-        self._samples[trial._trial_id] = sample
+        self._samples[cache_key] = sample
         return sample
 
     # -- reading storage -----------------------------------------------------------------
