@@ -152,7 +152,8 @@ def stale_reason(trial, grace: float, now: float | None = None) -> str | None:
     who = hb.get("worker", "?")
     if hb.get("owner") and owner_gone(hb["owner"]):
         pid = hb["owner"].split("|")[2]
-        return f"stale: worker {who} (pid {pid}) died while running it"
+        name = f"process {pid}" if who == f"pid{pid}" else f"{who} (pid {pid})"
+        return f"stale: worker {name} died while running it"
     silent = (time.time() if now is None else now) - last_sign_of_life(trial)
     if silent > grace:
         return f"stale: no heartbeat from worker {who} for {silent:.0f}s (grace {grace:.0f}s)"

@@ -15,15 +15,16 @@ NASFORGE = [sys.executable, "-m", "nasforge.platform.cli"]
 
 
 def tiny_sweep_file(folder: Path, name: str, trials: int, tracking: str = "disabled", storage: str | None = None,
-                    epochs: int = 1, batches: int = 2, devices: int = 1, pruner: dict | None = None) -> Path:
+                    epochs: int = 1, batches: int = 2, devices: int = 1, pruner: dict | None = None,
+                    task_options: dict | None = None, budget: dict | None = None) -> Path:
     """A real sweep (convnet on a digits subset) small enough for 2 shared cores."""
     data = {
         "name": name, "seed": 0,
         "task": {"name": "classification", "data": {"name": "digits", "subset": 256, "val_subset": 128},
-                 "options": {"batch_size": 32}},
+                 "options": {"batch_size": 32, **(task_options or {})}},
         "space": [{"name": "convnet", "options": {"stages": 1, "widths": [4, 8], "max_depth": 1}}],
         "strategy": {"name": "random"},
-        "budget": {"trials": trials},
+        "budget": {"trials": trials, **(budget or {})},
         "pruner": pruner or {"name": "none"},
         "trainer": {"accelerator": "cpu", "devices": devices, "max_epochs": epochs,
                     "limit_train_batches": batches},

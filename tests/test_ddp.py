@@ -76,3 +76,17 @@ def test_ddp_trial_is_pruned_by_rank_zero_and_all_ranks_stop_at_the_same_epoch(r
     reported = trial.intermediate_values[1]
     assert reported == pytest.approx(rank0["epochs"][1]["val/acc"])
     assert load(name, journal_url(run_root, name)).trials[1].state.name == "PRUNED"
+
+
+@pytest.mark.slow
+def test_a_failing_ddp_trial_fails_with_its_reason_and_the_worker_goes_on(run_root):
+    from nasforge.platform.sweep import SweepFailed
+
+    name = "ddp_fail"
+    file = tiny_sweep_file(run_root.parent, name, trials=1, devices=2, task_options={"no_such_option": 1},
+                           budget={"max_failures": 1})
+    with pytest.raises(SweepFailed, match="no_such_option"):
+        _run(file, run_root)
+    trial = load(name, journal_url(run_root, name)).trials[0]
+    assert trial.state.name == "FAIL" and "no_such_option" in trial.user_attrs["fail_reason"]
+    assert trial.user_attrs["ddp_outcome"]["state"] == "FAIL"
