@@ -122,11 +122,17 @@ def open_study(cfg: SweepConfig, ctx, storage_url: str, seed: int | None = None)
     return study
 
 
-def sampler_seed(seed: int, n_trials: int, worker: str | None) -> int:
+# Optuna samplers that draw from a running random generator: seeded alike, two workers (or a
+# resumed run) would redraw the samples of trials 0, 1, ... QMC must keep one seed (its
+# scramble); our own strategies derive everything from (seed, trial number) already.
+RESEEDED_STRATEGIES = ("random", "tpe", "cmaes", "nsga2", "gp")
+
+
+def sampler_seed(seed: int, n_trials: int, worker: str | None, strategy: str = "random") -> int:
     """The sampler's seed for this invocation: the sweep's seed for a fresh single-worker run
-    (reproducible), a different one per worker and per resume point otherwise, so parallel
-    workers and a resumed sweep do not redraw the samples of trial 0, 1, ..."""
-    if not worker and n_trials == 0:
+    (reproducible) and for strategies outside RESEEDED_STRATEGIES; otherwise one per worker and
+    per resume point."""
+    if (not worker and n_trials == 0) or strategy not in RESEEDED_STRATEGIES:
         return seed
     return int(hashlib.sha1(f"{seed}:{worker or ''}:{n_trials}".encode()).hexdigest()[:8], 16)
 
@@ -172,7 +178,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
         raise ConfigError(f"space: {e}") from None
     write_config(cfg, rundir)
     study = open_study(cfg, ctx, storage_url)
-    seed = sampler_seed(cfg.seed, len(study.get_trials(deepcopy=False)), worker)
+    seed = sampler_seed(cfg.seed, len(study.get_trials(deepcopy=False)), worker, cfg.strategy.name)
     if seed != cfg.seed:
         study = open_study(cfg, ctx, storage_url, seed=seed)
 
