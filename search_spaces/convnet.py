@@ -35,6 +35,20 @@ class ConvNetSpace(Space):
             Float("convnet/dropout", low=0.0, high=o["max_dropout"], grid_points=6),
         ]
 
+    def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
+        """A stage table: resolution, blocks, width and kernel of each stage."""
+        from .diagrams import draw_stage_table
+
+        s = self.validate(sample)
+        rows = []
+        for i in range(self.options["stages"]):
+            width = s["convnet/width"] * 2 ** i
+            rows.append([f"stage {i + 1}", f"1/{2 ** i}", str(s[f"convnet/stage{i + 1}/depth"]),
+                         str(width), f"{s['convnet/kernel']}x{s['convnet/kernel']}"])
+        rows.append(["head", "global pool", "-", f"dropout {s['convnet/dropout']:.2f}", "linear"])
+        return draw_stage_table(["stage", "resolution", "conv blocks", "width", "kernel"], rows, path,
+                                "convnet: conv-BN-ReLU stages")
+
     def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
         from torch import nn
 
