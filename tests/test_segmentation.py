@@ -9,6 +9,7 @@ space builds networks that answer any input size; a short ISBI fit learns (marke
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,10 +261,9 @@ def test_attention_gate_scales_skip_by_coefficients_in_unit_interval():
 def test_sweep_files_load():
     from nasforge.platform.config import load_sweep
 
-    from conftest import REPO
-
+    repo = Path(__file__).resolve().parents[1]
     for name in ("isbi_unet", "camvid_attention"):
-        cfg = load_sweep(REPO / "sweeps" / f"{name}.yaml")
+        cfg = load_sweep(repo / "sweeps" / f"{name}.yaml")
         assert cfg.task.name == "segmentation"
         assert [(o.metric, o.direction) for o in cfg.objectives][0] == ("val/miou", "maximize")
 
