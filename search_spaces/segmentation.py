@@ -15,8 +15,15 @@ What is searched, per sample:
 Stage 1 is the deepest decoder stage (next to the bottleneck), stage ``stages`` the shallowest.
 Options choose the choices: ``encoders``, ``unet_widths``, ``widths``, ``gates``, ``attns``,
 ``stages`` (decoder stages, 1-4). The network (`encoder_decoder.EncoderDecoderNet`) returns
-``(B, num_classes, H, W)`` logits for any input size. Not searched here: Auto-DeepLab's
-network-level path (left for later), pretrained weights (nothing is downloaded).
+``(B, num_classes, H, W)`` logits for any input size. Pretrained weights are not used
+(nothing is downloaded).
+
+`autodeeplab`: Auto-DeepLab's network-level search (Liu et al., CVPR 2019), also here: per
+layer ``autodeeplab/layer<i>/move`` (down = half the resolution, same, up = double it; the path
+starts at 1/4 and stays between 1/4 and 1/32: a move past either end keeps the level, and
+``key()`` names the path actually taken, so such samples are recognised as duplicates) and
+``autodeeplab/layer<i>/op`` (the layer's cell op), with ``autodeeplab/width``. The network is
+`autodeeplab_network.AutoDeepLabNet` (stem to 1/4, the path, an ASPP head).
 """
 from __future__ import annotations
 
@@ -108,3 +115,75 @@ class EncoderDecoderSpace(Space):
         enc = cfg.encoder + (f" (width {cfg.unet_width})" if cfg.encoder == "unet" else "")
         return draw_stage_table(["decoder stage", "resolution", "skip", "width", "attention"], rows, path,
                                 f"encdec: encoder {enc}")
+
+
+@register_space
+class AutoDeepLabSpace(Space):
+    name = "autodeeplab"
+    builds_network = True
+    MOVES = ("down", "same", "up")
+
+    def __init__(self, layers: int = 8, widths: Sequence[int] = (8, 16, 32),
+                 ops: Sequence[str] = ("sep3", "sep5", "conv3")):
+        valid_ops = ("sep3", "sep5", "conv3")  # autodeeplab_network.OPS (no torch import here)
+        if not 1 <= int(layers) <= 16:
+            raise ValueError(f"autodeeplab.layers must be in 1..16, got {layers}")
+        for op in ops:
+            if op not in valid_ops:
+                raise ValueError(f"autodeeplab.ops: unknown op {op!r}; valid: {', '.join(valid_ops)}")
+        if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
+            raise ValueError(f"autodeeplab.widths: give a list of positive integers, got {list(widths)}")
+        super().__init__(layers=int(layers), widths=list(widths), ops=list(ops))
+
+    def dimensions(self) -> list[Dim]:
+        o = self.options
+        dims: list[Dim] = [Categorical("autodeeplab/width", choices=tuple(o["widths"]),
+                                       description="channels at 1/4 (doubled per halving)")]
+        for i in range(1, o["layers"] + 1):
+            dims.append(Categorical(f"autodeeplab/layer{i}/move", choices=self.MOVES,
+                                    description="resolution change: down = x0.5, same, up = x2"))
+            dims.append(Categorical(f"autodeeplab/layer{i}/op", choices=tuple(o["ops"]),
+                                    description="the layer's cell op"))
+        return dims
+
+    def path(self, sample: Mapping[str, Any]) -> list[int]:
+        """The level after each layer (0 = 1/4 ... 3 = 1/32), moves past either end clamped."""
+        s = self.validate(sample)
+        level, out = 0, []
+        for i in range(1, self.options["layers"] + 1):
+            step = {"down": 1, "same": 0, "up": -1}[s[f"autodeeplab/layer{i}/move"]]
+            level = min(3, max(0, level + step))
+            out.append(level)
+        return out
+
+    def key(self, sample: Mapping[str, Any]) -> str:
+        s = self.validate(sample)
+        ops = [s[f"autodeeplab/layer{i}/op"] for i in range(1, self.options["layers"] + 1)]
+        return f"w{s['autodeeplab/width']}|" + "|".join(
+            f"1/{4 * 2 ** lv}:{op}" for lv, op in zip(self.path(s), ops))
+
+    def config(self, sample: Mapping[str, Any]):
+        from .autodeeplab_network import PathConfig
+
+        s = self.validate(sample)
+        return PathConfig(width=s["autodeeplab/width"], levels=tuple(self.path(s)),
+                          ops=tuple(s[f"autodeeplab/layer{i}/op"] for i in range(1, self.options["layers"] + 1)))
+
+    def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
+        from .autodeeplab_network import AutoDeepLabNet
+
+        return AutoDeepLabNet(self.config(sample), int(input_shape[0]), int(num_classes))
+
+    def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
+        try:
+            from .diagrams import draw_stage_table
+        except ImportError:
+            return []
+        cfg = self.config(sample)
+        rows, prev = [], 0
+        for i, (lv, op) in enumerate(zip(cfg.levels, cfg.ops), 1):
+            move = "down" if lv > prev else "up" if lv < prev else "same"
+            rows.append([f"layer{i}", move, f"1/{4 * 2 ** lv}", str(cfg.width * 2 ** lv), op])
+            prev = lv
+        return draw_stage_table(["layer", "move", "resolution", "channels", "op"], rows, path,
+                                f"autodeeplab path (stem to 1/4, ASPP head), width {cfg.width}")

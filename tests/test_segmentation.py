@@ -274,7 +274,7 @@ def test_short_isbi_fit_learns_membranes(isbi_zip, tmp_path):
     L.seed_everything(0)
     dm = ISBIDataModule(path=str(isbi_zip), batch_size=4, crop_size=96, repeats=2, val_subset=2, seed=0)
     net = create_space("encdec").build(tiny_sample(gate="ag", attn="none"), dm.input_shape, dm.num_classes)
-    task = SegmentationTask(net, dm.num_classes, lr=5e-3, dice_weight=0.5)
+    task = SegmentationTask(net, dm.num_classes, lr=5e-3, dice_weight=0.5, overlay_images=1)
     trainer = _trainer(max_epochs=2, callbacks=SegmentationTask.extra_callbacks(str(tmp_path)))
     trainer.fit(task, datamodule=dm)
     m = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -282,3 +282,19 @@ def test_short_isbi_fit_learns_membranes(isbi_zip, tmp_path):
     assert set(k for k in m if k.startswith("val/iou/")) == {"val/iou/membrane", "val/iou/cell"}
     assert m["val/iou/membrane"] > 0.2  # an all-cell prediction scores 0 here
     assert (tmp_path / "overlays" / "epoch001_0.png").is_file()
+
+
+def test_autodeeplab_path_stays_between_quarter_and_1_32(tmp_path):
+    space = create_space("autodeeplab", layers=6, widths=[8])
+    moves = ["up", "down", "down", "down", "down", "same"]  # tries 1/2 first, then below 1/32
+    s = {"autodeeplab/width": 8}
+    for i, mv in enumerate(moves, 1):
+        s[f"autodeeplab/layer{i}/move"] = mv
+        s[f"autodeeplab/layer{i}/op"] = "sep3"
+    assert space.path(s) == [0, 1, 2, 3, 3, 3]  # 1/4, 1/8, 1/16, 1/32, then held at 1/32
+    same = {**s, "autodeeplab/layer1/move": "same", "autodeeplab/layer5/move": "same"}
+    assert space.key(same) == space.key(s)  # clamped moves are the same network
+    assert space.key({**s, "autodeeplab/layer6/move": "up"}) != space.key(s)
+    net = space.build(s, (3, 64, 64), 4)
+    assert net(torch.randn(1, 3, 75, 61)).shape == (1, 4, 75, 61)
+    assert len(space.draw(s, str(tmp_path / "path"))) == 2
