@@ -39,6 +39,9 @@ GATES = ("none", "ag")
 
 @register_space
 class EncoderDecoderSpace(Space):
+    """`encdec`: encoder-decoder segmentation networks (U-Net family): encoder, widths, an
+    attention gate per skip (Attention U-Net) and an attention block per decoder stage."""
+
     name = "encdec"
     builds_network = True
 
@@ -119,6 +122,9 @@ class EncoderDecoderSpace(Space):
 
 @register_space
 class AutoDeepLabSpace(Space):
+    """`autodeeplab`: Auto-DeepLab's network-level path (Liu et al. 2019): per layer down, same
+    or up in resolution between 1/4 and 1/32, and the layer's op; ASPP head."""
+
     name = "autodeeplab"
     builds_network = True
     MOVES = ("down", "same", "up")
