@@ -38,6 +38,7 @@ def _dead_owner_token() -> str:
     return token
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_trial_of_a_dead_worker_is_failed_and_retried_with_the_same_params(tmp_path):
     import optuna
 
@@ -130,7 +131,7 @@ def test_devices_are_split_between_workers():
 
 # ----------------------------------------------------------------------------- real sweeps (slow)
 def _wandb_run_names(run_dir) -> dict[str, str]:
-    """{offline run folder: the W&B run name recorded in its .wandb file}."""
+    """{offline run folder: the bytes of its .wandb file(s)} (the run's name is recorded there)."""
     out = {}
     for d in sorted((run_dir / "wandb").glob("offline-run-*")):
         data = b"".join(p.read_bytes() for p in d.glob("run-*.wandb"))
