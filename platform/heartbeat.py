@@ -11,9 +11,9 @@ study itself:
 * under the sweep's budget lock, every worker's loop calls `recover_stale_trials`: a RUNNING
   trial is stale when its last sign of life (heartbeat, else its start time) is older than the
   grace period (``NASFORGE_HEARTBEAT_GRACE``; default 6 intervals: 60 s on RDB, 360 s on the
-  journal, whose workers share one machine and are caught by the next rule), or at once when its owner ran on
-  this machine (same host name and PID namespace) and that process is gone (a worker killed
-  with SIGKILL, or an OOM kill). A stale trial is marked FAIL with the reason and retried: a
+  journal, whose workers share one machine and are caught by the next rule), or at once when
+  its owner ran on this machine (same host name and PID namespace) and that process is gone
+  (a worker killed with SIGKILL, or an OOM kill). A stale trial is marked FAIL with the reason and retried: a
   WAITING trial with the same params, which the next ``study.ask()`` picks up, linked to the
   original by the user attr ``retry_of`` and by the system attrs ``failed_trial`` /
   ``retry_history`` that Optuna's ``RetryHeartbeatStaleTrialCallback`` uses (so its
