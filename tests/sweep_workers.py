@@ -91,3 +91,15 @@ def wait_for_running_trial(name: str, storage: str, timeout: float = 120):
                 return t
         time.sleep(0.3)
     raise AssertionError(f"no trial of {name} started running within {timeout}s")
+
+
+def assert_wandb_runs_accounted_for(run_dir: Path, trials, sweep_name: str) -> None:
+    """Every trial has its own offline W&B run, and every W&B run folder belongs to a trial
+    (the run's name ``<sweep>-<trial number>`` is recorded in its .wandb file)."""
+    runs = {str(d): b"".join(p.read_bytes() for p in d.glob("run-*.wandb"))
+            for d in sorted((run_dir / "wandb").glob("offline-run-*"))}
+    assert len(runs) == len(trials)
+    assert {t.user_attrs["wandb_run_dir"] for t in trials} == set(runs)
+    for t in trials:
+        run_name = f"{sweep_name}-{t.number}".encode()
+        assert bytes([len(run_name)]) + run_name in runs[t.user_attrs["wandb_run_dir"]]  # protobuf string

@@ -10,7 +10,7 @@ import os
 import uuid
 
 import pytest
-from sweep_workers import load, states, sweep_run, tiny_sweep_file
+from sweep_workers import assert_wandb_runs_accounted_for, load, states, sweep_run, tiny_sweep_file
 
 
 def _server_url() -> str:
@@ -55,7 +55,7 @@ def study_name(postgres_url):
 
 @pytest.mark.slow
 def test_four_workers_against_postgresql_reach_exactly_the_total(run_root, postgres_url, study_name):
-    file = tiny_sweep_file(run_root.parent, study_name, trials=12, storage=postgres_url)
+    file = tiny_sweep_file(run_root.parent, study_name, trials=12, storage=postgres_url, tracking="offline")
     res = sweep_run(file, run_root, "--workers", "4")
     assert res.returncode == 0, res.stdout + res.stderr
     study = load(study_name, postgres_url)
@@ -63,6 +63,7 @@ def test_four_workers_against_postgresql_reach_exactly_the_total(run_root, postg
     assert states(study) == {"COMPLETE": 12}
     assert sorted(t.number for t in trials) == list(range(12))
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
+    assert_wandb_runs_accounted_for(run_root / study_name, trials, study_name)
     # no study file in the run folder: the database is the record of truth
     assert not (run_root / study_name / "study.journal").exists()
     # a second machine would run the same command: with the total reached, nothing more runs

@@ -14,7 +14,8 @@ import subprocess
 import time
 
 import pytest
-from sweep_workers import journal_url, load, states, sweep_run, sweep_start, tiny_sweep_file, wait_for_running_trial
+from sweep_workers import (assert_wandb_runs_accounted_for, journal_url, load, states, sweep_run, sweep_start,
+                           tiny_sweep_file, wait_for_running_trial)
 
 
 # ----------------------------------------------------------------------------- heartbeats (fast)
@@ -130,15 +131,6 @@ def test_devices_are_split_between_workers():
 
 
 # ----------------------------------------------------------------------------- real sweeps (slow)
-def _wandb_run_names(run_dir) -> dict[str, str]:
-    """{offline run folder: the bytes of its .wandb file(s)} (the run's name is recorded there)."""
-    out = {}
-    for d in sorted((run_dir / "wandb").glob("offline-run-*")):
-        data = b"".join(p.read_bytes() for p in d.glob("run-*.wandb"))
-        out[str(d)] = data
-    return out
-
-
 @pytest.mark.slow
 def test_four_workers_share_one_study_and_every_wandb_run_is_accounted_for(run_root):
     import optuna
@@ -153,14 +145,8 @@ def test_four_workers_share_one_study_and_every_wandb_run_is_accounted_for(run_r
     assert sorted(t.number for t in trials) == list(range(12))
     workers = {t.user_attrs["worker"] for t in trials}
     assert workers <= {"w0", "w1", "w2", "w3"} and len(workers) >= 2
-    # every trial has its own W&B run, and every W&B run belongs to a trial
     run_dir = run_root / name
-    runs = _wandb_run_names(run_dir)
-    assert len(runs) == 12
-    assert {t.user_attrs["wandb_run_dir"] for t in trials} == set(runs)
-    for t in trials:
-        run_name = f"{name}-{t.number}".encode()
-        assert bytes([len(run_name)]) + run_name in runs[t.user_attrs["wandb_run_dir"]]
+    assert_wandb_runs_accounted_for(run_dir, trials, name)
     # one log line per trial, prefixed by the worker that ran it
     lines = [ln for w in sorted((run_dir / "workers").glob("w*.log")) for ln in w.read_text().splitlines()
              if " trial " in ln]
