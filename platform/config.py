@@ -94,6 +94,7 @@ class TrainerConfig:
     limit_val_batches: float | int | None = None
     deterministic: bool = False
     gradient_clip_val: float | None = None
+    cpu_threads: int | None = None  # torch intra-op threads per trial on the CPU (default: torch's)
 
 
 @dataclass
@@ -278,6 +279,8 @@ def validate(cfg: SweepConfig) -> SweepConfig:
         raise ConfigError(f"budget.timeout: must be a positive number of seconds, got {b.timeout}")
     if cfg.trainer.devices < 1:
         raise ConfigError(f"trainer.devices: must be >= 1, got {cfg.trainer.devices}")
+    if cfg.trainer.cpu_threads is not None and cfg.trainer.cpu_threads < 1:
+        raise ConfigError(f"trainer.cpu_threads: must be >= 1, got {cfg.trainer.cpu_threads}")
     if cfg.trainer.max_epochs < 1:
         raise ConfigError(f"trainer.max_epochs: must be >= 1, got {cfg.trainer.max_epochs}")
     if cfg.multi_objective and cfg.pruner.name != "none":
