@@ -475,14 +475,12 @@ def load(ref: str, registry: str | os.PathLike | None = None, map_location: str 
 def evaluate(ref: str, registry: str | os.PathLike | None = None, data_path: str | None = None) -> dict[str, float]:
     """Validate a registered model with the sweep's own task and data module (same seeded split,
     same ``limit_val_batches``); returns the logged ``val/*`` metrics."""
-    import logging
-
     import lightning as L
 
     from .task_factory import TASKS
+    from .trial_runner import quiet_libraries
 
-    for name in ("lightning.pytorch", "lightning.fabric"):  # no GPU/TPU banners for one validation
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_libraries()  # no GPU/TPU banners or third-party deprecation notices for one validation
     net, v = load_version(ref, registry)
     meta = v.meta()
     dm = create_datamodule(meta, data_path)
