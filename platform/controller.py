@@ -74,7 +74,6 @@ class ControllerOptions:
     dedup: bool = True
     replay_duplicates: bool = False
     max_tries: int = 64
-    candidates: int = 1  # >1: draw this many fresh samples and propose the policy's most likely one
     max_lag: int = 4
     reward: str | None = None  # multi-objective: mnasnet or weighted (see sample_strategy.Reward)
     reward_target: float | None = None
@@ -84,7 +83,7 @@ class ControllerOptions:
     def check(self) -> None:
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
-        for name in ("hidden", "layers", "batch_size", "update_steps", "max_tries", "max_lag", "candidates"):
+        for name in ("hidden", "layers", "batch_size", "update_steps", "max_tries", "max_lag"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -238,22 +237,16 @@ class ControllerSampler(SampleStrategy):
         seen.extend(rew for _, rew in eps if rew is not None)
         lowest = min(seen) if seen else None
         penalty = o.invalid_reward if o.invalid_reward is not None else (lowest if lowest is not None else 0.0)
-        rewards = [penalty if rew is None else rew for _, rew in eps]
-        if o.reward_transform == "rank" and seen:
-            ordered = sorted(seen)
-            n = len(ordered)
-            rewards = [(bisect.bisect_left(ordered, r) + bisect.bisect_right(ordered, r)) / (2.0 * n) for r in rewards]
-        elif o.reward_transform == "zscore" and len(seen) > 1:
-            mean = sum(seen) / len(seen)
-            std = math.sqrt(sum((r - mean) ** 2 for r in seen) / (len(seen) - 1))
-            rewards = [(r - mean) / std if std > 0 else 0.0 for r in rewards]
+        transform = self._transform(seen)
+        rewards = [transform(penalty if rew is None else rew) for _, rew in eps]
         if st["baseline"] is None:
             st["baseline"] = sum(rewards) / len(rewards)
-        adv = [rw - st["baseline"] for rw in rewards]
+        baseline = st["baseline"]  # the advantage uses the baseline from before this batch
         for rw in rewards:
             st["baseline"] = o.baseline_decay * st["baseline"] + (1 - o.baseline_decay) * rw
         idx = [[self.index(i, s[d.label]) if d.label in s else -1 for i, d in enumerate(self.decisions)]
                for s, _ in eps]
+        adv = [rw - baseline for rw in rewards]
         with _one_thread():
             a = torch.tensor(adv, dtype=torch.float32)
             for _ in range(o.update_steps):
@@ -264,6 +257,19 @@ class ControllerSampler(SampleStrategy):
                 if o.grad_clip:
                     torch.nn.utils.clip_grad_norm_(st["policy"].parameters(), o.grad_clip)
                 st["opt"].step()
+
+    def _transform(self, seen: list[float]):
+        """The reward transform given every real reward seen so far (see the module docstring)."""
+        o = self.options
+        if o.reward_transform == "rank" and seen:
+            ordered = sorted(seen)
+            n = len(ordered)
+            return lambda r: (bisect.bisect_left(ordered, r) + bisect.bisect_right(ordered, r)) / (2.0 * n)
+        if o.reward_transform == "zscore" and len(seen) > 1:
+            mean = sum(seen) / len(seen)
+            std = math.sqrt(sum((r - mean) ** 2 for r in seen) / (len(seen) - 1))
+            return lambda r: (r - mean) / std if std > 0 else 0.0
+        return lambda r: r
 
     def _log_prob(self, policy, idx: list[list[int]]):
         """Log-probability and entropy of each given sample (decision indices, -1 = inactive)."""
@@ -342,40 +348,24 @@ class ControllerSampler(SampleStrategy):
         rng = self.rng(number)
         rejected: list[dict] = []
         duplicates: list[dict] = []
-        fresh: list[dict] = []
-        fresh_keys: set = set()
+        chosen = None
         draws = 0
         chunk = min(16, o.max_tries)
-        while len(fresh) < o.candidates and draws < o.max_tries:
+        while chosen is None and draws < o.max_tries:
             for s in self._draw(st["policy"], rng, chunk):
                 draws += 1
                 if not self.is_valid(s):
                     if len(rejected) < 8:
                         rejected.append(s)
                     continue
-                key = self.seen_key(s) if o.dedup else None
-                if key is not None and key in seen:
+                if o.dedup and self.seen_key(s) in seen:
                     if len(duplicates) < 8:
                         duplicates.append(s)
                     continue
-                if key is not None and key in fresh_keys:
-                    continue
-                fresh.append(s)
-                fresh_keys.add(key)
-                if len(fresh) >= o.candidates:
-                    break
-        if len(fresh) > 1:  # the policy's most likely fresh sample (ties: the first drawn)
-            import torch
-
-            idx = [[self.index(i, f[d.label]) if d.label in f else -1 for i, d in enumerate(self.decisions)]
-                   for f in fresh]
-            with torch.no_grad(), _one_thread():
-                logp, _ = self._log_prob(st["policy"], idx)
-            chosen = fresh[int(torch.argmax(logp))]
-        elif fresh:
-            chosen = fresh[0]
-        else:  # everything drawn was seen or invalid: a valid duplicate, else the last draw
+                chosen = s
+                break
+        if chosen is None:  # everything drawn was seen or invalid: a valid duplicate, else the last draw
             chosen = duplicates[0] if duplicates else s
             duplicates = duplicates[1:]
-        self.pending_attrs = {"rejected": rejected, "duplicates": duplicates}
+        self.pending_attrs = {"rejected": rejected, "duplicates": duplicates if o.replay_duplicates else []}
         return chosen

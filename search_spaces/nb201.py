@@ -19,6 +19,7 @@ trials small.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping, Sequence
 
 from .registry import register_space
@@ -70,7 +71,12 @@ def from_string(text: str) -> dict[str, str]:
 def canonical_string(sample: Mapping[str, Any]) -> str:
     """One string per computation (see the module docstring). Cells whose output never sees the
     input all map to the same string."""
-    ops = {(j, i): sample[edge_label(j, i)] for j, i in EDGES}
+    return _canonical(tuple(sample[lab] for lab in LABELS))
+
+
+@functools.lru_cache(maxsize=None)  # at most 15,625 cells
+def _canonical(cell: tuple[str, ...]) -> str:
+    ops = dict(zip(EDGES, cell))
     # Node j is live when it is reachable from node 0 and reaches node 3 through non-zero edges.
     reach = {0}
     for j in range(1, NODES):
