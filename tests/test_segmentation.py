@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-
 import lightning as L  # noqa: E402
 
 from nasforge.search_spaces import SampleValidationError, create_space  # noqa: E402
@@ -25,6 +23,16 @@ from nasforge.tasks.camvid import CamVidDataModule  # noqa: E402
 from nasforge.tasks.isbi import ISBIDataModule  # noqa: E402
 from nasforge.tasks.seg_transforms import JointTransform  # noqa: E402
 from nasforge.tasks.segmentation import SegmentationTask  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, 2 threads are 10-30x slower for these
+    small convolutions (OpenMP threads wait on each other); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny_sample(encoder: str = "unet", gate: str = "ag", attn: str = "se") -> dict:
@@ -270,18 +278,20 @@ def test_sweep_files_load():
 
 # ----------------------------------------------------------------------------- ISBI learns
 @pytest.mark.slow
-def test_short_isbi_fit_learns_membranes(isbi_zip, tmp_path):
+def test_short_isbi_fit_beats_the_all_cell_prediction(isbi_zip, tmp_path):
     L.seed_everything(0)
-    dm = ISBIDataModule(path=str(isbi_zip), batch_size=4, crop_size=96, repeats=2, val_subset=2, seed=0)
+    dm = ISBIDataModule(path=str(isbi_zip), batch_size=4, crop_size=128, repeats=4, seed=0)
     net = create_space("encdec").build(tiny_sample(gate="ag", attn="none"), dm.input_shape, dm.num_classes)
-    task = SegmentationTask(net, dm.num_classes, lr=5e-3, dice_weight=0.5, overlay_images=1)
-    trainer = _trainer(max_epochs=2, callbacks=SegmentationTask.extra_callbacks(str(tmp_path)))
+    task = SegmentationTask(net, dm.num_classes, lr=3e-3, dice_weight=0.5, warmup_epochs=0.2, overlay_images=1)
+    trainer = _trainer(max_epochs=3, callbacks=SegmentationTask.extra_callbacks(str(tmp_path)))
     trainer.fit(task, datamodule=dm)
     m = {k: float(v) for k, v in trainer.callback_metrics.items()}
     print({k: round(v, 4) for k, v in m.items()})
     assert set(k for k in m if k.startswith("val/iou/")) == {"val/iou/membrane", "val/iou/cell"}
-    assert m["val/iou/membrane"] > 0.2  # an all-cell prediction scores 0 here
-    assert (tmp_path / "overlays" / "epoch001_0.png").is_file()
+    trivial_cell = float((dm.val_set.masks == 1).float().mean())  # "cell" everywhere: IoU = cell share
+    assert m["val/iou/cell"] > trivial_cell + 0.03
+    assert m["val/iou/membrane"] > 0.4  # the all-cell prediction scores 0 here
+    assert (tmp_path / "overlays" / "epoch002_0.png").is_file()
 
 
 def test_autodeeplab_path_stays_between_quarter_and_1_32(tmp_path):
