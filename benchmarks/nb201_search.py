@@ -8,7 +8,8 @@ its reported metric (``test_acc_200ep``) is what counts. The strategies see the 
 
 Prints one JSON line per strategy (strategy, mean, std, runs, budget, table, the published
 anchors, vs_tpe = mean - TPE's mean in this same run) and saves a plot of the best-so-far
-reported metric against evaluations (mean and a +/- 1 std band) under benchmarks/results/.
+reported metric against evaluations (mean and a +/- 1 standard-error band) under
+benchmarks/results/.
 ``tpe`` and ``random`` always run beside the strategies asked for.
 
 This drives the sampler, the space and the tabular task directly through ``optuna.create_study``
@@ -79,6 +80,7 @@ def run_one(args: tuple) -> dict:
             best_signal, best_report = t.value, t.user_attrs[report]
         curve.append(best_report)
     keys = {space.canonical_key(t.params) for t in study.trials}
+    curve = [round(v, 4) for v in curve]
     return {"strategy": strategy, "seed": seed, "curve": curve, "final": curve[-1],
             "distinct": len(keys), "seconds": seconds}
 
@@ -95,7 +97,12 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--options", default="{}", help='JSON {strategy: {option: value}} passed to the samplers')
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    p.add_argument("--replot", metavar="RUNS_JSON", help="redraw the plot and JSON lines from a saved runs file")
     a = p.parse_args(argv)
+    if a.replot:
+        with open(a.replot) as f:
+            saved = json.load(f)
+        return summarize(saved["runs"], argparse.Namespace(**{**vars(a), **saved["args"], "out": a.out}))
 
     strategies = [s for s in a.strategies.split(",") if s]
     for must in ("tpe", "random"):
@@ -111,7 +118,16 @@ def main(argv=None) -> int:
             results = pool.map(run_one, jobs, chunksize=1)
     else:
         results = [run_one(j) for j in jobs]
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, f"nb201_search_B{a.budget}_R{a.runs}.json"), "w") as f:
+        json.dump({"args": {k: getattr(a, k) for k in ("table", "signal", "report", "runs", "budget", "seed",
+                                                       "options")}, "runs": results}, f)
+    return summarize(results, a)
 
+
+def summarize(results: list[dict], a) -> int:
+    strategies = list(dict.fromkeys(r["strategy"] for r in results))
+    options = json.loads(a.options) if isinstance(a.options, str) else a.options
     by = {s: [r for r in results if r["strategy"] == s] for s in strategies}
     summary = {}
     is_nb201_c10 = os.path.basename(a.table) == "cifar10.csv" and a.signal == "val_acc_12ep" \
@@ -125,6 +141,7 @@ def main(argv=None) -> int:
         line = {
             "strategy": s, "mean": round(summary[s], 4),
             "std": round(statistics.stdev(finals), 4) if len(finals) > 1 else 0.0,
+            "sem": round(statistics.stdev(finals) / math.sqrt(len(finals)), 4) if len(finals) > 1 else 0.0,
             "runs": len(finals), "budget": a.budget, "table": a.table, "signal": a.signal, "report": a.report,
             "vs_tpe": round(summary[s] - summary["tpe"], 4),
             "distinct_cells": round(statistics.mean(r["distinct"] for r in by[s]), 1),
@@ -155,15 +172,17 @@ def plot(by: dict, a) -> str:
         for i in range(n):
             vals = [r["curve"][i] for r in runs if not math.isnan(r["curve"][i])]
             m = statistics.mean(vals) if vals else float("nan")
-            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-            mean.append(m), lo.append(m - sd), hi.append(m + sd)
+            se = statistics.stdev(vals) / math.sqrt(len(vals)) if len(vals) > 1 else 0.0
+            mean.append(m), lo.append(m - se), hi.append(m + se)
         (line,) = ax.plot(xs, mean, label=f"{s} ({mean[-1]:.2f})")
         ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
     ax.axhline(BEST_CELL, color="0.5", ls=":", lw=1, label=f"best cell {BEST_CELL}") if a.report == "test_acc_200ep" else None
     ax.set_xlabel("evaluations")
     ax.set_ylabel(f"{a.report} of best-by-{a.signal} so far")
     ax.set_ylim(92.5, 94.6) if a.report == "test_acc_200ep" else None
-    ax.set_title(f"NAS-Bench-201 ({os.path.basename(a.table)}): {len(next(iter(by.values())))} runs per strategy")
+    ax.set_title(f"NAS-Bench-201 ({os.path.basename(a.table)}): mean of {len(next(iter(by.values())))} runs "
+                 "per strategy, band = +/- 1 standard error", fontsize=9)
+    ax.set_xlim(10, max(len(r["curve"]) for runs in by.values() for r in runs))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     path = os.path.join(a.out, f"nb201_search_B{a.budget}_R{len(next(iter(by.values())))}.png")

@@ -237,3 +237,46 @@ def test_resumed_controller_sweep_continues_the_uninterrupted_one(tmp_path, nb20
                    check=True, timeout=300)
     resumed = _journal_study(tmp_path / "part.log", 3).get_trials()
     assert [t.params for t in resumed] == [t.params for t in whole.get_trials()]
+
+
+# ----------------------------------------------------------------------------- the sweep file
+SWEEP = "sweeps/nb201_cifar10.yaml"
+
+
+@pytest.mark.slow
+def test_nb201_sweep_file_runs_with_each_strategy(run_root, nb201_csv):
+    from pathlib import Path
+
+    from nasforge.platform.config import load_sweep
+    from nasforge.platform.sweep import run_sweep
+
+    from nasforge.tasks.tabular import TabularBenchmark
+
+    bench, space = TabularBenchmark(str(nb201_csv)), create_space("nb201")
+    path = Path(__file__).resolve().parents[1] / SWEEP
+    for name in ("controller", "evolution", "tpe", "random", "gp", "qmc", "nsga2", "grid"):
+        cfg = load_sweep(path, {"strategy.name": name, "budget.trials": 4, "name": f"nb201_{name}"})
+        study = run_sweep(cfg, root=str(run_root), show_progress=False)
+        done = [t for t in study.trials if t.state.name == "COMPLETE"]
+        assert len(done) == 4, name
+        for t in done:  # each trial scored by its cell's row in the table
+            assert t.values[0] == bench.evaluate(space.key(t.params))["val_acc_12ep"]
+    with pytest.raises(ConfigError, match="numeric spaces only"):
+        cfg = load_sweep(path, {"strategy.name": "cmaes", "budget.trials": 2, "name": "nb201_cmaes"})
+        run_sweep(cfg, root=str(run_root), show_progress=False)
+
+
+@pytest.mark.slow
+def test_resumed_run_sweep_continues_the_same_controller_policy(run_root, nb201_csv):
+    from pathlib import Path
+
+    from nasforge.platform.config import load_sweep
+    from nasforge.platform.sweep import run_sweep
+
+    path = Path(__file__).resolve().parents[1] / SWEEP
+    whole = run_sweep(load_sweep(path, {"budget.trials": 16, "name": "whole"}), root=str(run_root),
+                      show_progress=False)
+    run_sweep(load_sweep(path, {"budget.trials": 8, "name": "part"}), root=str(run_root), show_progress=False)
+    part = run_sweep(load_sweep(path, {"budget.trials": 16, "name": "part"}), root=str(run_root),
+                     show_progress=False)
+    assert [t.params for t in part.trials] == [t.params for t in whole.trials]
