@@ -149,6 +149,26 @@ def test_isbi_seeded_split(isbi_zip):
     assert set(a.val_set.masks.unique().tolist()) == {0, 1}  # membrane, cell
 
 
+
+def test_local_folders_with_the_same_layout_load_like_the_zips(camvid_zip, isbi_zip, tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(isbi_zip) as z:
+        z.extractall(tmp_path / "isbi", [f"train/{d}/{i}.png" for d in ("image", "label") for i in range(5)])
+    folder = ISBIDataModule(path=str(tmp_path / "isbi")).arrays()["train"]
+    zipped = ISBIDataModule(path=str(isbi_zip)).arrays()["train"]
+    assert folder[0].shape == (5, 512, 512, 1)
+    assert np.array_equal(folder[0], zipped[0][:5]) and np.array_equal(folder[1], zipped[1][:5])
+    with zipfile.ZipFile(camvid_zip) as z:
+        names = [n for n in z.namelist() if n.split("/")[0] in ("train", "val") and n.endswith(".png")][:2]
+        names += [n for n in z.namelist() if n.startswith("val/")][:2]
+        names += [n.replace("/", "annot/", 1) for n in names]
+        z.extractall(tmp_path / "CamVid", names)
+    splits = CamVidDataModule(path=str(tmp_path / "CamVid")).arrays()
+    full = CamVidDataModule(path=str(camvid_zip)).arrays()
+    assert len(splits["train"][0]) == 2 and len(splits["val"][0]) == 2
+    assert np.array_equal(splits["train"][1], full["train"][1][:2])  # void mapped the same way
+
 # ----------------------------------------------------------------------------- ignore index
 def test_loss_ignores_void_pixels(camvid):
     y = camvid.val_set.masks[:2].long()  # (2, 180, 240), real void pixels
