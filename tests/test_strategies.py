@@ -149,6 +149,22 @@ def test_controller_overhead_stays_small_with_many_trials():
     assert (time.perf_counter() - t0) / 10 < 0.05
 
 
+@pytest.mark.parametrize("strategy", ["controller", "evolution"])
+def test_our_strategies_handle_conditional_and_float_dimensions(strategy):
+    from nasforge.search_spaces import create_composite
+
+    space = create_composite([{"name": "nb201"}, {"name": "hparams"}])  # hp/momentum only with sgd
+    sampler = create_sampler({"name": strategy, "options": {"population": 4, "sample_size": 2}
+                              if strategy == "evolution" else {}}, space, 0, ["maximize"])
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    grid = {d.label: d.choices for d in space.decisions()}
+    study.optimize(lambda t: -abs(space.suggest(t).get("hp/lr", 0) - 0.01), n_trials=15)
+    for t in study.trials:
+        space.validate(t.params)
+        assert ("hp/momentum" in t.params) == (t.params["hp/optimizer"] == "sgd")
+        assert all(t.params[k] in grid[k] for k in t.params)  # floats come from the decision grid
+
+
 # ----------------------------------------------------------------------------- evolution
 def test_evolution_is_a_deterministic_function_of_seed_and_trials():
     a, _ = run_toy("evolution", 30, seed=5, population=6, sample_size=3)
