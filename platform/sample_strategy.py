@@ -73,7 +73,7 @@ def parse_options(cls: type, options: Mapping[str, Any] | None, where: str) -> A
                 ok = True
             elif a in (bool, str) and isinstance(value, a):
                 ok = True
-            elif typing.get_origin(a) is list and isinstance(value, list):
+            elif (a is list or typing.get_origin(a) is list) and isinstance(value, list):
                 ok = True
             if ok:
                 break

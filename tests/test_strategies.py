@@ -89,6 +89,16 @@ def test_multi_objective_sweeps_declare_the_controller_reward():
     # MnasNet: accuracy * (cost / target) ** -0.07: cheaper is better at equal accuracy
     assert s.reward([90.0, 5e5]) > s.reward([90.0, 1e6]) > s.reward([90.0, 2e6])
     assert s.reward([90.0, 1e6]) == pytest.approx(90.0)
+    toy = ToySpace()
+    mo = create_sampler({"name": "controller", "options": {"reward": "mnasnet", "reward_target": 2.0}},
+                        toy, 0, ["maximize", "minimize"])
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=mo)
+    study.optimize(lambda t: (lambda s: (toy_score(s), 1.0 + sum(v == "d" for v in s.values())))(toy.suggest(t)),
+                   n_trials=12)
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    w = create_sampler({"name": "evolution", "options": {"reward": "weighted", "reward_weights": [1.0, 1e-6]}},
+                       space, 0, ["maximize", "minimize"])
+    assert w.reward([90.0, 1e6]) == pytest.approx(89.0)  # 1 * 90 - 1e-6 * 1e6
     assert type(create_sampler({"name": "nsga2"}, space, 0, ["maximize", "minimize"])).__name__ == "NSGAIISampler"
 
 
