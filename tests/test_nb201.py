@@ -135,3 +135,12 @@ def test_tasks_do_not_import_optuna_or_platform():
         elif isinstance(node, ast.ImportFrom):
             names.add(node.module or "")
     assert not any(n.startswith(("optuna", "nasforge.platform")) for n in names)
+
+
+def test_paper_sized_network_matches_nas_bench_201_parameter_counts():
+    # NAS-Bench-201 (C=16, N=5) reports 0.07 M parameters for the all-zero cell and 1.53 M for
+    # the largest (all nor_conv_3x3); the same macro network must give the same counts.
+    space = create_space("nb201", C=16, N=5)
+    params = lambda ops: sum(p.numel() for p in space.build(dict.fromkeys(LABELS, ops), (3, 32, 32), 10).parameters())  # noqa: E731
+    assert round(params("nor_conv_3x3") / 1e6, 2) == 1.53
+    assert round(params("none") / 1e6, 2) == 0.07
