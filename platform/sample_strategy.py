@@ -32,6 +32,7 @@ import dataclasses
 import json
 import math
 import random
+import threading
 import typing
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -182,6 +183,7 @@ class SampleStrategy(BaseSampler):
         self._records: dict[int, Record] = {}  # trial number -> finished record (never changes)
         self._study_key: Any = None
         self._canonical = getattr(space, "canonical_key", None)
+        self._lock = threading.RLock()  # study.optimize(n_jobs > 1) shares one sampler between threads
 
     # -- for subclasses ------------------------------------------------------------------
     def propose(self, history: list[Record], number: int) -> dict[str, Any]:  # pragma: no cover
@@ -247,6 +249,10 @@ class SampleStrategy(BaseSampler):
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def _sample_for(self, study, trial: FrozenTrial) -> dict[str, Any]:
+        with self._lock:
+            return self._sample_for_locked(study, trial)
+
+    def _sample_for_locked(self, study, trial: FrozenTrial) -> dict[str, Any]:
         cache_key = (id(study._storage), study._study_id, trial._trial_id)
         cached = self._samples.get(cache_key)
         if cached is not None:
