@@ -8,10 +8,10 @@ tournament), take the best, and mutate ONE active decision to a different value 
 become active are drawn at random, inactive ones are dropped).
 
 Fair de-duplication (``dedup``): a child whose key (NAS-Bench-201: its canonical, isomorphism-
-free form, computed from the space alone) was already proposed in this study is re-mutated, up
-to ``max_tries`` times, then a random unseen sample is tried, and only then is a duplicate
-accepted. Invalid samples (``space.validate`` raises) are treated the same way: never proposed
-while an alternative exists.
+free form, computed from the space alone) was already proposed in this study is mutated again
+(a short random walk away from the parent, up to ``max_tries`` steps; usually one or two), then
+random unseen samples are tried, and only then is a duplicate accepted. Invalid samples
+(``space.validate`` raises) are treated the same way: never proposed while an alternative exists.
 
 Defaults: P = S = 30 for budgets of ~100 evaluations (a broad random start, then the strongest
 selection; the best member still dies of age after P children), chosen on NAS-Bench-201 seeds
