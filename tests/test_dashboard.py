@@ -116,13 +116,21 @@ def test_dashboard_answers_http_and_lists_the_sweeps_trials(runs_copy, tmp_path)
         values = {t["number"]: t["values"] for t in detail["trials"]}
         for t in study.trials:
             assert values[t.number] == pytest.approx(t.values)
-        # each finished trial's checkpoint was attached when the dashboard started, and it serves it
-        arts = {a["filename"]: a["artifact_id"] for a in detail["artifacts"]}
+        # each trial's checkpoint is an artifact: attached to the trial by the runner while it ran
+        # (or to the study, as trial<N>-best.ckpt, when the dashboard found it missing), and served
+        study_arts = {a["filename"]: a["artifact_id"] for a in detail["artifacts"]}
+        urls = {}
+        for t in detail["trials"]:
+            trial_arts = {a["filename"]: a["artifact_id"] for a in t.get("artifacts", [])}
+            if "best.ckpt" in trial_arts:
+                urls[t["number"]] = f"{base}/artifacts/{entry['study_id']}/{t['trial_id']}/{trial_arts['best.ckpt']}"
+            elif f"trial{t['number']}-best.ckpt" in study_arts:
+                art = study_arts[f"trial{t['number']}-best.ckpt"]
+                urls[t["number"]] = f"{base}/artifacts/{entry['study_id']}/{art}"
+        assert sorted(urls) == [t.number for t in study.trials]
         for t in study.trials:
-            assert f"trial{t.number}-best.ckpt" in arts
-        t0 = study.trials[0]
-        status, body = _get(f"{base}/artifacts/{entry['study_id']}/{arts[f'trial{t0.number}-best.ckpt']}")
-        assert status == 200 and hashlib.sha256(body).hexdigest() == _sha(t0.user_attrs["checkpoint"])
+            status, body = _get(urls[t.number])
+            assert status == 200 and hashlib.sha256(body).hexdigest() == _sha(t.user_attrs["checkpoint"])
         status, _ = _get(f"{base}/dashboard/")
         assert status == 200
         log.seek(0)
