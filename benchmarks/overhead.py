@@ -32,7 +32,7 @@ def plain_epoch(dm, sample, space, lr: float, momentum: float, weight_decay: flo
     import torch
     from torch import nn
 
-    from nasforge.tasks.classification import warmup_cosine
+    from nasforge.tasks.optim import warmup_cosine
     from nasforge.tasks.image_data import random_crop_flip
 
     torch.manual_seed(seed)

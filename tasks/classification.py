@@ -9,22 +9,12 @@ linear warm-up then a cosine schedule stepped per batch; optional label smoothin
 """
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-OPTIMIZERS = ("sgd", "adamw")
-
-
-def warmup_cosine(step: int, total: int, warmup: int, min_factor: float = 0.0) -> float:
-    """LR factor: linear from ~0 to 1 over ``warmup`` steps, then cosine down to ``min_factor``."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+from .optim import check_optimizer, configure_optimizer
 
 
 class ClassificationTask(L.LightningModule):
@@ -42,8 +32,7 @@ class ClassificationTask(L.LightningModule):
         min_lr_factor: float = 0.0,
     ):
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        check_optimizer(optimizer)
         self.save_hyperparameters(ignore=["network"])
         self.network = network
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -84,20 +73,5 @@ class ClassificationTask(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        decay, no_decay = [], []
-        for name, p in self.network.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on biases and norms
-        groups = [{"params": decay, "weight_decay": hp.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov and hp.momentum > 0)
-        else:
-            opt = torch.optim.AdamW(groups, lr=hp.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        per_epoch = total / max(1, self.trainer.max_epochs or 1)
-        warmup = int(hp.warmup_epochs * per_epoch)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: warmup_cosine(step, total, warmup, hp.min_lr_factor)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return configure_optimizer(self.network, self.trainer, hp.optimizer, hp.lr, hp.momentum, hp.nesterov,
+                                   hp.weight_decay, hp.warmup_epochs, hp.min_lr_factor)

@@ -14,7 +14,6 @@ stepped per batch. ``extra_callbacks(trial_dir)`` adds prediction overlays (`seg
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import lightning as L
@@ -24,17 +23,9 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from .dice_loss import DiceLoss
+from .optim import check_optimizer, configure_optimizer
 from .seg_overlays import PredictionOverlays
 
-OPTIMIZERS = ("sgd", "adamw")
-
-
-def warmup_cosine(step: int, total: int, warmup: int, min_factor: float = 0.0) -> float:
-    """LR factor: linear from ~0 to 1 over ``warmup`` steps, then cosine down to ``min_factor``."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class _SplitMetrics(nn.Module):
@@ -71,8 +62,7 @@ class SegmentationTask(L.LightningModule):
         overlay_images: int = 4,
     ):
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        check_optimizer(optimizer)
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         if 0 <= ignore_index < num_classes:
@@ -168,20 +158,5 @@ class SegmentationTask(L.LightningModule):
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hparams
-        decay, no_decay = [], []
-        for p in self.network.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on biases and norms
-        groups = [{"params": decay, "weight_decay": hp.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum,
-                                  nesterov=hp.nesterov and hp.momentum > 0)
-        else:
-            opt = torch.optim.AdamW(groups, lr=hp.lr)
-        est = self.trainer.estimated_stepping_batches
-        total = max(1, int(est)) if math.isfinite(est) else 10**9  # no max_epochs: ~constant LR
-        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
-        warmup = int(hp.warmup_epochs * total / epochs)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, total, warmup, hp.min_lr_factor))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return configure_optimizer(self.network, self.trainer, hp.optimizer, hp.lr, hp.momentum, hp.nesterov,
+                                   hp.weight_decay, hp.warmup_epochs, hp.min_lr_factor)
