@@ -58,11 +58,11 @@ def _optuna_kwargs(cls: type, name: str, options: dict[str, Any]) -> dict[str, A
 
 
 def create_sampler(strategy_cfg: Any, space: Space, seed: int = 0,
-                   directions: Sequence[str] = ("maximize",), constraints_func=None):
+                   directions: Sequence[str] = ("maximize",)):
     """The sampler a sweep file's ``strategy:`` names (a StrategyConfig, a mapping, or a name).
 
-    ``constraints_func`` (Optuna's convention: trial -> values, feasible when all <= 0) is
-    handed to the samplers that take one (tpe, nsga2, gp); the others ignore constraints."""
+    Constraints need no wiring here: trials report them with ``Trial.set_constraint`` (Optuna
+    5), which the samplers that honour feasibility (tpe, nsga2, gp) read from storage."""
     import optuna
 
     name, options = _name_and_options(strategy_cfg)
@@ -93,8 +93,6 @@ def create_sampler(strategy_cfg: Any, space: Space, seed: int = 0,
         if any(d.when for d in space.dims):
             raise ConfigError("strategy.name: grid cannot search a space with conditional dimensions")
         return cls(grid, seed=seed, **kwargs)
-    if constraints_func is not None and "constraints_func" in inspect.signature(cls.__init__).parameters:
-        kwargs["constraints_func"] = constraints_func
     try:
         return cls(seed=seed, **kwargs)
     except (TypeError, ValueError) as e:

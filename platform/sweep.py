@@ -108,11 +108,7 @@ def open_study(cfg: SweepConfig, ctx, storage_url: str, seed: int | None = None)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     storage = create_storage(storage_url)
 
-    def constraints_func(frozen):
-        return frozen.user_attrs.get("constraints", [0.0] * _n_constraints(cfg))
-
-    extra = {"constraints_func": constraints_func} if cfg.constraints else {}
-    sampler = create_sampler(cfg.strategy, ctx.space, cfg.seed if seed is None else seed, cfg.directions, **extra)
+    sampler = create_sampler(cfg.strategy, ctx.space, cfg.seed if seed is None else seed, cfg.directions)
     pruner = create_pruner(cfg.pruner, cfg.trainer.max_epochs)
     study = optuna.create_study(study_name=cfg.name, storage=storage, sampler=sampler, pruner=pruner,
                                 directions=cfg.directions, load_if_exists=True)
@@ -135,10 +131,6 @@ def sampler_seed(seed: int, n_trials: int, worker: str | None, strategy: str = "
     if (not worker and n_trials == 0) or strategy not in RESEEDED_STRATEGIES:
         return seed
     return int(hashlib.sha1(f"{seed}:{worker or ''}:{n_trials}".encode()).hexdigest()[:8], 16)
-
-
-def _n_constraints(cfg: SweepConfig) -> int:
-    return sum((c.max is not None) + (c.min is not None) for c in cfg.constraints)
 
 
 def state_counts(study) -> dict[str, int]:

@@ -104,18 +104,27 @@ def objective_values(cfg: SweepConfig, metrics: dict[str, float]) -> list[float]
     return values
 
 
-def constraint_values(cfg: SweepConfig, metrics: dict[str, float]) -> list[float]:
-    """Optuna's convention: one value per constraint, feasible when <= 0."""
-    out = []
+def constraint_values(cfg: SweepConfig, metrics: dict[str, float]) -> dict[str, float]:
+    """Optuna's convention: one value per bound, feasible when <= 0, named like ``cost/params<=3e+06``."""
+    out = {}
     for c in cfg.constraints:
         v = metrics.get(c.metric)
         if v is None:
             raise TrialFailed(f"constraint metric {c.metric!r} was never logged")
         if c.max is not None:
-            out.append(float(v) - c.max)
+            out[f"{c.metric}<={c.max:g}"] = float(v) - c.max
         if c.min is not None:
-            out.append(c.min - float(v))
+            out[f"{c.metric}>={c.min:g}"] = c.min - float(v)
     return out
+
+
+def record_constraints(cfg: SweepConfig, trial, metrics: dict[str, float]) -> None:
+    """Hand the constraint values to Optuna (``Trial.set_constraint``, read by TPE, NSGA-II and GP
+    for feasibility) and keep them as a user attr for tables."""
+    values = constraint_values(cfg, metrics)
+    for key, value in values.items():
+        trial.set_constraint(key, value)
+    trial.set_user_attr("constraints", values)
 
 
 def quiet_libraries() -> None:
@@ -161,7 +170,7 @@ def run_trial(ctx: TrialContext, trial) -> list[float]:
             raise TrialFailed(f"sample not in the table: {e}") from None
         trial.set_user_attr("metrics", metrics)
         if ctx.cfg.constraints:
-            trial.set_user_attr("constraints", constraint_values(ctx.cfg, metrics))
+            record_constraints(ctx.cfg, trial, metrics)
         return objective_values(ctx.cfg, metrics)
 
     try:
@@ -289,7 +298,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
         trial.set_user_attr("checkpoint", os.path.abspath(ckpt.best_model_path))
     values = objective_values(cfg, metrics)
     if cfg.constraints and rank_zero:
-        trial.set_user_attr("constraints", constraint_values(cfg, metrics))
+        record_constraints(cfg, trial, metrics)
     return values
 
 
