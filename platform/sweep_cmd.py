@@ -29,6 +29,9 @@ def register(sub) -> None:
     run.add_argument("--workers", type=int, default=1, help="worker processes on this machine sharing the study")
     run.add_argument("--devices-per-trial", type=int, default=None,
                      help="devices each worker owns (GPUs pinned with CUDA_VISIBLE_DEVICES)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
+                     help="override any sweep-file key, value in YAML (e.g. --set strategy.name=evolution "
+                          "--set trainer.max_epochs=3); repeatable")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     run.set_defaults(func=cmd_run)
 
@@ -48,7 +51,19 @@ def register(sub) -> None:
 
 
 def _overrides(args) -> dict:
+    import yaml
+
+    from .errors import ConfigError
+
     out = {}
+    for item in args.set_values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set strategy.name=evolution")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
     if args.trials is not None:
         out["budget.trials"] = args.trials
     if args.timeout is not None:

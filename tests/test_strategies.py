@@ -10,6 +10,7 @@ import textwrap
 
 import optuna
 import pytest
+from pathlib import Path
 
 from nasforge.platform.errors import ConfigError
 from nasforge.platform.strategies import STRATEGIES, create_sampler
@@ -306,3 +307,22 @@ def test_resumed_run_sweep_continues_the_same_controller_policy(run_root, nb201_
     part = run_sweep(load_sweep(path, {"budget.trials": 16, "name": "part"}), root=str(run_root),
                      show_progress=False)
     assert [t.params for t in part.trials] == [t.params for t in whole.trials]
+
+
+@pytest.mark.parametrize("strategy", ["random", "tpe", "controller", "evolution"])
+def test_nb201_sweep_file_runs_with_each_strategy_from_the_cli(strategy, nb201_csv, tmp_path, capsys):
+    """`nasforge sweep run sweeps/nb201_cifar10.yaml --set strategy.name=...` end to end."""
+    from nasforge.platform.cli import main
+    from nasforge.platform.study import load_study
+
+    root = tmp_path / "runs"
+    sweep_file = Path(__file__).resolve().parents[1] / "sweeps" / "nb201_cifar10.yaml"
+    args = ["sweep", "run", str(sweep_file), "--set", f"strategy.name={strategy}", "--set",
+            f"task.data.path={nb201_csv}", "--name", f"nb201-{strategy}", "--trials", "12", "--root", str(root),
+            "--no-progress"]
+    assert main(args) == 0
+    assert f"leaderboard: nb201-{strategy}" in capsys.readouterr().out
+    study = load_study(f"nb201-{strategy}", root)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 12
+    assert all(0.0 < t.value < 100.0 for t in complete)
