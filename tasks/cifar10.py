@@ -21,6 +21,7 @@ import numpy as np
 from .image_data import ImageArrayDataModule
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_LOADED: dict[str, tuple] = {}  # cache file -> decoded arrays, for this process
 _ENTRY = re.compile(r"(?:^|.*/)(train|test)/([^/]+)/[^/]+\.(?:jpe?g|png)$", re.IGNORECASE)
 
 
@@ -108,8 +109,15 @@ class CIFAR10DataModule(ImageArrayDataModule):
 
     def load_arrays(self):
         cache = self._cache_file()
-        if not os.path.exists(cache):
-            self.prepare_data()
-        with np.load(cache) as z:
-            test = (z["test_x"], z["test_y"]) if "test_x" in z else (None, None)
-            return z["train_x"], z["train_y"], *test
+        if cache not in _LOADED:  # one read per process: a worker's later trials reuse the arrays
+            if not os.path.exists(cache):
+                self.prepare_data()
+            with np.load(cache) as z:
+                test = (z["test_x"], z["test_y"]) if "test_x" in z else (None, None)
+                arrays = (z["train_x"], z["train_y"], *test)
+            for a in arrays:
+                if a is not None:
+                    a.setflags(write=False)  # shared by trials: nobody may change them
+            _LOADED.clear()  # keep one data set in memory at a time
+            _LOADED[cache] = arrays
+        return _LOADED[cache]

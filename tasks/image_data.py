@@ -83,8 +83,9 @@ class ImageArrayDataModule(L.LightningDataModule):
 
     @staticmethod
     def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
-        xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
-        return TensorDataset(xt, torch.from_numpy(np.asarray(y, dtype=np.int64)))
+        own = lambda a: a if a.flags.writeable else a.copy()  # noqa: E731 - shared arrays are read-only
+        xt = torch.from_numpy(own(np.ascontiguousarray(x))).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
+        return TensorDataset(xt, torch.from_numpy(own(np.asarray(y, dtype=np.int64))))
 
     def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
         g = torch.Generator().manual_seed(self.seed)
