@@ -33,6 +33,15 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip_p: float, generator: torch.
     return x
 
 
+def seeded_loader(ds, shuffle: bool, batch_size: int, seed: int, num_workers: int) -> DataLoader:
+    """A DataLoader whose shuffling order is a function of ``seed``; training loaders drop the
+    last incomplete batch (BatchNorm on a batch of one fails)."""
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
+                      num_workers=num_workers, persistent_workers=num_workers > 0,
+                      drop_last=shuffle and len(ds) > batch_size)
+
+
 class ImageArrayDataModule(L.LightningDataModule):
     input_shape: tuple[int, int, int] = (3, 32, 32)
     num_classes: int = 10
@@ -88,10 +97,7 @@ class ImageArrayDataModule(L.LightningDataModule):
         return TensorDataset(xt, torch.from_numpy(own(np.asarray(y, dtype=np.int64))))
 
     def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          drop_last=shuffle and len(ds) > batch_size)
+        return seeded_loader(ds, shuffle, batch_size, self.seed, self.num_workers)
 
     def train_dataloader(self):
         return self._loader(self.train_set, True, self.batch_size)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .image_data import seeded_loader
 from .seg_transforms import JointTransform
 
 Arrays = tuple[np.ndarray, np.ndarray]  # images (N, H, W, C) uint8, masks (N, H, W) uint8
@@ -204,10 +205,7 @@ class SegmentationDataModule(L.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          drop_last=shuffle and len(ds) > batch_size)
+        return seeded_loader(ds, shuffle, batch_size, self.seed, self.num_workers)
 
     def train_dataloader(self):
         return self._loader(self.train_set, True, self.batch_size)

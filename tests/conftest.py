@@ -68,3 +68,19 @@ def run_root(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NASFORGE_DATA", str(_shared_data() or ""))
     return root
+
+
+@pytest.fixture(scope="session")
+def quick_runs(tmp_path_factory) -> Path:
+    """The root of a real 2-trial quickstart sweep (built once a session; treat as read-only)."""
+    from tiny_sweeps import tiny_sweep
+
+    return tiny_sweep(tmp_path_factory, "quickstart")
+
+
+@pytest.fixture(scope="session")
+def moo_runs(tmp_path_factory) -> Path:
+    """The root of a real two-objective NASNet sweep on digits (built once a session)."""
+    from tiny_sweeps import tiny_sweep
+
+    return tiny_sweep(tmp_path_factory, "moo")

@@ -11,7 +11,7 @@ import pytest
 from nasforge.platform.config import load_sweep
 from nasforge.platform.sweep import run_sweep
 
-from sweep_helpers import REPO
+from tiny_sweeps import REPO
 
 pytestmark = pytest.mark.slow
 FILES = ["cifar10_nasnet", "cifar10_attention", "cifar10_reallocation"]

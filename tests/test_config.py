@@ -13,7 +13,7 @@ from nasforge.platform.cli import main
 from nasforge.platform.config import load_sweep
 from nasforge.platform.errors import ConfigError
 
-from sweep_helpers import REPO, tiny_sweep
+from tiny_sweeps import REPO, quickstart_file
 
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 
@@ -55,7 +55,7 @@ def _run(args, capsys):
 )
 def test_bad_sweep_file_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, override, expect, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    path = tiny_sweep(tmp_path, **override)
+    path = quickstart_file(tmp_path, **override)
     code, err = _run(["sweep", "run", str(path), "--root", str(tmp_path / "runs")], capsys)
     assert code == 2
     assert len(err.splitlines()) == 1, err
@@ -64,7 +64,7 @@ def test_bad_sweep_file_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, 
 
 
 def test_unknown_space_name_lists_the_valid_ones(tmp_path, capsys):
-    path = tiny_sweep(tmp_path, space=[{"name": "darts"}])
+    path = quickstart_file(tmp_path, space=[{"name": "darts"}])
     code, err = _run(["sweep", "run", str(path), "--root", str(tmp_path / "runs")], capsys)
     assert code == 2 and "space[0].name: unknown space 'darts'; valid:" in err and "convnet" in err
     assert not (tmp_path / "runs").exists()
@@ -83,14 +83,14 @@ def test_missing_sweep_file(tmp_path, capsys):
 
 
 def test_bad_space_option_fails_before_anything_is_written(tmp_path, capsys):
-    path = tiny_sweep(tmp_path, space=[{"name": "convnet"}, {"name": "hparams", "options": {"learning_rate": [0.1, 1]}}])
+    path = quickstart_file(tmp_path, space=[{"name": "convnet"}, {"name": "hparams", "options": {"learning_rate": [0.1, 1]}}])
     code, err = _run(["sweep", "run", str(path), "--root", str(tmp_path / "runs")], capsys)
     assert code == 2 and "unknown hparam 'learning_rate'" in err
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
 def test_cli_error_has_no_traceback_in_a_real_process(tmp_path):
-    path = tiny_sweep(tmp_path, **{"strategy.name": "bayes"})
+    path = quickstart_file(tmp_path, **{"strategy.name": "bayes"})
     exe = Path(sys.executable).with_name("nasforge")
     r = subprocess.run([str(exe), "sweep", "run", str(path)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2
@@ -110,7 +110,7 @@ def test_help_imports_no_heavy_library():
 
 
 def test_resolved_config_is_complete_and_reloads(tmp_path):
-    cfg = load_sweep(tiny_sweep(tmp_path))
+    cfg = load_sweep(quickstart_file(tmp_path))
     text = cfg.to_yaml()
     again = yaml.safe_load(text)
     assert again["trainer"]["precision"] == "32-true" and again["budget"]["trials"] == 2
@@ -119,7 +119,7 @@ def test_resolved_config_is_complete_and_reloads(tmp_path):
 
 
 def test_multi_objective_with_a_pruner_is_refused(tmp_path):
-    path = tiny_sweep(tmp_path, objectives=[{"metric": "val/acc"}, {"metric": "cost/params", "direction": "minimize"}],
+    path = quickstart_file(tmp_path, objectives=[{"metric": "val/acc"}, {"metric": "cost/params", "direction": "minimize"}],
                       **{"pruner.name": "median"})
     with pytest.raises(ConfigError, match="cannot prune multi-objective"):
         load_sweep(path)

@@ -19,14 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tiny_sweeps import tiny_sweep
 
 from nasforge.platform.cli import main
 
-
-@pytest.fixture(scope="session")
-def quick_runs(tmp_path_factory) -> Path:
-    return tiny_sweep(tmp_path_factory, "quickstart")
 
 
 @pytest.fixture

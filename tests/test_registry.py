@@ -15,14 +15,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from tiny_sweeps import tiny_sweep
 
 from nasforge.platform.cli import main
 
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory) -> Path:
-    return tiny_sweep(tmp_path_factory, "quickstart")
+def runs(quick_runs) -> Path:
+    return quick_runs
 
 
 @pytest.fixture(scope="session")
@@ -311,11 +310,11 @@ def test_wandb_artifact_is_logged_and_linking_is_refused_offline(promoted, tmp_p
 
 
 @pytest.mark.slow
-def test_promote_best_of_a_multi_objective_sweep_keeps_its_diagram(tmp_path_factory, tmp_path):
+def test_promote_best_of_a_multi_objective_sweep_keeps_its_diagram(moo_runs, tmp_path):
     from nasforge.platform.registry import load, promote
     from nasforge.platform.run_folder import open_run
 
-    runs = tiny_sweep(tmp_path_factory, "moo")
+    runs = moo_runs
     study = open_run("moo", runs).study
     res = promote("moo", best=True, model="digits-nasnet", root=str(runs), registry=tmp_path / "reg")
     meta = res.meta

@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from tiny_sweeps import REPO, tiny_sweep
+from tiny_sweeps import REPO
 
 from nasforge.platform.cli import main
 
@@ -28,14 +28,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 PLOTLY_BG = (229, 236, 246)  # plotly's default plot-area colour (#E5ECF6)
 
 
-@pytest.fixture(scope="session")
-def quick_runs(tmp_path_factory) -> Path:
-    return tiny_sweep(tmp_path_factory, "quickstart")
-
-
-@pytest.fixture(scope="session")
-def moo_runs(tmp_path_factory) -> Path:
-    return tiny_sweep(tmp_path_factory, "moo")
 
 
 def _chromium() -> str:

@@ -17,13 +17,13 @@ from nasforge.platform.config import load_sweep
 from nasforge.platform.study import load_study
 from nasforge.platform.sweep import run_sweep
 
-from sweep_helpers import tiny_sweep
+from tiny_sweeps import quickstart_file
 
 pytestmark = pytest.mark.slow
 
 
 def test_sweep_runs_keeps_checkpoints_and_resumes_to_a_larger_total(tmp_path, capsys):
-    path = tiny_sweep(tmp_path, name="resume")
+    path = quickstart_file(tmp_path, name="resume")
     root = tmp_path / "runs"
     assert main(["sweep", "run", str(path), "--root", str(root), "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -59,7 +59,7 @@ def test_sweep_runs_keeps_checkpoints_and_resumes_to_a_larger_total(tmp_path, ca
 
 
 def test_nan_loss_fails_that_trial_with_its_reason_and_the_sweep_goes_on(tmp_path):
-    cfg = load_sweep(tiny_sweep(tmp_path, name="nan"))
+    cfg = load_sweep(quickstart_file(tmp_path, name="nan"))
     root = tmp_path / "runs"
     # pre-create the study and queue a trial whose learning rate makes SGD diverge at once
     from nasforge.platform.study import create_storage, default_storage_url
@@ -80,7 +80,7 @@ def test_nan_loss_fails_that_trial_with_its_reason_and_the_sweep_goes_on(tmp_pat
 
 def test_offline_wandb_run_reads_back_with_wandbs_own_reader(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = load_sweep(tiny_sweep(tmp_path, name="wb", **{"tracking.mode": "auto", "budget.trials": 1}))
+    cfg = load_sweep(quickstart_file(tmp_path, name="wb", **{"tracking.mode": "auto", "budget.trials": 1}))
     study = run_sweep(cfg, root=tmp_path / "runs", show_progress=False)
     trial = study.trials[0]
     run_dir = trial.user_attrs["wandb_run_dir"]

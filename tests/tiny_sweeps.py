@@ -56,3 +56,25 @@ def tiny_sweep(tmp_path_factory, name: str) -> Path:
             _build(name, root)
             (base / f"{name}.done").write_text("ok\n")
     return root
+
+
+def quickstart_file(tmp_path: Path, name: str = "tiny", **overrides) -> Path:
+    """Write sweeps/quickstart.yaml shrunk for a test (2 trials, 1 epoch, no W&B, no pruner) to
+    ``tmp_path``; dotted keys override (``**{"strategy.name": "random"}``)."""
+    import yaml
+
+    data = yaml.safe_load((REPO / "sweeps" / "quickstart.yaml").read_text())
+    data["name"] = name
+    data["budget"] = {"trials": 2}
+    data["trainer"]["max_epochs"] = 1
+    data["tracking"]["mode"] = "disabled"
+    data["pruner"] = {"name": "none"}
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
