@@ -42,7 +42,31 @@ def seeded_loader(ds, shuffle: bool, batch_size: int, seed: int, num_workers: in
                       drop_last=shuffle and len(ds) > batch_size)
 
 
-class ImageArrayDataModule(L.LightningDataModule):
+class SplitDataModule(L.LightningDataModule):
+    """Loaders over ``train_set`` / ``val_set`` / ``test_set`` (the test loader falls back to the
+    validation set), shuffled by ``seed``; subclasses fill the sets in ``setup``."""
+
+    train_set = val_set = test_set = None
+    seed: int = 0
+    num_workers: int = 0
+    batch_size: int = 64
+    eval_batch_size: int = 256
+
+    def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
+        return seeded_loader(ds, shuffle, batch_size, self.seed, self.num_workers)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, True, self.batch_size)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, False, self.eval_batch_size)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set if self.test_set is not None else self.val_set, False,
+                            self.eval_batch_size)
+
+
+class ImageArrayDataModule(SplitDataModule):
     input_shape: tuple[int, int, int] = (3, 32, 32)
     num_classes: int = 10
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
@@ -95,18 +119,6 @@ class ImageArrayDataModule(L.LightningDataModule):
         own = lambda a: a if a.flags.writeable else a.copy()  # noqa: E731 - shared arrays are read-only
         xt = torch.from_numpy(own(np.ascontiguousarray(x))).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
         return TensorDataset(xt, torch.from_numpy(own(np.asarray(y, dtype=np.int64))))
-
-    def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
-        return seeded_loader(ds, shuffle, batch_size, self.seed, self.num_workers)
-
-    def train_dataloader(self):
-        return self._loader(self.train_set, True, self.batch_size)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, False, self.eval_batch_size)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set if self.test_set is not None else self.val_set, False, self.eval_batch_size)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch  # (B, C, H, W) uint8, (B,)

@@ -27,12 +27,11 @@ import hashlib
 import os
 from typing import Sequence
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from .image_data import seeded_loader
+from .image_data import SplitDataModule
 from .seg_transforms import JointTransform
 
 Arrays = tuple[np.ndarray, np.ndarray]  # images (N, H, W, C) uint8, masks (N, H, W) uint8
@@ -75,7 +74,7 @@ class SegmentationArrays(Dataset):
         return image, mask
 
 
-class SegmentationDataModule(L.LightningDataModule):
+class SegmentationDataModule(SplitDataModule):
     # -- what the data is (subclasses set these) ---------------------------------------------
     input_shape: tuple[int, int, int] = (3, 64, 64)
     num_classes: int = 2
@@ -203,20 +202,7 @@ class SegmentationDataModule(L.LightningDataModule):
         if "test" in splits:
             self.test_set = SegmentationArrays(*splits["test"])
 
-    # -- loaders ----------------------------------------------------------------------------
-    def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
-        return seeded_loader(ds, shuffle, batch_size, self.seed, self.num_workers)
-
-    def train_dataloader(self):
-        return self._loader(self.train_set, True, self.batch_size)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, False, self.eval_batch_size)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set if self.test_set is not None else self.val_set, False,
-                            self.eval_batch_size)
-
+    # -- batches (loaders come from SplitDataModule) -----------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) -> normalised float (B, C, H, W)."""
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
