@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("WANDB_MODE", "offline")
 
-    from nasforge.platform.config import load_sweep
-    from nasforge.platform.study import load_study
-    from nasforge.platform.sweep import run_sweep
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.storage import load_study
+    from nasforge.platform.engine.sweep import run_sweep
 
     cfg = load_sweep(args.sweep)
     study = load_study(cfg.name, args.root) if args.reuse else run_sweep(cfg, root=args.root, show_progress=False)

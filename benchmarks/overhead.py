@@ -71,7 +71,7 @@ def plain_epoch(dm, sample, space, lr: float, momentum: float, weight_decay: flo
 
 def nasforge_epoch(cfg, root: str) -> tuple[float, float]:
     """(the trial, ask to tell; the whole one-trial sweep, study creation and W&B summary too)"""
-    from nasforge.platform.sweep import run_sweep
+    from nasforge.platform.engine.sweep import run_sweep
 
     start = time.perf_counter()
     study = run_sweep(cfg, root=root, show_progress=False)
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         print(json.dumps({"what": "trial_overhead", "skipped": f"no CIFAR-10 at {args.data}"}))
         return 0
 
-    from nasforge.platform.config import parse_sweep
+    from nasforge.platform.engine.config import parse_sweep
     from nasforge.search_spaces import create_space
     from nasforge.tasks.cifar10 import CIFAR10DataModule
 

@@ -54,7 +54,7 @@ def sweep_file(folder: str, name: str, trials: int, epochs: int) -> str:
 def run(folder: str, workers: int, trials: int, epochs: int, threads: int | None = None) -> dict:
     import optuna
 
-    from nasforge.platform.study import create_storage
+    from nasforge.platform.engine.storage import create_storage
 
     name = f"parallel-{workers}w{threads or ''}"
     root = os.path.join(folder, "runs")

@@ -1,7 +1,7 @@
 """Which embedded storage should a sweep use? SQLite against Optuna's JournalStorage file,
 under 4 concurrent worker processes on one machine.
 
-Each process opens the storage the way nasforge does (platform/study.py: ``sqlite:///FILE``
+Each process opens the storage the way nasforge does (platform/engine/storage.py: ``sqlite:///FILE``
 -> RDBStorage, ``journal://FILE`` -> JournalStorage over a file with the open(O_EXCL) lock)
 and runs a fixed number of trivial trials the way a worker does: ask, one suggestion, three
 user attrs and one heartbeat system attr (what a nasforge trial writes), tell. No training: the
@@ -26,7 +26,7 @@ import time
 def _worker(url: str, name: str, trials: int, barrier, results) -> None:
     import optuna
 
-    from nasforge.platform.study import create_storage
+    from nasforge.platform.engine.storage import create_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     errors: list[str] = []
@@ -60,7 +60,7 @@ def _worker(url: str, name: str, trials: int, barrier, results) -> None:
 def measure(kind: str, folder: str, processes: int, trials: int) -> dict:
     import optuna
 
-    from nasforge.platform.study import create_storage
+    from nasforge.platform.engine.storage import create_storage
 
     url = f"sqlite:///{folder}/{kind}.db" if kind == "sqlite" else f"journal://{folder}/{kind}.journal"
     name = f"bench-{kind}"

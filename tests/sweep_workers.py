@@ -57,7 +57,7 @@ def sweep_start(file: Path, root: Path, *args: str) -> subprocess.Popen:
 def load(name: str, storage: str):
     import optuna
 
-    from nasforge.platform.study import create_storage
+    from nasforge.platform.engine.storage import create_storage
 
     return optuna.load_study(study_name=name, storage=create_storage(storage))
 
@@ -77,7 +77,7 @@ def wait_for_running_trial(name: str, storage: str, timeout: float = 120):
     """The first RUNNING trial that has a heartbeat (so its worker is inside the trial)."""
     import optuna
 
-    from nasforge.platform.heartbeat import HEARTBEAT_ATTR
+    from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ from timm.layers.global_context import GlobalContext
 from timm.layers.non_local_attn import NonLocalAttn
 from timm.layers.squeeze_excite import SEModule
 
-from nasforge.platform.cost import measure_cost
+from nasforge.platform.engine.cost import measure_cost
 from nasforge.search_spaces import SampleValidationError, create_space
 from nasforge.search_spaces.attention import ATTENTIONS
 
@@ -206,7 +206,7 @@ def test_draw_writes_a_stage_table(tmp_path):
 def test_sweep_file_loads_and_its_space_builds():
     from pathlib import Path
 
-    from nasforge.platform.config import load_sweep
+    from nasforge.platform.engine.config import load_sweep
     from nasforge.search_spaces import create_composite
 
     cfg = load_sweep(Path(__file__).resolve().parents[1] / "sweeps" / "cifar10_attention.yaml")

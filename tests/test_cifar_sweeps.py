@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nasforge.platform.config import load_sweep
-from nasforge.platform.sweep import run_sweep
+from nasforge.platform.engine.config import load_sweep
+from nasforge.platform.engine.sweep import run_sweep
 
 from tiny_sweeps import REPO
 

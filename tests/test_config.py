@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from nasforge.platform.cli import main
-from nasforge.platform.config import load_sweep
+from nasforge.platform.engine.config import load_sweep
 from nasforge.platform.errors import ConfigError
 
 from tiny_sweeps import REPO, quickstart_file

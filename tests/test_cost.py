@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from nasforge.platform.cost import COST_KEYS, CostCallback, measure_cost
+from nasforge.platform.engine.cost import COST_KEYS, CostCallback, measure_cost
 from nasforge.search_spaces import create_space
 
 torch.set_num_threads(1)

@@ -50,8 +50,8 @@ def _get(url: str, timeout: float = 5.0):
 def test_attach_trial_artifacts_to_a_running_and_a_finished_trial(runs_copy, tmp_path):
     from optuna.artifacts import download_artifact, get_all_artifact_meta
 
-    from nasforge.platform.dashboard import artifact_store, attach_trial_artifacts, trial_files
-    from nasforge.platform.run_folder import open_run
+    from nasforge.platform.views.dashboard import artifact_store, attach_trial_artifacts, trial_files
+    from nasforge.platform.engine.run_folder import open_run
 
     run = open_run("quickstart", runs_copy)
     study = run.study
@@ -78,7 +78,7 @@ def test_attach_trial_artifacts_to_a_running_and_a_finished_trial(runs_copy, tmp
 
 @pytest.mark.slow
 def test_dashboard_answers_http_and_lists_the_sweeps_trials(runs_copy, tmp_path):
-    from nasforge.platform.run_folder import open_run
+    from nasforge.platform.engine.run_folder import open_run
 
     study = open_run("quickstart", runs_copy).study
     port = _free_port()

@@ -21,8 +21,8 @@ def _ranks(run_dir, number: int) -> list[dict]:
 def _run(file, root):
     import torch
 
-    from nasforge.platform.config import load_sweep
-    from nasforge.platform.sweep import run_sweep
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
 
     torch.set_num_threads(1)
     return run_sweep(load_sweep(file), root=str(root), show_progress=False)
@@ -58,7 +58,7 @@ def test_ddp_trial_is_pruned_by_rank_zero_and_all_ranks_stop_at_the_same_epoch(r
     file = tiny_sweep_file(run_root.parent, name, trials=2, epochs=3, devices=2, pruner=pruner)
     # an earlier trial that reached 0.0 after epoch 0 and a perfect 1.0 after epochs 1 and 2:
     # the median pruner keeps the DDP trial after epoch 0 and prunes it after epoch 1
-    from nasforge.platform.study import create_storage
+    from nasforge.platform.engine.storage import create_storage
 
     storage = create_storage(journal_url(run_root, name))
     seed = optuna.create_study(study_name=name, storage=storage, direction="maximize")
@@ -80,7 +80,7 @@ def test_ddp_trial_is_pruned_by_rank_zero_and_all_ranks_stop_at_the_same_epoch(r
 
 @pytest.mark.slow
 def test_a_failing_ddp_trial_fails_with_its_reason_and_the_worker_goes_on(run_root):
-    from nasforge.platform.sweep import SweepFailed
+    from nasforge.platform.engine.sweep import SweepFailed
 
     name = "ddp_fail"
     file = tiny_sweep_file(run_root.parent, name, trials=1, devices=2, task_options={"no_such_option": 1},

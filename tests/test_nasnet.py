@@ -9,7 +9,7 @@ import pytest
 import torch
 from arch_helpers import cifar_batch, enumerate_samples, random_samples, train_one_step
 
-from nasforge.platform.cost import measure_cost
+from nasforge.platform.engine.cost import measure_cost
 from nasforge.search_spaces import SampleValidationError, create_composite, create_space
 from nasforge.search_spaces.drop_path import drop_path, scheduled_drop_path_prob, set_drop_path_prob
 from nasforge.search_spaces.nasnet import NASNET_OPS

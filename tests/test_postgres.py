@@ -25,7 +25,7 @@ def postgres_url() -> str:
     try:
         import sqlalchemy as sa
 
-        from nasforge.platform.study import sqlalchemy_url
+        from nasforge.platform.engine.storage import sqlalchemy_url
 
         engine = sa.create_engine(sqlalchemy_url(url), connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
@@ -43,7 +43,7 @@ def postgres_url() -> str:
 def study_name(postgres_url):
     import optuna
 
-    from nasforge.platform.study import create_storage
+    from nasforge.platform.engine.storage import create_storage
 
     name = f"nasforge-test-{uuid.uuid4().hex[:10]}"
     yield name
@@ -77,8 +77,8 @@ def test_stale_trial_recovery_works_on_postgresql(postgres_url, study_name):
 
     import optuna
 
-    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, recover_stale_trials
-    from nasforge.platform.study import create_storage
+    from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR, recover_stale_trials
+    from nasforge.platform.engine.storage import create_storage
 
     study = optuna.create_study(study_name=study_name, storage=create_storage(postgres_url), direction="maximize")
     trial = study.ask()

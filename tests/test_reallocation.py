@@ -8,7 +8,7 @@ import torch
 from arch_helpers import cifar_batch, enumerate_samples, random_samples, train_one_step
 from torch import nn
 
-from nasforge.platform.cost import measure_cost
+from nasforge.platform.engine.cost import measure_cost
 from nasforge.search_spaces import SampleValidationError, create_space
 from nasforge.search_spaces.reallocation import compositions
 
@@ -203,7 +203,7 @@ def test_draw_writes_a_stage_table(tmp_path):
 def test_sweep_file_loads_and_its_space_builds():
     from pathlib import Path
 
-    from nasforge.platform.config import load_sweep
+    from nasforge.platform.engine.config import load_sweep
     from nasforge.search_spaces import create_composite
 
     cfg = load_sweep(Path(__file__).resolve().parents[1] / "sweeps" / "cifar10_reallocation.yaml")

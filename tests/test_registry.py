@@ -47,7 +47,7 @@ def test_promote_load_evaluate_reproduces_the_recorded_metric(runs, promoted):
     from torch import nn
 
     from nasforge.platform.registry import Registry, create_datamodule, evaluate, load
-    from nasforge.platform.run_folder import open_run
+    from nasforge.platform.engine.run_folder import open_run
 
     reg, res = promoted
     study = open_run("quickstart", runs).study
@@ -68,7 +68,7 @@ def test_promote_load_evaluate_reproduces_the_recorded_metric(runs, promoted):
     assert isinstance(model, nn.Module) and not model.training
     # A user's inference loop over the sweep's own validation split: pixels * scale, then the
     # recorded normalisation; scored with the task's own metric object (torchmetrics).
-    from nasforge.platform.task_factory import TASKS
+    from nasforge.tasks.task_factory import TASKS
 
     task = TASKS[meta["task"]["name"]].load()(network=model, num_classes=meta["num_classes"],
                                               **meta["task"]["options"])
@@ -282,7 +282,7 @@ def test_wandb_artifact_is_logged_and_linking_is_refused_offline(promoted, tmp_p
 
     from nasforge.platform.errors import NasforgeError
     from nasforge.platform.registry import Registry
-    from nasforge.platform.wandb_registry import log_and_link
+    from nasforge.platform.registry.wandb_link import log_and_link
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # W&B's staging copies
@@ -312,7 +312,7 @@ def test_wandb_artifact_is_logged_and_linking_is_refused_offline(promoted, tmp_p
 @pytest.mark.slow
 def test_promote_best_of_a_multi_objective_sweep_keeps_its_diagram(moo_runs, tmp_path):
     from nasforge.platform.registry import load, promote
-    from nasforge.platform.run_folder import open_run
+    from nasforge.platform.engine.run_folder import open_run
 
     runs = moo_runs
     study = open_run("moo", runs).study

@@ -86,7 +86,7 @@ def test_report_is_one_self_contained_file(quick_runs, tmp_path, capsys):
     assert {"history", "importance", "parallel", "intermediate"} <= set(man["figures"])
     assert "pareto" not in man["figures"]  # one objective: no Pareto front
     # the leaderboard lists every trial with its state, objective and parameter count
-    from nasforge.platform.run_folder import open_run
+    from nasforge.platform.engine.run_folder import open_run
 
     study = open_run("quickstart", quick_runs).study
     table = page[page.index("<table class='lb'>"):page.index("</table>")]
@@ -101,8 +101,8 @@ def test_figures_that_cannot_be_drawn_leave_a_note(quick_runs):
     """One completed trial: no importances (they need two), but the rest still draws."""
     import optuna
 
-    from nasforge.platform.report import sweep_figures
-    from nasforge.platform.run_folder import open_run
+    from nasforge.platform.views.report import sweep_figures
+    from nasforge.platform.engine.run_folder import open_run
 
     run = open_run("quickstart", quick_runs)
     one = optuna.create_study(directions=run.cfg.directions)
@@ -174,8 +174,8 @@ def _leet(run_dir: str, *args: str) -> str:
 
 @pytest.mark.slow
 def test_wandb_sweep_summary_run_holds_leaderboard_and_plots(quick_runs, tmp_path, monkeypatch):
-    from nasforge.platform.run_folder import open_run
-    from nasforge.platform.sweep_summary import log_sweep_summary
+    from nasforge.platform.engine.run_folder import open_run
+    from nasforge.platform.views.wandb_summary import log_sweep_summary
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     run = open_run("quickstart", quick_runs)

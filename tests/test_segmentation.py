@@ -287,7 +287,7 @@ def test_attention_gate_scales_skip_by_coefficients_in_unit_interval():
 
 
 def test_sweep_files_load():
-    from nasforge.platform.config import load_sweep
+    from nasforge.platform.engine.config import load_sweep
 
     repo = Path(__file__).resolve().parents[1]
     for name in ("isbi_unet", "camvid_attention"):

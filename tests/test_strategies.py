@@ -274,8 +274,8 @@ SWEEP = "sweeps/nb201_cifar10.yaml"
 def test_nb201_sweep_file_runs_with_each_strategy(run_root, nb201_csv):
     from pathlib import Path
 
-    from nasforge.platform.config import load_sweep
-    from nasforge.platform.sweep import run_sweep
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
 
     from nasforge.tasks.tabular import TabularBenchmark
 
@@ -297,8 +297,8 @@ def test_nb201_sweep_file_runs_with_each_strategy(run_root, nb201_csv):
 def test_resumed_run_sweep_continues_the_same_controller_policy(run_root, nb201_csv):
     from pathlib import Path
 
-    from nasforge.platform.config import load_sweep
-    from nasforge.platform.sweep import run_sweep
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
 
     path = Path(__file__).resolve().parents[1] / SWEEP
     whole = run_sweep(load_sweep(path, {"budget.trials": 16, "name": "whole"}), root=str(run_root),
@@ -313,7 +313,7 @@ def test_resumed_run_sweep_continues_the_same_controller_policy(run_root, nb201_
 def test_nb201_sweep_file_runs_with_each_strategy_from_the_cli(strategy, nb201_csv, tmp_path, capsys):
     """`nasforge sweep run sweeps/nb201_cifar10.yaml --set strategy.name=...` end to end."""
     from nasforge.platform.cli import main
-    from nasforge.platform.study import load_study
+    from nasforge.platform.engine.storage import load_study
 
     root = tmp_path / "runs"
     sweep_file = Path(__file__).resolve().parents[1] / "sweeps" / "nb201_cifar10.yaml"

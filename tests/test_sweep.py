@@ -4,7 +4,6 @@ that W&B's own reader reads back, and the status/best commands."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +12,9 @@ import optuna
 import pytest
 
 from nasforge.platform.cli import main
-from nasforge.platform.config import load_sweep
-from nasforge.platform.study import load_study
-from nasforge.platform.sweep import run_sweep
+from nasforge.platform.engine.config import load_sweep
+from nasforge.platform.engine.storage import load_study
+from nasforge.platform.engine.sweep import run_sweep
 
 from tiny_sweeps import quickstart_file
 
@@ -62,7 +61,7 @@ def test_nan_loss_fails_that_trial_with_its_reason_and_the_sweep_goes_on(tmp_pat
     cfg = load_sweep(quickstart_file(tmp_path, name="nan"))
     root = tmp_path / "runs"
     # pre-create the study and queue a trial whose learning rate makes SGD diverge at once
-    from nasforge.platform.study import create_storage, default_storage_url
+    from nasforge.platform.engine.storage import create_storage, default_storage_url
 
     storage = create_storage(default_storage_url("nan", root))
     study = optuna.create_study(study_name="nan", storage=storage, direction="maximize")

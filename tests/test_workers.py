@@ -22,7 +22,7 @@ from sweep_workers import (assert_wandb_runs_accounted_for, journal_url, load, s
 def _journal_study(tmp_path, name="hb"):
     import optuna
 
-    from nasforge.platform.study import create_storage
+    from nasforge.platform.engine.storage import create_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = create_storage("journal://" + str(tmp_path / "study.journal"))
@@ -30,7 +30,7 @@ def _journal_study(tmp_path, name="hb"):
 
 
 def _dead_owner_token() -> str:
-    from nasforge.platform.heartbeat import owner_token
+    from nasforge.platform.engine.heartbeat import owner_token
 
     p = subprocess.Popen(["sleep", "60"])
     token = owner_token(p.pid)
@@ -43,7 +43,7 @@ def _dead_owner_token() -> str:
 def test_trial_of_a_dead_worker_is_failed_and_retried_with_the_same_params(tmp_path):
     import optuna
 
-    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, recover_stale_trials, retry_links
+    from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR, recover_stale_trials, retry_links
 
     study = _journal_study(tmp_path)
     trial = study.ask()
@@ -69,7 +69,7 @@ def test_trial_of_a_dead_worker_is_failed_and_retried_with_the_same_params(tmp_p
 def test_grace_period_decides_for_workers_on_other_machines(tmp_path):
     import optuna
 
-    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, recover_stale_trials
+    from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR, recover_stale_trials
 
     study = _journal_study(tmp_path)
     alive, silent = study.ask(), study.ask()
@@ -84,7 +84,7 @@ def test_grace_period_decides_for_workers_on_other_machines(tmp_path):
 
 
 def test_a_trial_retried_too_often_is_not_retried_again(tmp_path):
-    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, recover_stale_trials
+    from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR, recover_stale_trials
 
     study = _journal_study(tmp_path)
     numbers = []
@@ -102,7 +102,7 @@ def test_a_trial_retried_too_often_is_not_retried_again(tmp_path):
 
 
 def test_heartbeat_thread_beats_while_the_trial_runs_and_stops_after(tmp_path):
-    from nasforge.platform.heartbeat import HEARTBEAT_ATTR, Heartbeat, owner_gone
+    from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR, Heartbeat, owner_gone
 
     study = _journal_study(tmp_path)
     trial = study.ask()
@@ -116,9 +116,9 @@ def test_heartbeat_thread_beats_while_the_trial_runs_and_stops_after(tmp_path):
 
 
 def test_devices_are_split_between_workers():
-    from nasforge.platform.config import parse_sweep
+    from nasforge.platform.engine.config import parse_sweep
     from nasforge.platform.errors import ConfigError
-    from nasforge.platform.workers import assign_devices
+    from nasforge.platform.engine.workers import assign_devices
 
     cfg = parse_sweep({"trainer": {"accelerator": "gpu", "devices": 1}, "tracking": {"mode": "disabled"}})
     assert assign_devices(cfg, 4, 2, gpus=[str(i) for i in range(8)]) == ["0,1", "2,3", "4,5", "6,7"]
@@ -159,7 +159,7 @@ def test_four_workers_share_one_study_and_every_wandb_run_is_accounted_for(run_r
 
 @pytest.mark.slow
 def test_sigkill_mid_trial_fails_and_retries_it_and_the_sweep_reaches_its_total(run_root):
-    from nasforge.platform.heartbeat import HEARTBEAT_ATTR
+    from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR
 
     name = "killed"
     storage = journal_url(run_root, name)
@@ -214,7 +214,7 @@ def test_ctrl_c_stops_workers_gracefully_and_a_rerun_resumes_to_the_total(run_ro
 
 
 def test_parallel_workers_do_not_redraw_the_same_samples():
-    from nasforge.platform.sweep import sampler_seed
+    from nasforge.platform.engine.sweep import sampler_seed
 
     assert sampler_seed(0, 0, None, "tpe") == 0  # a fresh single-worker sweep stays reproducible
     seeds = {sampler_seed(0, 0, w, "random") for w in ("w0", "w1", "w2", "w3")}

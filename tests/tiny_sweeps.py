@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _build(name: str, root: Path) -> None:
     import torch
 
-    from nasforge.platform.config import load_sweep, parse_sweep
-    from nasforge.platform.sweep import run_sweep
+    from nasforge.platform.engine.config import load_sweep, parse_sweep
+    from nasforge.platform.engine.sweep import run_sweep
 
     torch.set_num_threads(1)
     if name == "quickstart":

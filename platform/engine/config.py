@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import ConfigError
+from nasforge.platform.errors import ConfigError
 
 STRATEGIES = ("tpe", "random", "cmaes", "nsga2", "gp", "qmc", "grid", "controller", "evolution")
 PRUNERS = ("none", "median", "successive_halving", "hyperband", "percentile")
@@ -228,7 +228,7 @@ def _check_names(cfg: SweepConfig) -> None:
     """Check every name against its registry (imports are light: no torch here)."""
     from nasforge.search_spaces import get_space_class
 
-    from .task_factory import DATASETS, TASKS
+    from nasforge.tasks.task_factory import DATASETS, TASKS
 
     if cfg.task.name not in TASKS:
         raise ConfigError(f"task.name: unknown task {cfg.task.name!r}; valid: {', '.join(sorted(TASKS))}")

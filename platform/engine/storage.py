@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, UsageError
+from nasforge.platform.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-    from .config import SweepConfig
+    from nasforge.platform.engine.config import SweepConfig
 
 DEFAULT_ROOT = "runs"
 JOURNAL_FILE = "study.journal"
@@ -98,7 +98,7 @@ def resolve_storage_url(cfg: "SweepConfig", root: str | os.PathLike = DEFAULT_RO
 
 def read_config(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> "SweepConfig":
     """The resolved config of an existing sweep (from its run folder)."""
-    from .config import load_sweep
+    from nasforge.platform.engine.config import load_sweep
 
     path = os.path.join(run_dir(name, root), CONFIG_FILE)
     if not os.path.exists(path):

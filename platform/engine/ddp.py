@@ -3,8 +3,8 @@
 Lightning's ``ddp`` strategy relaunches the running script for every extra rank, so it cannot
 run inside a worker's ask/tell loop (rank 1 would start a different trial). Instead
 `run_trial_ddp` (called by `run_trial` when ``trainer.devices > 1``) starts one fresh process,
-``python -m nasforge.platform.ddp_child``, in a new session; Lightning spawns the other ranks
-from it, and every rank rebuilds the same trial from the storage (platform/ddp_child.py). On
+``python -m nasforge.platform.engine.ddp_child``, in a new session; Lightning spawns the other ranks
+from it, and every rank rebuilds the same trial from the storage (platform/engine/ddp_child.py). On
 the CPU this is K processes over gloo (``accelerator: cpu, devices: 2``), on GPUs K processes
 over NCCL on the devices the worker owns (``CUDA_VISIBLE_DEVICES``).
 
@@ -30,7 +30,7 @@ _GROUP_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE", 
 
 
 def storage_url_of(ctx) -> str:
-    from .study import JOURNAL_FILE
+    from nasforge.platform.engine.storage import JOURNAL_FILE
 
     return ctx.cfg.storage or "journal://" + os.path.join(ctx.run_dir, JOURNAL_FILE)
 
@@ -45,7 +45,7 @@ def run_trial_ddp(ctx, trial, sample: dict[str, Any]) -> list[float]:
     """Run ``trial`` (its ``sample`` already recorded in storage) on ``trainer.devices`` ranks."""
     import optuna
 
-    from .trial_runner import TrialFailed
+    from nasforge.platform.engine.trial_runner import TrialFailed
 
     ddp_dir = os.path.join(ctx.trial_dir(trial.number), "ddp")
     os.makedirs(ddp_dir, exist_ok=True)
@@ -54,7 +54,7 @@ def run_trial_ddp(ctx, trial, sample: dict[str, Any]) -> list[float]:
     config = os.path.join(ddp_dir, "sweep.yaml")  # this trial's config, whatever later runs write
     with open(config, "w") as f:
         f.write(ctx.cfg.to_yaml())
-    cmd = [sys.executable, "-m", "nasforge.platform.ddp_child", "--config", config, "--run-dir", ctx.run_dir,
+    cmd = [sys.executable, "-m", "nasforge.platform.engine.ddp_child", "--config", config, "--run-dir", ctx.run_dir,
            "--storage", storage_url_of(ctx), "--trial-id", str(trial._trial_id)]
     log_path = os.path.join(ddp_dir, "ddp.log")
     with open(log_path, "ab") as log:

@@ -25,7 +25,7 @@ TOP_IMAGES = 3
 
 def leaderboard_table(study, cfg) -> tuple[list[str], list[list[Any]]]:
     """(columns, rows) of the leaderboard, with plain JSON-able cells."""
-    from .leaderboard import leaderboard_rows
+    from nasforge.platform.views.leaderboard import leaderboard_rows
 
     rows = leaderboard_rows(study, cfg)
     names = [o.metric for o in cfg.objectives]
@@ -45,15 +45,15 @@ def leaderboard_table(study, cfg) -> tuple[list[str], list[list[Any]]]:
 
 def log_sweep_summary(study, cfg, run_dir: str) -> str | None:
     """Log the sweep-level summary run; returns its W&B run folder (None when disabled)."""
-    from .tracking import resolve_mode
+    from nasforge.platform.engine.tracking import resolve_mode
 
     mode = resolve_mode(cfg.tracking.mode)
     if mode == "disabled":
         return None
     import wandb
 
-    from .leaderboard import leaderboard_rows
-    from .report import sweep_figures, trial_images
+    from nasforge.platform.views.leaderboard import leaderboard_rows
+    from nasforge.platform.views.report import sweep_figures, trial_images
 
     os.makedirs(run_dir, exist_ok=True)
     run = wandb.init(

@@ -8,7 +8,6 @@ libraries are imported inside the handlers only.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -53,7 +52,7 @@ def register(sub) -> None:
 def _overrides(args) -> dict:
     import yaml
 
-    from .errors import ConfigError
+    from nasforge.platform.errors import ConfigError
 
     out = {}
     for item in args.set_values:
@@ -78,21 +77,21 @@ def _overrides(args) -> dict:
 
 
 def cmd_run(args) -> int:
-    from .config import load_sweep
-    from .errors import ConfigError
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.errors import ConfigError
 
     cfg = load_sweep(args.file, _overrides(args))
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.workers > 1:
-        from .workers import run_workers  # several processes sharing the study
+        from nasforge.platform.engine.workers import run_workers  # several processes sharing the study
 
         return run_workers(cfg, root=args.root, workers=args.workers,
                            devices_per_trial=args.devices_per_trial, show_progress=not args.no_progress)
     from rich.console import Console
 
-    from .leaderboard import render_leaderboard
-    from .sweep import run_sweep
+    from nasforge.platform.views.leaderboard import render_leaderboard
+    from nasforge.platform.engine.sweep import run_sweep
 
     console = Console(width=None if Console().is_terminal else 160)
     console.print(f"[bold]nasforge[/] sweep [cyan]{cfg.name}[/]: task {cfg.task.name} on {cfg.task.data.name}, "
@@ -104,7 +103,7 @@ def cmd_run(args) -> int:
 
 
 def _open(args):
-    from .run_folder import open_run
+    from nasforge.platform.engine.run_folder import open_run
 
     return open_run(args.name, root=args.root, storage=args.storage)
 
@@ -112,8 +111,8 @@ def _open(args):
 def cmd_status(args) -> int:
     from rich.console import Console
 
-    from .leaderboard import render_leaderboard
-    from .sweep import best_value_text, state_counts
+    from nasforge.platform.views.leaderboard import render_leaderboard
+    from nasforge.platform.engine.sweep import best_value_text, state_counts
 
     run = _open(args)
     console = Console()
@@ -146,7 +145,7 @@ def best_trials_info(study, cfg) -> list[dict]:
 
 
 def cmd_best(args) -> int:
-    from .errors import UsageError
+    from nasforge.platform.errors import UsageError
 
     run = _open(args)
     info = best_trials_info(run.study, run.cfg)

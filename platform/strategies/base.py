@@ -44,7 +44,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nasforge.search_spaces import SampleValidationError, Space
 
-from .errors import ConfigError
+from nasforge.platform.errors import ConfigError
 
 SAMPLE_ATTR = "nasforge:sample"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

@@ -14,13 +14,12 @@ imported inside the handlers, so ``nasforge --help`` stays fast.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import sys
 from typing import Any
 
-from .errors import ConfigError, UsageError
+from nasforge.platform.errors import ConfigError, UsageError
 
 
 def register(subparsers) -> None:
@@ -193,7 +192,7 @@ def _sample(args) -> int:
     from rich.table import Table
 
     try:
-        from nasforge.platform.cost import measure_cost
+        from nasforge.platform.engine.cost import measure_cost
     except ModuleNotFoundError:  # pragma: no cover - cost.py is part of the project
         measure_cost = None
 
@@ -252,6 +251,6 @@ def _sample(args) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
+    from nasforge.platform.cli import main
 
     sys.exit(main(["space", *sys.argv[1:]]))

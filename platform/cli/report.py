@@ -22,13 +22,13 @@ def register(subparsers) -> None:
 def _report(args) -> int:
     import os
 
-    from .report import write_report
+    from nasforge.platform.views.report import write_report
 
     path = write_report(args.name, args.output, args.root, args.storage)
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, self-contained)")
     if args.wandb:
-        from .run_folder import open_run
-        from .sweep_summary import log_sweep_summary
+        from nasforge.platform.engine.run_folder import open_run
+        from nasforge.platform.views.wandb_summary import log_sweep_summary
 
         run = open_run(args.name, args.root, args.storage)
         folder = log_sweep_summary(run.study, run.cfg, run.run_dir)

@@ -144,7 +144,7 @@ def _fmt(v: Any) -> str:
 
 
 def _leaderboard_html(study, cfg) -> str:
-    from .leaderboard import leaderboard_rows
+    from nasforge.platform.views.leaderboard import leaderboard_rows
 
     rows = leaderboard_rows(study, cfg)
     names = [o.metric for o in cfg.objectives]
@@ -197,7 +197,7 @@ def _summary_html(run, study) -> str:
 
 
 def _diagrams_html(study, cfg) -> str:
-    from .leaderboard import leaderboard_rows
+    from nasforge.platform.views.leaderboard import leaderboard_rows
 
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     top = [r for r in leaderboard_rows(study, cfg, include_unfinished=False)][:TOP_DIAGRAMS]
@@ -270,7 +270,7 @@ def render_report(run) -> str:
 
 def write_report(name: str, out: str | None = None, root: str = "runs", storage: str | None = None) -> str:
     """Write the report of sweep ``name`` to ``out`` (default ``<run folder>/report.html``)."""
-    from .run_folder import open_run
+    from nasforge.platform.engine.run_folder import open_run
 
     run = open_run(name, root, storage)
     page = render_report(run)

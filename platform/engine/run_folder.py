@@ -2,7 +2,7 @@
 
 What the trial runner leaves behind: ``<root>/<name>/sweep.yaml`` (the resolved config), the
 Optuna study (``study.journal`` by default, or the storage URL of the config / ``--storage``)
-and ``trials/<number>/`` per trial (see `nasforge.platform.study`). The report, the dashboard
+and ``trials/<number>/`` per trial (see `nasforge.platform.engine.storage`). The report, the dashboard
 and the registry all start from `open_run(name, root, storage)`; it reads, never writes, and
 raises `UsageError` naming what is missing when the sweep does not exist. Only Optuna is
 imported (0.3 s); nothing here imports torch.
@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UsageError
-from .study import DEFAULT_ROOT, create_storage, read_config, run_dir
+from nasforge.platform.errors import UsageError
+from nasforge.platform.engine.storage import DEFAULT_ROOT, create_storage, read_config, run_dir
 
 
 @dataclass

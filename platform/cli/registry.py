@@ -96,7 +96,7 @@ def _fmt_metrics(metrics: dict) -> str:
 
 
 def _promote(args) -> int:
-    from .registry import promote
+    from nasforge.platform.registry import promote
 
     res = promote(args.name, trial=args.trial, best=args.best, model=args.model, aliases=args.alias,
                   root=args.root, storage=args.storage, registry=args.registry)
@@ -111,7 +111,7 @@ def _promote(args) -> int:
 
 
 def _list(args) -> int:
-    from .registry import Registry
+    from nasforge.platform.registry import Registry
 
     reg = Registry(args.registry)
     models = reg.models()
@@ -138,7 +138,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    from .registry import Registry
+    from nasforge.platform.registry import Registry
 
     reg = Registry(args.registry)
     v = reg.resolve(args.ref)
@@ -156,7 +156,7 @@ def _show(args) -> int:
     print(f"  metrics:   {_fmt_metrics(meta['metrics'])}")
     print(f"  params:    {json.dumps(meta['trial']['params'], default=str)}")
     w = v.wandb_state()
-    print(f"  W&B:       " + (f"linked to {w.get('target')} ({w.get('artifact')})" if w.get("linked")
+    print("  W&B:       " + (f"linked to {w.get('target')} ({w.get('artifact')})" if w.get("linked")
                                else f"not linked ({w.get('reason', 'never pushed')})"))
     print(f"  files:     {v.path}")
     for name, rec in manifest["files"].items():
@@ -165,7 +165,7 @@ def _show(args) -> int:
 
 
 def _alias(args) -> int:
-    from .registry import Registry
+    from nasforge.platform.registry import Registry
 
     reg = Registry(args.registry)
     v = reg.resolve(args.ref)
@@ -178,7 +178,7 @@ def _alias(args) -> int:
 def _load(args) -> int:
     import torch
 
-    from .registry import load_version
+    from nasforge.platform.registry import load_version
 
     net, v = load_version(args.ref, args.registry)
     meta = v.meta()
@@ -195,7 +195,7 @@ def _load(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .registry import Registry, evaluate
+    from nasforge.platform.registry import Registry, evaluate
 
     v = Registry(args.registry).resolve(args.ref)
     recorded = v.meta()["metrics"]
@@ -208,8 +208,8 @@ def _evaluate(args) -> int:
 
 
 def _push(args) -> int:
-    from .registry import Registry
-    from .wandb_registry import push_version
+    from nasforge.platform.registry import Registry
+    from nasforge.platform.registry.wandb_link import push_version
 
     reg = Registry(args.registry)
     v = reg.resolve(args.ref)
@@ -220,7 +220,7 @@ def _push(args) -> int:
 
 
 def _export(args) -> int:
-    from .model_export import export
+    from nasforge.platform.registry.export import export
 
     res = export(args.ref, args.format, args.output, args.registry)
     print(f"wrote {res['path']} ({res['format']}); checked with {res['checked_with']}: "

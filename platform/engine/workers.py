@@ -1,6 +1,6 @@
 """Several worker processes on one machine sharing one sweep (``nasforge sweep run --workers N``).
 
-`run_workers` starts N processes, ``python -m nasforge.platform.workers --worker wI ...``,
+`run_workers` starts N processes, ``python -m nasforge.platform.engine.workers --worker wI ...``,
 each running the ordinary sweep loop (`run_sweep`) against the same study; the budget lock
 and the heartbeats in that loop make them start exactly the requested number of trials and
 recover each other's trials when one dies. The parent only watches:
@@ -16,7 +16,7 @@ recover each other's trials when one dies. The parent only watches:
 
 With ``--devices-per-trial K`` (or ``trainer.devices: K``) and CUDA present, worker I owns
 GPUs ``I*K .. I*K+K-1`` of the visible ones, pinned with ``CUDA_VISIBLE_DEVICES``; trials with
-K > 1 run as DDP groups on them (platform/ddp.py). On the CPU the cores are split between the
+K > 1 run as DDP groups on them (platform/engine/ddp.py). On the CPU the cores are split between the
 workers (``torch.set_num_threads``). Returns the exit code: 0 when every worker ended well,
 1 when one failed (e.g. ``budget.max_failures``), 130 after Ctrl-C.
 """
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from .errors import ConfigError
+from nasforge.platform.errors import ConfigError
 
 WORKERS_DIR = "workers"
 STOP_GRACE = 30.0
@@ -126,8 +126,8 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
     """Run ``cfg`` with ``workers`` processes sharing its study; return the exit code."""
     from rich.console import Console
 
-    from .study import resolve_storage_url, run_dir
-    from .sweep import write_config
+    from nasforge.platform.engine.storage import resolve_storage_url, run_dir
+    from nasforge.platform.engine.sweep import write_config
 
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
@@ -148,7 +148,7 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
         env = dict(os.environ, NASFORGE_WORKER=wid, NASFORGE_CPU_THREADS=str(threads), PYTHONUNBUFFERED="1")
         if dev is not None:
             env["CUDA_VISIBLE_DEVICES"] = dev
-        cmd = [sys.executable, "-m", "nasforge.platform.workers", "--config", cfg_path,
+        cmd = [sys.executable, "-m", "nasforge.platform.engine.workers", "--config", cfg_path,
                "--root", os.path.abspath(os.fspath(root)), "--worker", wid]
         pool.append(_Worker(wid, cmd, env, os.path.join(wdir, f"{wid}.out")))
     tail = _LogTail([os.path.join(wdir, f"{wid}.log") for wid in ids])
@@ -196,14 +196,14 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
     codes = {w.wid: w.code for w in pool}
     bad = {k: v for k, v in codes.items() if v not in (0, None)}
     if study is not None and not interrupted:
-        from .leaderboard import render_leaderboard
+        from nasforge.platform.views.leaderboard import render_leaderboard
 
         render_leaderboard(study, cfg, console=console)
     if interrupted:
         console.print(f"interrupted; run the same command again to resume (workers' logs: {wdir})")
         return 130
     if bad:
-        console.print(f"[red]workers ended with errors[/]: "
+        console.print("[red]workers ended with errors[/]: "
                       + ", ".join(f"{k} ({_signal_name(v)})" for k, v in bad.items()) + f"; see {wdir}/*.out")
         for w in pool:
             if w.wid in bad:
@@ -278,7 +278,7 @@ class _Watch:
         if self.study is None:
             import optuna
 
-            from .study import create_storage
+            from nasforge.platform.engine.storage import create_storage
 
             try:
                 self.study = optuna.load_study(study_name=self.cfg.name, storage=create_storage(self.storage_url))
@@ -287,7 +287,7 @@ class _Watch:
         return self.study
 
     def refresh(self) -> None:
-        from .sweep import FINISHED, best_value_text, state_counts
+        from nasforge.platform.engine.sweep import FINISHED, best_value_text, state_counts
 
         study = self._load()
         if study is None:
@@ -315,17 +315,17 @@ class _Watch:
 
 # ----------------------------------------------------------------------------- a worker
 def main(argv: list[str] | None = None) -> int:
-    """One worker: ``python -m nasforge.platform.workers --config F --root R --worker wI``."""
-    p = argparse.ArgumentParser(prog="python -m nasforge.platform.workers")
+    """One worker: ``python -m nasforge.platform.engine.workers --config F --root R --worker wI``."""
+    p = argparse.ArgumentParser(prog="python -m nasforge.platform.engine.workers")
     p.add_argument("--config", required=True)
     p.add_argument("--root", required=True)
     p.add_argument("--worker", required=True)
     args = p.parse_args(argv)
 
-    from .config import load_sweep
-    from .errors import NasforgeError
-    from .study import run_dir
-    from .sweep import run_sweep
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.errors import NasforgeError
+    from nasforge.platform.engine.storage import run_dir
+    from nasforge.platform.engine.sweep import run_sweep
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SLURM/Kubernetes stop a worker with SIGTERM
     cfg = load_sweep(args.config)

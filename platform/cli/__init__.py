@@ -1,6 +1,6 @@
 """The `nasforge` command line.
 
-Each command group lives in its own module (``sweep_cmd``, ``space_cmd``, ...) exposing
+Each command group lives in its own module (``cli.sweep``, ``cli.space``, ...) exposing
 ``register(subparsers)``, which adds its parser and sets ``func`` to a handler taking the
 parsed arguments and returning an exit code. Modules are imported here, so they must keep
 torch, Lightning, timm and W&B imports inside their handlers: `nasforge --help` has to answer
@@ -15,11 +15,11 @@ import argparse
 import importlib
 import sys
 
-from .errors import NasforgeError
+from nasforge.platform.errors import NasforgeError
 
 # Command modules, in the order their groups appear in --help. A module not written yet is
 # skipped, so the CLI works while the project grows.
-COMMAND_MODULES = ("sweep_cmd", "space_cmd", "dashboard_cmd", "report_cmd", "registry_cmd")
+COMMAND_MODULES = ("sweep", "space", "dashboard", "report", "registry")
 
 
 def build_parser() -> argparse.ArgumentParser:

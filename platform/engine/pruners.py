@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 
-from .errors import ConfigError
+from nasforge.platform.errors import ConfigError
 
 
 def create_pruner(pruner_cfg, max_epochs: int):

@@ -57,7 +57,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .sample_strategy import Record, Reward, SampleStrategy, parse_options
+from nasforge.platform.strategies.base import Record, Reward, SampleStrategy, parse_options
 
 
 @dataclass

@@ -13,7 +13,7 @@ storage, a PostgreSQL advisory lock for a shared database), so together they sta
 requested number of trials, and a worker exits when the remaining budget is covered by trials
 that others are running.
 
-Fault tolerance (platform/heartbeat.py): while a trial runs, a heartbeat thread marks it alive;
+Fault tolerance (platform/engine/heartbeat.py): while a trial runs, a heartbeat thread marks it alive;
 under the budget lock each worker first fails the stale RUNNING trials (their worker died) and
 enqueues a retry of each, which the next ``ask`` picks up. Ctrl-C (or SIGTERM in a worker)
 records the running trial as FAIL ("interrupted") and stops the worker.
@@ -28,10 +28,10 @@ import os
 import time
 from typing import Any
 
-from .config import SweepConfig
-from .errors import ConfigError, NasforgeError
-from .heartbeat import Heartbeat, recover_stale_trials, release_memory
-from .study import CONFIG_FILE, DEFAULT_ROOT, create_storage, resolve_storage_url, run_dir, sqlalchemy_url
+from nasforge.platform.engine.config import SweepConfig
+from nasforge.platform.errors import ConfigError, NasforgeError
+from nasforge.platform.engine.heartbeat import Heartbeat, recover_stale_trials, release_memory
+from nasforge.platform.engine.storage import CONFIG_FILE, DEFAULT_ROOT, create_storage, resolve_storage_url, run_dir, sqlalchemy_url
 
 FINISHED = ("COMPLETE", "PRUNED")
 # keys whose change makes an existing sweep a different experiment
@@ -99,8 +99,8 @@ def write_config(cfg: SweepConfig, rundir: str) -> None:
 def open_study(cfg: SweepConfig, ctx, storage_url: str, seed: int | None = None):
     import optuna
 
-    from .pruners import create_pruner
-    from .strategies import create_sampler
+    from nasforge.platform.engine.pruners import create_pruner
+    from nasforge.platform.strategies import create_sampler
 
     import warnings
 
@@ -159,7 +159,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     import optuna
     from optuna.trial import TrialState
 
-    from .trial_runner import TrialContext, TrialFailed, run_trial
+    from nasforge.platform.engine.trial_runner import TrialContext, TrialFailed, run_trial
 
     rundir = run_dir(cfg.name, root)
     storage_url = resolve_storage_url(cfg, root)
@@ -243,7 +243,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
 def log_summary(study, cfg: SweepConfig, rundir: str) -> None:
     """The sweep-level W&B run (leaderboard table and plots); never fails the sweep."""
     try:
-        from .sweep_summary import log_sweep_summary
+        from nasforge.platform.views.wandb_summary import log_sweep_summary
 
         log_sweep_summary(study, cfg, rundir)
     except Exception as e:  # noqa: BLE001

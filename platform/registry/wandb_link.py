@@ -17,8 +17,8 @@ import datetime as _dt
 import os
 from typing import Any
 
-from .errors import NasforgeError
-from .tracking import resolve_mode
+from nasforge.platform.errors import NasforgeError
+from nasforge.platform.engine.tracking import resolve_mode
 
 
 def registry_target(model: str) -> str:

@@ -21,9 +21,9 @@ def register(subparsers) -> None:
 def _dashboard(args) -> int:
     import socket
 
-    from .dashboard import attach_missing_artifacts, serve
-    from .errors import UsageError
-    from .run_folder import open_run
+    from nasforge.platform.views.dashboard import attach_missing_artifacts, serve
+    from nasforge.platform.errors import UsageError
+    from nasforge.platform.engine.run_folder import open_run
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port: {args.port} is not a TCP port (1-65535)")

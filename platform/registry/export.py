@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from .errors import NasforgeError, UsageError
+from nasforge.platform.errors import NasforgeError, UsageError
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -35,7 +35,7 @@ def export(ref: str, fmt: str, out: str | None = None, registry=None) -> dict:
     {"path", "format", "checked_with", "max_abs_diff"}."""
     import torch
 
-    from .registry import load_version
+    from nasforge.platform.registry import load_version
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")

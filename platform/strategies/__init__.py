@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from nasforge.search_spaces import Categorical, Space
 
-from .errors import ConfigError
+from nasforge.platform.errors import ConfigError
 
 OPTUNA_SAMPLERS = {
     "tpe": "TPESampler",
@@ -70,11 +70,11 @@ def create_sampler(strategy_cfg: Any, space: Space, seed: int = 0,
     if name not in STRATEGIES:
         raise ConfigError(f"strategy.name: unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
     if name == "controller":
-        from .controller import ControllerSampler
+        from nasforge.platform.strategies.controller import ControllerSampler
 
         return ControllerSampler(space, seed=seed, directions=directions, **options)
     if name == "evolution":
-        from .evolution import EvolutionSampler
+        from nasforge.platform.strategies.evolution import EvolutionSampler
 
         return EvolutionSampler(space, seed=seed, directions=directions, **options)
 

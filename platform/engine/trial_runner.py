@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import SweepConfig
-from .errors import NasforgeError
+from nasforge.platform.engine.config import SweepConfig
+from nasforge.platform.errors import NasforgeError
 
 # task options that configure the data module or the trainer rather than the LightningModule
 DATA_OPTIONS = ("batch_size", "augment", "eval_batch_size")
@@ -49,7 +49,7 @@ class TrialContext:
     def create(cls, cfg: SweepConfig, run_dir: str) -> "TrialContext":
         from nasforge.search_spaces import create_composite
 
-        from .task_factory import DATASETS, TASKS
+        from nasforge.tasks.task_factory import DATASETS, TASKS
 
         space = create_composite([{"name": p.name, "options": p.options} for p in cfg.space])
         task, dataset = TASKS[cfg.task.name], DATASETS[cfg.task.data.name]
@@ -175,7 +175,7 @@ def run_trial(ctx: TrialContext, trial) -> list[float]:
 
     try:
         if ctx.cfg.trainer.devices > 1:
-            from .ddp import run_trial_ddp  # one process group per multi-device trial (contract 6)
+            from nasforge.platform.engine.ddp import run_trial_ddp  # one process group per multi-device trial (contract 6)
 
             return run_trial_ddp(ctx, trial, sample)
         return fit_trial(ctx, trial, sample, trial_dir)
@@ -187,7 +187,7 @@ def attach_artifacts(ctx: TrialContext, trial) -> None:
     """Attach the trial's diagrams and checkpoint as Optuna artifacts while it still runs, so
     optuna-dashboard shows them. Never fails a trial: a problem is recorded instead."""
     try:
-        from .dashboard import attach_trial_artifacts, trial_files
+        from nasforge.platform.views.dashboard import attach_trial_artifacts, trial_files
 
         files = trial_files(trial)
         if files:
@@ -200,13 +200,13 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
               rank_zero: bool = True, strategy: Any = "auto", extra_callbacks: list | None = None) -> list[float]:
     """Train one sample with Lightning and return the objective values (records attrs on
     ``trial``, which may be a stand-in on ranks other than 0). ``extra_callbacks`` are added
-    to the trainer's (platform/ddp_child.py records each rank's epochs with one)."""
+    to the trainer's (platform/engine/ddp_child.py records each rank's epochs with one)."""
     import lightning as L
     import optuna
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from . import tracking
-    from .callbacks import DropPathSchedule, FiniteLossGuard, MetricHistory, NonFiniteLossError, OptunaPruning
+    from nasforge.platform.engine import tracking
+    from nasforge.platform.engine.callbacks import DropPathSchedule, FiniteLossGuard, MetricHistory, NonFiniteLossError, OptunaPruning
 
     quiet_libraries()
     cfg = ctx.cfg
@@ -246,7 +246,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     callbacks.append(ckpt)
     cost_cb = None
     try:
-        from .cost import CostCallback
+        from nasforge.platform.engine.cost import CostCallback
 
         cost_cb = CostCallback(dm.input_shape)
         callbacks.append(cost_cb)

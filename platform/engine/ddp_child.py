@@ -1,4 +1,4 @@
-"""One rank of a multi-device trial: ``python -m nasforge.platform.ddp_child ...``.
+"""One rank of a multi-device trial: ``python -m nasforge.platform.engine.ddp_child ...``.
 
 `nasforge.platform.ddp.run_trial_ddp` starts this module once per multi-device trial, in a
 fresh process group; Lightning's ``ddp`` strategy then re-runs the same command line for
@@ -68,7 +68,7 @@ class RankRecord(L.Callback):
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
-        from .callbacks import _floats
+        from nasforge.platform.engine.callbacks import _floats
 
         self.epochs.append({"epoch": trainer.current_epoch, **_floats(trainer.callback_metrics)})
 
@@ -97,7 +97,7 @@ def _strategy(cfg):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nasforge.platform.ddp_child")
+    p = argparse.ArgumentParser(prog="python -m nasforge.platform.engine.ddp_child")
     p.add_argument("--config", required=True, help="the sweep config (YAML) of the trial")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--storage", required=True, help="storage URL")
@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
     import torch
 
-    from .config import load_sweep
-    from .pruners import create_pruner
-    from .study import create_storage
-    from .trial_runner import TrialContext, TrialFailed, fit_trial
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.pruners import create_pruner
+    from nasforge.platform.engine.storage import create_storage
+    from nasforge.platform.engine.trial_runner import TrialContext, TrialFailed, fit_trial
 
     cfg = load_sweep(args.config)
     threads = int(os.environ.get("NASFORGE_CPU_THREADS", os.cpu_count() or 1))
