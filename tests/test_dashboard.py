@@ -50,7 +50,7 @@ def _get(url: str, timeout: float = 5.0):
 def test_attach_trial_artifacts_to_a_running_and_a_finished_trial(runs_copy, tmp_path):
     from optuna.artifacts import download_artifact, get_all_artifact_meta
 
-    from nasforge.platform.views.dashboard import artifact_store, attach_trial_artifacts, trial_files
+    from nasforge.platform.engine.artifacts import artifact_store, attach_trial_artifacts, trial_files
     from nasforge.platform.engine.run_folder import open_run
 
     run = open_run("quickstart", runs_copy)

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
 def _dashboard(args) -> int:
     import socket
 
-    from nasforge.platform.views.dashboard import attach_missing_artifacts, serve
+    from nasforge.platform.engine.artifacts import attach_missing_artifacts
+    from nasforge.platform.views.dashboard import serve
     from nasforge.platform.errors import UsageError
     from nasforge.platform.engine.run_folder import open_run
 

@@ -86,18 +86,23 @@ def cmd_run(args) -> int:
     if args.workers > 1:
         from nasforge.platform.engine.workers import run_workers  # several processes sharing the study
 
+        from nasforge.platform.views.leaderboard import render_leaderboard
+
         return run_workers(cfg, root=args.root, workers=args.workers,
-                           devices_per_trial=args.devices_per_trial, show_progress=not args.no_progress)
+                           devices_per_trial=args.devices_per_trial, show_progress=not args.no_progress,
+                           on_finish=lambda study, console: render_leaderboard(study, cfg, console=console))
     from rich.console import Console
 
-    from nasforge.platform.views.leaderboard import render_leaderboard
     from nasforge.platform.engine.sweep import run_sweep
+    from nasforge.platform.views.leaderboard import render_leaderboard
+    from nasforge.platform.views.wandb_summary import log_summary_safely
 
     console = Console(width=None if Console().is_terminal else 160)
     console.print(f"[bold]nasforge[/] sweep [cyan]{cfg.name}[/]: task {cfg.task.name} on {cfg.task.data.name}, "
                   f"space {'+'.join(p.name for p in cfg.space)}, strategy {cfg.strategy.name}, "
                   f"budget {cfg.budget.trials} trials → {os.path.join(args.root, cfg.name)}")
-    study = run_sweep(cfg, root=args.root, show_progress=not args.no_progress, console=console)
+    study = run_sweep(cfg, root=args.root, show_progress=not args.no_progress, console=console,
+                      on_finish=log_summary_safely)
     render_leaderboard(study, cfg, console=console)
     return 0
 

@@ -45,7 +45,7 @@ def run_trial_ddp(ctx, trial, sample: dict[str, Any]) -> list[float]:
     """Run ``trial`` (its ``sample`` already recorded in storage) on ``trainer.devices`` ranks."""
     import optuna
 
-    from nasforge.platform.engine.trial_runner import TrialFailed
+    from nasforge.platform.engine.trial import TrialFailed
 
     ddp_dir = os.path.join(ctx.trial_dir(trial.number), "ddp")
     os.makedirs(ddp_dir, exist_ok=True)

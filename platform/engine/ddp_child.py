@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     from nasforge.platform.engine.config import load_sweep
     from nasforge.platform.engine.pruners import create_pruner
     from nasforge.platform.engine.storage import create_storage
-    from nasforge.platform.engine.trial_runner import TrialContext, TrialFailed, fit_trial
+    from nasforge.platform.engine.trial import TrialContext, TrialFailed
+    from nasforge.platform.engine.trial_runner import fit_trial
 
     cfg = load_sweep(args.config)
     threads = int(os.environ.get("NASFORGE_CPU_THREADS", os.cpu_count() or 1))

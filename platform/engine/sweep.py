@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import ConfigError, NasforgeError
@@ -154,12 +154,17 @@ def best_value_text(study, cfg: SweepConfig) -> str:
 
 # ----------------------------------------------------------------------------- the loop
 def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_progress: bool = True,
-              console=None, worker: str | None = None) -> Any:
-    """Run (or resume) a sweep until its budget is met; return the Optuna study."""
+              console=None, worker: str | None = None,
+              on_finish: Callable[[Any, SweepConfig, str], None] | None = None) -> Any:
+    """Run (or resume) a sweep until its budget is met; return the Optuna study.
+
+    ``on_finish(study, cfg, run_dir)`` runs once at the end of a one-process sweep (not in a
+    worker): the CLI logs the W&B sweep summary there (views are above the engine)."""
     import optuna
     from optuna.trial import TrialState
 
-    from nasforge.platform.engine.trial_runner import TrialContext, TrialFailed, run_trial
+    from nasforge.platform.engine.trial import TrialContext, TrialFailed
+    from nasforge.platform.engine.trial_runner import run_trial
 
     rundir = run_dir(cfg.name, root)
     storage_url = resolve_storage_url(cfg, root)
@@ -235,21 +240,9 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 progress.trial_done(trial.number, "COMPLETE", text, time.perf_counter() - start)
     finally:
         progress.close(study)
-    if worker is None:  # one process: log the sweep-level W&B summary (workers: their parent does)
-        log_summary(study, cfg, rundir)
+    if worker is None and on_finish is not None:  # workers: their parent's business
+        on_finish(study, cfg, rundir)
     return study
-
-
-def log_summary(study, cfg: SweepConfig, rundir: str) -> None:
-    """The sweep-level W&B run (leaderboard table and plots); never fails the sweep."""
-    try:
-        from nasforge.platform.views.wandb_summary import log_sweep_summary
-
-        log_sweep_summary(study, cfg, rundir)
-    except Exception as e:  # noqa: BLE001
-        import sys
-
-        print(f"nasforge: warning: the W&B sweep summary was not logged: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 def _others_alive(study) -> bool:

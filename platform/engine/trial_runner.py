@@ -16,132 +16,13 @@ constraints. Tabular tasks (NAS-Bench-201) look the sample up instead of trainin
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from nasforge.platform.engine.config import SweepConfig
-from nasforge.platform.errors import NasforgeError
-
-# task options that configure the data module or the trainer rather than the LightningModule
-DATA_OPTIONS = ("batch_size", "augment", "eval_batch_size")
-TRAINER_OPTIONS = ("epochs",)
-
-
-class TrialFailed(NasforgeError):
-    """A trial ended without a usable result; the message is the recorded reason."""
-
-
-@dataclass
-class TrialContext:
-    cfg: SweepConfig
-    run_dir: str
-    space: Any = None
-    task: Any = None  # TaskSpec
-    dataset: Any = None  # DatasetSpec
-    data_path: str | None = None
-    _bench: Any = field(default=None, repr=False)
-
-    @classmethod
-    def create(cls, cfg: SweepConfig, run_dir: str) -> "TrialContext":
-        from nasforge.search_spaces import create_composite
-
-        from nasforge.tasks.task_factory import DATASETS, TASKS
-
-        space = create_composite([{"name": p.name, "options": p.options} for p in cfg.space])
-        task, dataset = TASKS[cfg.task.name], DATASETS[cfg.task.data.name]
-        if task.kind == "lightning" and not space.builds_network:
-            raise NasforgeError(
-                f"task {task.name!r} trains a network, but none of the spaces "
-                f"({', '.join(p.name for p in cfg.space)}) builds one; add an architecture space"
-            )
-        return cls(cfg=cfg, run_dir=run_dir, space=space, task=task, dataset=dataset,
-                   data_path=cfg.task.data.path or dataset.default_path())
-
-    def trial_dir(self, number: int) -> str:
-        d = os.path.join(self.run_dir, "trials", str(number))
-        os.makedirs(d, exist_ok=True)
-        return d
-
-    @property
-    def bench(self):
-        if self._bench is None:
-            self._bench = self.dataset.load()(path=self.data_path, **self.cfg.task.data.options)
-        return self._bench
-
-    # -- pieces a trial (or a DDP rank, or the registry) rebuilds ----------------------
-    def split_options(self, sample: dict[str, Any]) -> tuple[dict, dict, dict]:
-        """(module options, data options, trainer options) from the task options + hparams."""
-        from nasforge.search_spaces.hparams import hparams_of
-
-        opts = {**self.cfg.task.options, **hparams_of(sample)}
-        data = {k: opts.pop(k) for k in DATA_OPTIONS if k in opts}
-        trainer = {k: opts.pop(k) for k in TRAINER_OPTIONS if k in opts}
-        return opts, data, trainer
-
-    def datamodule(self, data_options: dict[str, Any]):
-        d = self.cfg.task.data
-        return self.dataset.load()(
-            path=self.data_path, val_fraction=d.val_fraction, subset=d.subset, val_subset=d.val_subset,
-            num_workers=d.num_workers, seed=self.cfg.seed, **data_options, **d.options,
-        )
-
-
-def objective_values(cfg: SweepConfig, metrics: dict[str, float]) -> list[float]:
-    values = []
-    for o in cfg.objectives:
-        if o.metric not in metrics:
-            raise TrialFailed(
-                f"objective metric {o.metric!r} was never logged; logged: {', '.join(sorted(metrics)) or 'nothing'}"
-            )
-        v = float(metrics[o.metric])
-        if not math.isfinite(v):
-            raise TrialFailed(f"objective metric {o.metric!r} is {v}")
-        values.append(v)
-    return values
-
-
-def constraint_values(cfg: SweepConfig, metrics: dict[str, float]) -> dict[str, float]:
-    """Optuna's convention: one value per bound, feasible when <= 0, named like ``cost/params<=3e+06``."""
-    out = {}
-    for c in cfg.constraints:
-        v = metrics.get(c.metric)
-        if v is None:
-            raise TrialFailed(f"constraint metric {c.metric!r} was never logged")
-        if c.max is not None:
-            out[f"{c.metric}<={c.max:g}"] = float(v) - c.max
-        if c.min is not None:
-            out[f"{c.metric}>={c.min:g}"] = c.min - float(v)
-    return out
-
-
-def record_constraints(cfg: SweepConfig, trial, metrics: dict[str, float]) -> None:
-    """Hand the constraint values to Optuna (``Trial.set_constraint``, read by TPE, NSGA-II and GP
-    for feasibility) and keep them as a user attr for tables."""
-    values = constraint_values(cfg, metrics)
-    for key, value in values.items():
-        trial.set_constraint(key, value)
-    trial.set_user_attr("constraints", values)
-
-
-def quiet_libraries() -> None:
-    """Keep a sweep's terminal readable: Lightning's per-fit banners, W&B's and Optuna's
-    notices and known third-party deprecation warnings go away; errors still show."""
-    import logging
-    import warnings
-
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    os.environ.setdefault("WANDB_SILENT", "true")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*anonymous setting.*")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*is experimental.*")
-    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-
+from nasforge.platform.engine.trial import (
+    TrialContext, TrialFailed, objective_values, quiet_libraries, record_constraints,
+)
 
 def _record_sample(ctx: TrialContext, trial, sample: dict[str, Any]) -> None:
     trial.set_user_attr("sample", sample)
@@ -187,7 +68,7 @@ def attach_artifacts(ctx: TrialContext, trial) -> None:
     """Attach the trial's diagrams and checkpoint as Optuna artifacts while it still runs, so
     optuna-dashboard shows them. Never fails a trial: a problem is recorded instead."""
     try:
-        from nasforge.platform.views.dashboard import attach_trial_artifacts, trial_files
+        from nasforge.platform.engine.artifacts import attach_trial_artifacts, trial_files
 
         files = trial_files(trial)
         if files:
@@ -302,9 +183,3 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     return values
 
 
-def sample_of(trial) -> dict[str, Any]:
-    """The sample a finished trial ran (from its user attrs)."""
-    s = trial.user_attrs.get("sample")
-    if s is None and "genotype" in trial.user_attrs:
-        s = json.loads(trial.user_attrs["genotype"])["sample"]
-    return s or {}

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any, Callable
 
 from nasforge.platform.errors import ConfigError
 
@@ -122,8 +123,10 @@ class _LogTail:
 
 
 def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices_per_trial: int | None = None,
-                show_progress: bool = True, console=None, poll: float = 1.0) -> int:
-    """Run ``cfg`` with ``workers`` processes sharing its study; return the exit code."""
+                show_progress: bool = True, console=None, poll: float = 1.0,
+                on_finish: Callable[[Any, Any], None] | None = None) -> int:
+    """Run ``cfg`` with ``workers`` processes sharing its study; return the exit code.
+    ``on_finish(study, console)`` runs when they are done (the CLI prints the leaderboard)."""
     from rich.console import Console
 
     from nasforge.platform.engine.storage import resolve_storage_url, run_dir
@@ -195,10 +198,8 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
         study = watch.close()
     codes = {w.wid: w.code for w in pool}
     bad = {k: v for k, v in codes.items() if v not in (0, None)}
-    if study is not None and not interrupted:
-        from nasforge.platform.views.leaderboard import render_leaderboard
-
-        render_leaderboard(study, cfg, console=console)
+    if study is not None and not interrupted and on_finish is not None:
+        on_finish(study, console)
     if interrupted:
         console.print(f"interrupted; run the same command again to resume (workers' logs: {wdir})")
         return 130

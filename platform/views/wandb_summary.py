@@ -89,3 +89,13 @@ def log_sweep_summary(study, cfg, run_dir: str) -> str | None:
     finally:
         run.finish()
     return folder
+
+
+def log_summary_safely(study, cfg, run_dir: str) -> None:
+    """`log_sweep_summary` at the end of a sweep; a failure is a warning, never the sweep's."""
+    try:
+        log_sweep_summary(study, cfg, run_dir)
+    except Exception as e:  # noqa: BLE001
+        import sys
+
+        print(f"nasforge: warning: the W&B sweep summary was not logged: {type(e).__name__}: {e}", file=sys.stderr)
