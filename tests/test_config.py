@@ -89,6 +89,35 @@ def test_bad_space_option_fails_before_anything_is_written(tmp_path, capsys):
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
+@pytest.mark.parametrize(
+    "section, bad, good, expect",
+    [
+        ("strategy", {"name": "tpe", "options": {"n_startup": 3}}, {"name": "tpe", "options": {"n_startup_trials": 3}},
+         "strategy.options: unknown option 'n_startup' for tpe"),
+        ("strategy", {"name": "evolution", "options": {"pop": 4}},
+         {"name": "evolution", "options": {"population": 4, "sample_size": 2}},
+         "strategy.options: unknown option 'pop'"),
+        ("pruner", {"name": "median", "options": {"warmup": 1}}, {"name": "median", "options": {"n_warmup_steps": 1}},
+         "pruner.options.warmup: unknown option for median"),
+    ],
+)
+def test_unknown_strategy_or_pruner_option_writes_nothing_and_the_fix_runs(tmp_path, capsys, section, bad, good,
+                                                                          expect):
+    """Must-show 3 of issue 10: ``strategy.options``/``pruner.options`` are checked with the rest of
+    the file, before ``runs/<name>/sweep.yaml`` exists (they used to fail after it was written)."""
+    root = tmp_path / "runs"
+    path = quickstart_file(tmp_path, **{section: bad, "budget.trials": 1})
+    code, err = _run(["sweep", "run", str(path), "--root", str(root), "--no-progress"], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and expect in err, err
+    assert not root.exists()
+    path = quickstart_file(tmp_path, **{section: good, "budget.trials": 1})
+    code, err = _run(["sweep", "run", str(path), "--root", str(root), "--no-progress"], capsys)
+    assert code == 0, err
+    assert (root / "tiny" / "sweep.yaml").exists()
+    assert load_sweep(root / "tiny" / "sweep.yaml").to_dict()[section] == good
+
+
 def test_cli_error_has_no_traceback_in_a_real_process(tmp_path):
     path = quickstart_file(tmp_path, **{"strategy.name": "bayes"})
     exe = Path(sys.executable).with_name("nasforge")

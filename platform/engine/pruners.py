@@ -12,20 +12,24 @@ import inspect
 from nasforge.platform.errors import ConfigError
 
 
-def create_pruner(pruner_cfg, max_epochs: int):
-    import optuna.pruners as P
+# The one list of pruner names (config validation, errors, docs): name -> optuna.pruners class.
+PRUNER_CLASSES = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "percentile": "PercentilePruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner",
+}
+PRUNERS = tuple(PRUNER_CLASSES)
 
-    classes = {
-        "none": P.NopPruner,
-        "median": P.MedianPruner,
-        "percentile": P.PercentilePruner,
-        "successive_halving": P.SuccessiveHalvingPruner,
-        "hyperband": P.HyperbandPruner,
-    }
+
+def create_pruner(pruner_cfg, max_epochs: int):
+    import optuna.pruners
+
     name, options = pruner_cfg.name, dict(pruner_cfg.options)
-    if name not in classes:
-        raise ConfigError(f"pruner.name: unknown pruner {name!r}; valid: {', '.join(classes)}")
-    cls = classes[name]
+    if name not in PRUNER_CLASSES:
+        raise ConfigError(f"pruner.name: unknown pruner {name!r}; valid: {', '.join(PRUNERS)}")
+    cls = getattr(optuna.pruners, PRUNER_CLASSES[name])
     valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for key in options:
         if key not in valid:

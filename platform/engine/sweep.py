@@ -118,17 +118,13 @@ def open_study(cfg: SweepConfig, ctx, storage_url: str, seed: int | None = None)
     return study
 
 
-# Optuna samplers that draw from a running random generator: seeded alike, two workers (or a
-# resumed run) would redraw the samples of trials 0, 1, ... QMC must keep one seed (its
-# scramble); our own strategies derive everything from (seed, trial number) already.
-RESEEDED_STRATEGIES = ("random", "tpe", "cmaes", "nsga2", "gp")
-
-
 def sampler_seed(seed: int, n_trials: int, worker: str | None, strategy: str = "random") -> int:
     """The sampler's seed for this invocation: the sweep's seed for a fresh single-worker run
-    (reproducible) and for strategies outside RESEEDED_STRATEGIES; otherwise one per worker and
+    (reproducible) and for strategies outside `strategies.RESEEDED`; otherwise one per worker and
     per resume point."""
-    if (not worker and n_trials == 0) or strategy not in RESEEDED_STRATEGIES:
+    from nasforge.platform.strategies import RESEEDED
+
+    if (not worker and n_trials == 0) or strategy not in RESEEDED:
         return seed
     return int(hashlib.sha1(f"{seed}:{worker or ''}:{n_trials}".encode()).hexdigest()[:8], 16)
 

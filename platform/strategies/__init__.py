@@ -33,7 +33,11 @@ OPTUNA_SAMPLERS = {
     "grid": "GridSampler",
 }
 OURS = ("controller", "evolution")
-STRATEGIES = tuple(OPTUNA_SAMPLERS) + OURS
+STRATEGIES = tuple(OPTUNA_SAMPLERS) + OURS  # the one list of strategy names (config, --help, docs)
+# Optuna samplers that draw from a running random generator: seeded alike, two workers (or a
+# resumed run) would redraw the samples of trials 0, 1, ... QMC must keep one seed (its
+# scramble); our own strategies derive everything from (seed, trial number) already.
+RESEEDED = ("random", "tpe", "cmaes", "nsga2", "gp")
 # Options a sweep file cannot set: they hold Python objects, or come from the sweep itself.
 _NOT_OPTIONS = {"self", "seed", "search_space", "constraints_func", "gamma", "weights", "mutation", "crossover",
                 "independent_sampler", "elite_population_selection_strategy", "child_generation_strategy",

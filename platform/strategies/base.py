@@ -45,6 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nasforge.search_spaces import SampleValidationError, Space
 
 from nasforge.platform.errors import ConfigError
+from nasforge.platform.options import PYTHON, coerce
 
 SAMPLE_ATTR = "nasforge:sample"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -60,28 +61,7 @@ def parse_options(cls: type, options: Mapping[str, Any] | None, where: str) -> A
     for key in options:
         if key not in fields:
             raise ConfigError(f"{where}: unknown option {key!r}; valid options: {', '.join(fields)}")
-    kwargs = {}
-    for key, value in options.items():
-        tp = hints[key]
-        allowed = typing.get_args(tp) or (tp,)
-        ok = False
-        for a in allowed:
-            if a is type(None) and value is None:
-                ok = True
-            elif a is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-                value, ok = float(value), True
-            elif a is int and isinstance(value, int) and not isinstance(value, bool):
-                ok = True
-            elif a in (bool, str) and isinstance(value, a):
-                ok = True
-            elif (a is list or typing.get_origin(a) is list) and isinstance(value, list):
-                ok = True
-            if ok:
-                break
-        if not ok:
-            names = " or ".join(getattr(a, "__name__", str(a)) for a in allowed).replace("NoneType", "null")
-            raise ConfigError(f"{where}.{key}: expected {names}, got {value!r}")
-        kwargs[key] = value
+    kwargs = {key: coerce(value, hints[key], f"{where}.{key}", PYTHON) for key, value in options.items()}
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
     if check is not None:
