@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .image_data import SplitDataModule
+from .task_factory import shared_file
 from .seg_transforms import JointTransform
 
 Arrays = tuple[np.ndarray, np.ndarray]  # images (N, H, W, C) uint8, masks (N, H, W) uint8
@@ -42,14 +43,6 @@ def cache_dir() -> str:
     d = os.environ.get("NASFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nasforge")
     os.makedirs(d, exist_ok=True)
     return d
-
-
-def shared_file(rel: str) -> str | None:
-    """``rel`` under $NASFORGE_DATA or ../shared/data, when it exists there."""
-    for root in (os.environ.get("NASFORGE_DATA"), os.path.join("..", "shared", "data")):
-        if root and os.path.exists(os.path.join(root, rel)):
-            return os.path.abspath(os.path.join(root, rel))
-    return None
 
 
 class SegmentationArrays(Dataset):

@@ -22,10 +22,10 @@ _LOCK = threading.Lock()
 
 def default_table() -> str | None:
     """The shared NAS-Bench-201 CIFAR-10 table ($NASFORGE_DATA or ../shared/data), if present."""
-    for root in (os.environ.get("NASFORGE_DATA"), os.path.join("..", "shared", "data")):
-        if root and os.path.isfile(os.path.join(root, "nb201", "cifar10.csv")):
-            return os.path.abspath(os.path.join(root, "nb201", "cifar10.csv"))
-    return None
+    from nasforge.tasks.task_factory import shared_file
+
+    path = shared_file(os.path.join("nb201", "cifar10.csv"))
+    return path if path and os.path.isfile(path) else None
 
 
 def _read(path: str, key_column: str) -> tuple[list[str], dict[str, tuple[float, ...]]]:

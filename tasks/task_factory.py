@@ -25,6 +25,15 @@ def shared_data_dir() -> str | None:
     return None
 
 
+def shared_file(rel: str) -> str | None:
+    """``rel`` under $NASFORGE_DATA or ../shared/data, when it exists there (the first root that
+    holds it: $NASFORGE_DATA may hold only some of the data sets)."""
+    for root in (os.environ.get("NASFORGE_DATA"), os.path.join("..", "shared", "data")):
+        if root and os.path.exists(os.path.join(root, rel)):
+            return os.path.abspath(os.path.join(root, rel))
+    return None
+
+
 def _load(path: str):
     mod, _, attr = path.partition(":")
     return getattr(importlib.import_module(mod), attr)

@@ -30,9 +30,9 @@ _GROUP_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE", 
 
 
 def storage_url_of(ctx) -> str:
-    from nasforge.platform.engine.storage import JOURNAL_FILE
+    from nasforge.platform.engine.storage import journal_url
 
-    return ctx.cfg.storage or "journal://" + os.path.join(ctx.run_dir, JOURNAL_FILE)
+    return ctx.cfg.storage or journal_url(ctx.run_dir)
 
 
 def child_env() -> dict[str, str]:

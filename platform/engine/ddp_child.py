@@ -107,17 +107,15 @@ def main(argv: list[str] | None = None) -> int:
 
     rank = int(os.environ.get("LOCAL_RANK", "0"))  # set by Lightning's launcher for ranks >= 1
     import optuna
-    import torch
 
     from nasforge.platform.engine.config import load_sweep
     from nasforge.platform.engine.pruners import create_pruner
     from nasforge.platform.engine.storage import create_storage
-    from nasforge.platform.engine.trial import TrialContext, TrialFailed
+    from nasforge.platform.engine.trial import TrialContext, TrialFailed, set_cpu_threads
     from nasforge.platform.engine.trial_runner import fit_trial
 
     cfg = load_sweep(args.config)
-    threads = int(os.environ.get("NASFORGE_CPU_THREADS", os.cpu_count() or 1))
-    torch.set_num_threads(max(1, threads // cfg.trainer.devices))
+    set_cpu_threads(share=cfg.trainer.devices, default=os.cpu_count() or 1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ctx = TrialContext.create(cfg, args.run_dir)
     study = optuna.load_study(study_name=cfg.name, storage=create_storage(args.storage),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasforge.platform.errors import UsageError
-from nasforge.platform.engine.storage import DEFAULT_ROOT, create_storage, read_config, run_dir
+from nasforge.platform.engine.storage import DEFAULT_ROOT, create_storage, default_storage_url, read_config, run_dir
 
 
 @dataclass
@@ -39,7 +39,7 @@ def open_run(name: str, root: str | os.PathLike = DEFAULT_ROOT, storage: str | N
     import optuna
 
     cfg = read_config(name, root)  # UsageError listing the sweeps there when absent
-    url = storage or cfg.storage or "journal://" + os.path.join(run_dir(name, root), "study.journal")
+    url = storage or cfg.storage or default_storage_url(name, root)
     if url.startswith("journal://") and not os.path.exists(url[len("journal://"):]):
         raise UsageError(f"sweep {name!r} has no study yet: {url[len('journal://'):]} does not exist")
     store = create_storage(url)

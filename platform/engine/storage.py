@@ -36,8 +36,13 @@ def run_dir(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> str:
     return os.path.abspath(os.path.join(os.fspath(root), name))
 
 
+def journal_url(rundir: str) -> str:
+    """The default storage of a run folder: its journal file."""
+    return "journal://" + os.path.join(rundir, JOURNAL_FILE)
+
+
 def default_storage_url(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> str:
-    return "journal://" + os.path.join(run_dir(name, root), JOURNAL_FILE)
+    return journal_url(run_dir(name, root))
 
 
 def check_storage_url(url: str) -> None:

@@ -117,6 +117,17 @@ def record_constraints(cfg: SweepConfig, trial, metrics: dict[str, float]) -> No
     trial.set_user_attr("constraints", values)
 
 
+def set_cpu_threads(configured: int | None = None, share: int = 1, default: int | None = None) -> None:
+    """torch's intra-op threads for this process: ``trainer.cpu_threads`` when the sweep sets it,
+    else what the worker launcher gave the process (``NASFORGE_CPU_THREADS``), else ``default``
+    (None: leave torch's own); divided by ``share`` (the ranks of a DDP trial on one machine)."""
+    threads = configured or int(os.environ.get("NASFORGE_CPU_THREADS", "0")) or default
+    if threads:
+        import torch
+
+        torch.set_num_threads(max(1, threads // share))
+
+
 def quiet_libraries() -> None:
     """Keep a sweep's terminal readable: Lightning's per-fit banners, W&B's and Optuna's
     notices and known third-party deprecation warnings go away; errors still show."""

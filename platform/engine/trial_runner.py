@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from nasforge.platform.engine.trial import (
-    TrialContext, TrialFailed, objective_values, quiet_libraries, record_constraints,
+    TrialContext, TrialFailed, objective_values, quiet_libraries, record_constraints, set_cpu_threads,
 )
 
 def _record_sample(ctx: TrialContext, trial, sample: dict[str, Any]) -> None:
@@ -92,11 +92,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     quiet_libraries()
     cfg = ctx.cfg
     module_opts, data_opts, trainer_opts = ctx.split_options(sample)
-    threads = cfg.trainer.cpu_threads or int(os.environ.get("NASFORGE_CPU_THREADS", "0"))
-    if threads:  # config first, then what the worker launcher gave this process
-        import torch
-
-        torch.set_num_threads(threads)
+    set_cpu_threads(cfg.trainer.cpu_threads)
     L.seed_everything(cfg.seed + trial.number, workers=True, verbose=False)
     dm = ctx.datamodule(data_opts)
     net = ctx.space.build(sample, dm.input_shape, dm.num_classes)

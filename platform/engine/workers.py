@@ -337,12 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    try:
-        import torch
+    from nasforge.platform.engine.trial import set_cpu_threads
 
-        torch.set_num_threads(int(os.environ.get("NASFORGE_CPU_THREADS", torch.get_num_threads())))
-    except ImportError:
-        pass
+    set_cpu_threads()  # what the launcher gave this worker
     try:
         run_sweep(cfg, root=args.root, show_progress=False, worker=args.worker)
     except (KeyboardInterrupt, SystemExit) as e:
