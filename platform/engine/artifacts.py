@@ -52,8 +52,9 @@ def attach_trial_artifacts(study, trial_or_number: Any, files: Iterable[str], ar
     else:
         frozen = trial_or_number if isinstance(trial_or_number, optuna.trial.FrozenTrial) else \
             study.get_trials(deepcopy=False)[int(trial_or_number)]
+        # private: a Study has no public storage handle, and artifacts of a FrozenTrial need one
         target, storage, number = frozen, study._storage, frozen.number
-        frozen = storage.get_trial(frozen._trial_id)  # its state now, not when it was read
+        frozen = study.get_trials(deepcopy=False)[number]  # its state now, not when it was read
         finished = frozen.state.is_finished()
     if finished:
         have = {m.filename for m in get_all_artifact_meta(study)}
@@ -101,7 +102,7 @@ def attach_missing_artifacts(run) -> int:
     for t in study.get_trials(deepcopy=False):
         if not t.state.is_finished():
             continue
-        if get_all_artifact_meta(t, storage=study._storage):
+        if get_all_artifact_meta(t, storage=study._storage):  # private: no public storage handle
             continue  # the runner attached this trial's files while it ran
         n += len(attach_trial_artifacts(study, t, trial_files(t), run.artifact_dir))
     return n

@@ -54,6 +54,7 @@ def run_trial_ddp(ctx, trial, sample: dict[str, Any]) -> list[float]:
     config = os.path.join(ddp_dir, "sweep.yaml")  # this trial's config, whatever later runs write
     with open(config, "w") as f:
         f.write(ctx.cfg.to_yaml())
+    # private: the ranks reopen this RUNNING trial with Trial(study, trial_id); no public id exists
     cmd = [sys.executable, "-m", "nasforge.platform.engine.ddp_child", "--config", config, "--run-dir", ctx.run_dir,
            "--storage", storage_url_of(ctx), "--trial-id", str(trial._trial_id)]
     log_path = os.path.join(ddp_dir, "ddp.log")
@@ -64,6 +65,7 @@ def run_trial_ddp(ctx, trial, sample: dict[str, Any]) -> list[float]:
         except BaseException:  # Ctrl-C / SIGTERM in the worker: stop the whole group, then re-raise
             stop_group(proc)
             raise
+    # private id: re-read the attrs rank 0 wrote from another process (the Trial's own are cached)
     outcome = trial.storage.get_trial(trial._trial_id).user_attrs.get("ddp_outcome")
     if outcome is None:
         raise TrialFailed(f"DDP group ({ctx.cfg.trainer.devices} ranks) exited with {_describe(code)} "

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     study = optuna.load_study(study_name=cfg.name, storage=create_storage(args.storage),
                               sampler=optuna.samplers.RandomSampler(),
                               pruner=create_pruner(cfg.pruner, cfg.trainer.max_epochs))
-    frozen = study._storage.get_trial(args.trial_id)
+    frozen = study._storage.get_trial(args.trial_id)  # private: a RUNNING trial by id has no public getter
     sample = frozen.user_attrs["sample"]
     trial = optuna.trial.Trial(study, args.trial_id) if rank == 0 else ReadOnlyTrial(frozen)
     trial_dir = ctx.trial_dir(frozen.number)

@@ -106,6 +106,7 @@ class Heartbeat:
         import optuna
 
         try:
+            # private id: Optuna 5 has no public Trial.set_system_attr (removed), and user attrs show in tables
             self.trial.storage.set_trial_system_attr(self.trial._trial_id, HEARTBEAT_ATTR,
                                                      {**self.payload, "t": time.time()})
             return True
@@ -170,6 +171,7 @@ def recover_stale_trials(study, grace: float | None = None, max_retry: int = DEF
     import optuna
     from optuna.trial import TrialState
 
+    # private: failing another process's RUNNING trial needs the storage; no public API does it
     storage = study._storage
     grace = grace_period(storage) if grace is None else grace
     out = []
@@ -178,6 +180,7 @@ def recover_stale_trials(study, grace: float | None = None, max_retry: int = DEF
         if reason is None:
             continue
         try:
+            # private ids: the storage's calls take them (Optuna's own stale-trial check does the same)
             storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
             storage.set_trial_system_attr(t._trial_id, "fail_reason", reason)
             if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):

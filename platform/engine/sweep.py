@@ -250,6 +250,7 @@ def _others_alive(study) -> bool:
 
 def _tell(study, trial, values=None, state=None) -> bool:
     """``study.tell``; False when the trial was already finished elsewhere (failed as stale)."""
+    # private: re-read the state (another worker may have failed it as stale); no public getter by trial
     if study._storage.get_trial(trial._trial_id).state.is_finished():
         return False
     study.tell(trial, values, state=state, skip_if_finished=True)

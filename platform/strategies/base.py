@@ -202,6 +202,7 @@ class SampleStrategy(BaseSampler):
         return out
 
     def set_trial_attr(self, study, trial: FrozenTrial, name: str, value: Any) -> None:
+        # private: a sampler sees a FrozenTrial, and Optuna 5 removed the public set_system_attr
         study._storage.set_trial_system_attr(trial._trial_id, f"nasforge:{name}", value)
 
     # -- Optuna's interface ----------------------------------------------------------------
@@ -233,7 +234,7 @@ class SampleStrategy(BaseSampler):
             return self._sample_for_locked(study, trial)
 
     def _sample_for_locked(self, study, trial: FrozenTrial) -> dict[str, Any]:
-        cache_key = (id(study._storage), study._study_id, trial._trial_id)
+        cache_key = (id(study._storage), study.study_name, trial.number)  # private: the storage's identity
         cached = self._samples.get(cache_key)
         if cached is not None:
             return cached
@@ -242,7 +243,7 @@ class SampleStrategy(BaseSampler):
             history = self.history(study, trial.number)
             self.pending_attrs = {}
             sample = dict(self.propose(history, trial.number))
-            study._storage.set_trial_system_attr(trial._trial_id, SAMPLE_ATTR, sample)
+            study._storage.set_trial_system_attr(trial._trial_id, SAMPLE_ATTR, sample)  # private: as set_trial_attr
             for name, value in self.pending_attrs.items():  # e.g. the controller's rejected samples
                 if value:
                     self.set_trial_attr(study, trial, name, value)
@@ -257,7 +258,7 @@ class SampleStrategy(BaseSampler):
     def history(self, study, before: int) -> list[Record]:
         """Records of the study's trials numbered below ``before``, by number. Finished records are
         cached (a finished trial never changes); running ones are re-read every time."""
-        study_key = (id(study._storage), study._study_id)
+        study_key = (id(study._storage), study.study_name)  # private: the storage's identity
         if study_key != self._study_key:
             self._study_key = study_key
             self._records = {}

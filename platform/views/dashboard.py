@@ -13,4 +13,5 @@ def serve(run, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve optuna-dashboard for ``run`` until interrupted (blocks)."""
     from optuna_dashboard import run_server
 
+    # private: run_server takes a storage or an RDB URL, and our journal:// URL is not one Optuna parses
     run_server(run.study._storage, host=host, port=port, artifact_store=artifact_store(run.artifact_dir))
