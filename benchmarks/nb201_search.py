@@ -41,7 +41,8 @@ BEST_CELL = 94.37
 
 
 def default_table() -> str:
-    for root in (os.environ.get("NASFORGE_DATA"), os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")):
+    beside_repo = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+    for root in (os.environ.get("NASFORGE_DATA"), beside_repo):
         if root and os.path.isfile(os.path.join(root, "nb201", "cifar10.csv")):
             return os.path.abspath(os.path.join(root, "nb201", "cifar10.csv"))
     return os.path.abspath(os.path.join("..", "shared", "data", "nb201", "cifar10.csv"))
@@ -176,7 +177,8 @@ def plot(by: dict, a) -> str:
             mean.append(m), lo.append(m - se), hi.append(m + se)
         (line,) = ax.plot(xs, mean, label=f"{s} ({mean[-1]:.2f})")
         ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
-    ax.axhline(BEST_CELL, color="0.5", ls=":", lw=1, label=f"best cell {BEST_CELL}") if a.report == "test_acc_200ep" else None
+    if a.report == "test_acc_200ep":
+        ax.axhline(BEST_CELL, color="0.5", ls=":", lw=1, label=f"best cell {BEST_CELL}")
     ax.set_xlabel("evaluations")
     ax.set_ylabel(f"{a.report} of best-by-{a.signal} so far")
     ax.set_ylim(92.5, 94.6) if a.report == "test_acc_200ep" else None

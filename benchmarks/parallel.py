@@ -71,7 +71,8 @@ def run(folder: str, workers: int, trials: int, epochs: int, threads: int | None
     study = optuna.load_study(study_name=name, storage=create_storage(f"journal://{root}/{name}/study.journal"))
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-    return {"workers": workers, "threads": threads or "default", "trials": len(done), "command_s": round(wall, 1), "trials_span_s": round(span, 1),
+    return {"workers": workers, "threads": threads or "default", "trials": len(done), "command_s": round(wall, 1),
+            "trials_span_s": round(span, 1),
             "per_min_command": round(60 * len(done) / wall, 2), "per_min_trials": round(60 * len(done) / span, 2)}
 
 
@@ -86,7 +87,8 @@ def main() -> None:
         two = run(folder, 2, args.trials, args.epochs)
     print(json.dumps({
         "benchmark": "parallel", "sweep": f"convnet+hparams on digits, {args.trials} trials x {args.epochs} epochs",
-        "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "one_worker": one, "one_worker_1_thread": one_1t, "two_workers": two,
+        "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "one_worker": one,
+        "one_worker_1_thread": one_1t, "two_workers": two,
         "ratio_vs_default": {k: round(two[k] / one[k], 2) for k in ("per_min_command", "per_min_trials")},
         "ratio_vs_1_thread": {k: round(two[k] / one_1t[k], 2) for k in ("per_min_command", "per_min_trials")},
     }))

@@ -82,7 +82,8 @@ class NasNetSpace(Space):
         if int(blocks) < 1:
             raise ValueError(f"nasnet.blocks must be >= 1, got {blocks}")
         if int(C) < 1 or int(N) < 1 or int(stem_multiplier) < 1:
-            raise ValueError(f"nasnet.C, nasnet.N and nasnet.stem_multiplier must be >= 1, got {C}, {N}, {stem_multiplier}")
+            raise ValueError(f"nasnet.C, nasnet.N and nasnet.stem_multiplier must be >= 1, "
+                             f"got {C}, {N}, {stem_multiplier}")
         if not 0.0 <= float(drop_path) < 1.0 or not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"nasnet.drop_path and nasnet.dropout must be in [0, 1), got {drop_path}, {dropout}")
         ops = list(ops)

@@ -32,7 +32,8 @@ def _dashboard(args) -> int:
         try:
             s.bind((args.host, args.port))
         except OSError as e:
-            raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror} (choose another --port)") from None
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror} "
+                             "(choose another --port)") from None
     run = open_run(args.name, args.root, args.storage)
     attached = 0 if args.no_attach else attach_missing_artifacts(run)
     n = len(run.study.get_trials(deepcopy=False))

@@ -31,7 +31,9 @@ from typing import Any, Callable
 from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import ConfigError, NasforgeError
 from nasforge.platform.engine.heartbeat import Heartbeat, recover_stale_trials, release_memory
-from nasforge.platform.engine.storage import CONFIG_FILE, DEFAULT_ROOT, create_storage, resolve_storage_url, run_dir, sqlalchemy_url
+from nasforge.platform.engine.storage import (
+    CONFIG_FILE, DEFAULT_ROOT, create_storage, resolve_storage_url, run_dir, sqlalchemy_url,
+)
 
 FINISHED = ("COMPLETE", "PRUNED")
 # keys whose change makes an existing sweep a different experiment

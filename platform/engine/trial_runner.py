@@ -56,7 +56,8 @@ def run_trial(ctx: TrialContext, trial) -> list[float]:
 
     try:
         if ctx.cfg.trainer.devices > 1:
-            from nasforge.platform.engine.ddp import run_trial_ddp  # one process group per multi-device trial (contract 6)
+            # one process group per multi-device trial (contract 6)
+            from nasforge.platform.engine.ddp import run_trial_ddp
 
             return run_trial_ddp(ctx, trial, sample)
         return fit_trial(ctx, trial, sample, trial_dir)
@@ -87,7 +88,9 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from nasforge.platform.engine import tracking
-    from nasforge.platform.engine.callbacks import DropPathSchedule, FiniteLossGuard, MetricHistory, NonFiniteLossError, OptunaPruning
+    from nasforge.platform.engine.callbacks import (
+        DropPathSchedule, FiniteLossGuard, MetricHistory, NonFiniteLossError, OptunaPruning,
+    )
 
     quiet_libraries()
     cfg = ctx.cfg

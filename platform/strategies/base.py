@@ -106,7 +106,8 @@ class Reward:
                               f"{len(directions)}: use mnasnet or weighted")
         if kind == "mnasnet":
             if len(directions) != 2:
-                raise ConfigError(f"{where}.reward: mnasnet needs two objectives (quality, cost), got {len(directions)}")
+                raise ConfigError(f"{where}.reward: mnasnet needs two objectives (quality, cost), "
+                                  f"got {len(directions)}")
             if target is None or target <= 0:
                 raise ConfigError(f"{where}.reward_target: mnasnet needs a positive cost target")
         if kind == "weighted":

@@ -56,7 +56,8 @@ def leaderboard_rows(study, cfg, limit: int | None = None, include_unfinished: b
         ranks = {t.number: i + 1 for i, t in enumerate(sorted(complete, key=lambda t: sign * t.value))}
         key_complete = lambda t: (ranks[t.number],)  # noqa: E731
     rest = [t for t in trials if t not in complete] if include_unfinished else []
-    ordered = sorted(complete, key=key_complete) + sorted(rest, key=lambda t: (STATE_ORDER.get(t.state.name, 9), t.number))
+    by_state = sorted(rest, key=lambda t: (STATE_ORDER.get(t.state.name, 9), t.number))
+    ordered = sorted(complete, key=key_complete) + by_state
     rows = []
     for t in ordered[: limit or None]:
         m = t.user_attrs.get("metrics") or {}

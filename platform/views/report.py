@@ -81,7 +81,8 @@ def sweep_figures(study, cfg) -> list[Figure]:
             fig.update_layout(title=title)
             out.append(Figure(key, title, fig))
         except Exception as e:  # a plot must never cost the report
-            out.append(Figure(key, title, None, f"could not be drawn: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+            first = str(e).splitlines()[0] if str(e) else ""
+            out.append(Figure(key, title, None, f"could not be drawn: {type(e).__name__}: {first}"))
 
     if multi:
         for i, m in enumerate(names):
@@ -154,7 +155,8 @@ def _leaderboard_html(study, cfg) -> str:
                     if k.startswith("val/") and k not in names})
     head = (["front" if cfg.multi_objective else "rank", "trial", "state"]
             + [f"{m} {arrows[m]}" for m in names] + ["params", "MFLOPs", "time s"] + extra + ["sample", "note"])
-    out = ["<table class='lb'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    out = ["<table class='lb'><thead><tr>" + cells + "</tr></thead><tbody>"]
     for r in rows:
         m = by_number[r["trial"]].user_attrs.get("metrics") or {}
         lines = [f"<span>{html.escape(k)}={html.escape(_fmt(v))}</span>" for k, v in (r["sample"] or {}).items()]
@@ -220,7 +222,8 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color
 h1{margin-bottom:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 .summary{display:grid;grid-template-columns:max-content auto;gap:2px 16px}
 .summary dt{font-weight:600} .summary dd{margin:0}
-table.lb{border-collapse:collapse;font-size:13px} .lb th,.lb td{border:1px solid #ddd;padding:3px 6px;text-align:right;vertical-align:top}
+table.lb{border-collapse:collapse;font-size:13px}
+.lb th,.lb td{border:1px solid #ddd;padding:3px 6px;text-align:right;vertical-align:top}
 .lb th{background:#f3f3f3} .lb td.sample{text-align:left;font-family:monospace;font-size:12px;max-width:560px}
 .lb td.sample span{display:inline-block;margin-right:12px;white-space:nowrap}
 .st.COMPLETE{color:#1a7f37}.st.PRUNED{color:#9a6700}.st.FAIL{color:#cf222e}.st.RUNNING{color:#0969da}

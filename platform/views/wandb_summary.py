@@ -72,7 +72,8 @@ def log_sweep_summary(study, cfg, run_dir: str) -> str | None:
         for r in leaderboard_rows(study, cfg, include_unfinished=False)[:TOP_IMAGES]:
             imgs = trial_images(by_number[r["trial"]])
             if imgs:
-                payload[f"architectures/trial{r['trial']}"] = [wandb.Image(p, caption=os.path.basename(p)) for p in imgs]
+                images = [wandb.Image(p, caption=os.path.basename(p)) for p in imgs]
+                payload[f"architectures/trial{r['trial']}"] = images
         run.log(payload)
         counts: dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
