@@ -1,5 +1,8 @@
 """Several worker processes on one machine sharing one sweep (``nasforge sweep run --workers N``).
 
+(About 360 lines: the launcher, its watch loop and the worker's own entry point are one protocol,
+the environment and signals they exchange; split, each half would have to be read with the other.)
+
 `run_workers` starts N processes, ``python -m nasforge.platform.engine.workers --worker wI ...``,
 each running the ordinary sweep loop (`run_sweep`) against the same study; the budget lock
 and the heartbeats in that loop make them start exactly the requested number of trials and

@@ -1,6 +1,7 @@
 """The RL controller as an Optuna sampler: an LSTM policy trained with REINFORCE (Zoph & Le,
 "Neural Architecture Search with Reinforcement Learning", ICLR 2017; ENAS, Pham et al.,
 "Efficient Neural Architecture Search via Parameter Sharing", ICML 2018).
+(About 390 lines: the policy, its REINFORCE update and the sampler that feeds it are one concept.)
 
 The policy emits the space's decisions (``space.decisions()``) one after another. Its input at
 the first step is a learned vector, then the embedding of the previous choice, so each choice is
