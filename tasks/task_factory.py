@@ -16,15 +16,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 
-def shared_data_dir() -> str | None:
-    """Where the shared real data sets live: $NASFORGE_DATA, else ../shared/data beside the
-    working directory (a developer's checkout, CI). None when neither exists."""
-    for cand in (os.environ.get("NASFORGE_DATA"), os.path.join("..", "shared", "data")):
-        if cand and os.path.isdir(cand):
-            return os.path.abspath(cand)
-    return None
-
-
 def shared_file(rel: str) -> str | None:
     """``rel`` under $NASFORGE_DATA or ../shared/data, when it exists there (the first root that
     holds it: $NASFORGE_DATA may hold only some of the data sets)."""
@@ -44,15 +35,12 @@ class DatasetSpec:
     name: str
     datamodule: str  # "module:Class"
     needs_path: bool = False  # True: no bundled copy; a path, a shared copy or a download is needed
-    shared_file: str | None = None  # file under shared_data_dir() used when no path is given
+    shared_file: str | None = None  # file under $NASFORGE_DATA or ../shared/data used when no path is given
     downloadable: bool = False
     default_hint: str = ""
 
     def default_path(self) -> str | None:
-        root = shared_data_dir()
-        if root and self.shared_file and os.path.exists(os.path.join(root, self.shared_file)):
-            return os.path.join(root, self.shared_file)
-        return None
+        return shared_file(self.shared_file) if self.shared_file else None
 
     def can_download(self) -> bool:
         return self.downloadable or self.default_path() is not None
@@ -68,6 +56,11 @@ class TaskSpec:
     module: str  # "module:Class"
     datasets: tuple[str, ...] = field(default_factory=tuple)
     default_metric: str = "val/acc"
+
+    @property
+    def trains_weights(self) -> bool:
+        """A Lightning task trains a network (with weights to promote); a tabular one looks up."""
+        return self.kind == "lightning"
 
     def load(self):
         return _load(self.module)

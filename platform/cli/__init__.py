@@ -62,7 +62,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nasforge: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # python -m nasforge.platform.cli
-    sys.exit(main())

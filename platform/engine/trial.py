@@ -43,7 +43,7 @@ class TrialContext:
 
         space = create_composite([{"name": p.name, "options": p.options} for p in cfg.space])
         task, dataset = TASKS[cfg.task.name], DATASETS[cfg.task.data.name]
-        if task.kind == "lightning" and not space.builds_network:
+        if task.trains_weights and not space.builds_network:
             raise NasforgeError(
                 f"task {task.name!r} trains a network, but none of the spaces "
                 f"({', '.join(p.name for p in cfg.space)}) builds one; add an architecture space"

@@ -42,18 +42,25 @@ def run_trial(ctx: TrialContext, trial) -> list[float]:
     trial_dir = ctx.trial_dir(trial.number)
     trial.set_user_attr("trial_dir", trial_dir)
 
-    if ctx.task.kind == "tabular":
-        arch = ctx.space.arch if hasattr(ctx.space, "arch") and ctx.space.arch is not None else ctx.space
-        arch_sample = ctx.space.part_sample(arch, sample) if arch is not ctx.space else sample
-        try:
-            metrics = ctx.bench.evaluate(arch.key(arch_sample))
-        except KeyError as e:
-            raise TrialFailed(f"sample not in the table: {e}") from None
-        trial.set_user_attr("metrics", metrics)
-        if ctx.cfg.constraints:
-            record_constraints(ctx.cfg, trial, metrics)
-        return objective_values(ctx.cfg, metrics)
+    return EVALUATE[ctx.task.kind](ctx, trial, sample, trial_dir)
 
+
+def _look_up(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str) -> list[float]:
+    """A tabular task scores the sample's architecture by looking it up in its table."""
+    arch = ctx.space.arch if hasattr(ctx.space, "arch") and ctx.space.arch is not None else ctx.space
+    arch_sample = ctx.space.part_sample(arch, sample) if arch is not ctx.space else sample
+    try:
+        metrics = ctx.bench.evaluate(arch.key(arch_sample))
+    except KeyError as e:
+        raise TrialFailed(f"sample not in the table: {e}") from None
+    trial.set_user_attr("metrics", metrics)
+    if ctx.cfg.constraints:
+        record_constraints(ctx.cfg, trial, metrics)
+    return objective_values(ctx.cfg, metrics)
+
+
+def _train(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str) -> list[float]:
+    """A Lightning task trains the sample, in this process or as a process group of ranks."""
     try:
         if ctx.cfg.trainer.devices > 1:
             # one process group per multi-device trial (contract 6)
@@ -63,6 +70,10 @@ def run_trial(ctx: TrialContext, trial) -> list[float]:
         return fit_trial(ctx, trial, sample, trial_dir)
     finally:
         attach_artifacts(ctx, trial)
+
+
+# How a trial is scored, chosen by the task spec's kind (tasks/task_factory.py).
+EVALUATE = {"tabular": _look_up, "lightning": _train}
 
 
 def attach_artifacts(ctx: TrialContext, trial) -> None:
@@ -85,73 +96,26 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     to the trainer's (platform/engine/ddp_child.py records each rank's epochs with one)."""
     import lightning as L
     import optuna
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from nasforge.platform.engine import tracking
-    from nasforge.platform.engine.callbacks import (
-        DropPathSchedule, FiniteLossGuard, MetricHistory, NonFiniteLossError, OptunaPruning,
-    )
+    from nasforge.platform.engine.assembly import TrialAssembly
+    from nasforge.platform.engine.callbacks import NonFiniteLossError
 
     quiet_libraries()
     cfg = ctx.cfg
-    module_opts, data_opts, trainer_opts = ctx.split_options(sample)
     set_cpu_threads(cfg.trainer.cpu_threads)
     L.seed_everything(cfg.seed + trial.number, workers=True, verbose=False)
-    dm = ctx.datamodule(data_opts)
-    net = ctx.space.build(sample, dm.input_shape, dm.num_classes)
-    try:
-        module = ctx.task.load()(network=net, num_classes=dm.num_classes, **module_opts)
-    except TypeError as e:
-        raise TrialFailed(f"task {ctx.task.name!r}: {e}") from None
+    build = TrialAssembly(ctx, sample)
+    dm = build.datamodule()
+    net = build.network(dm)
+    module = build.module(net, dm)
     if rank_zero:
-        try:
-            files = ctx.space.draw(sample, os.path.join(trial_dir, "architecture"))
-            if files:
-                trial.set_user_attr("diagrams", files)
-        except Exception as e:  # a picture must never cost a trial
-            trial.set_user_attr("diagram_error", f"{type(e).__name__}: {e}")
-
+        build.draw(trial, trial_dir)
     first = cfg.objectives[0]
-    history = MetricHistory()
-    callbacks: list[Any] = [history, FiniteLossGuard()]
-    if DropPathSchedule.applies(net):
-        callbacks.append(DropPathSchedule())
-    pruning = None
-    if cfg.pruner.name != "none" and first.metric.startswith(("val/", "train/")):
-        pruning = OptunaPruning(trial if rank_zero else None, first.metric)
-        callbacks.append(pruning)
-    ckpt = ModelCheckpoint(dirpath=trial_dir, filename="best", monitor=first.metric,
-                           mode="max" if first.direction == "maximize" else "min",
-                           save_top_k=1, save_weights_only=False, enable_version_counter=False)
-    callbacks.append(ckpt)
-    cost_cb = None
-    try:
-        from nasforge.platform.engine.cost import CostCallback
-
-        cost_cb = CostCallback(dm.input_shape)
-        callbacks.append(cost_cb)
-    except ImportError:
-        pass
-    extra = getattr(ctx.task.load(), "extra_callbacks", None)
-    if callable(extra):
-        callbacks.extend(extra(trial_dir))
-    callbacks.extend(extra_callbacks or [])
-
-    config = {"sweep": cfg.name, "trial": trial.number, "params": dict(trial.params), "sample": sample,
-              "task": cfg.task.name, "data": cfg.task.data.name, "space": ctx.space.name}
-    logger = tracking.create_logger(cfg.tracking, cfg.name, trial.number, ctx.run_dir, config) if rank_zero else None
-    if logger is not None:
-        trial.set_user_attr("wandb_run_dir", tracking.run_folder(logger))
-    t = cfg.trainer
-    trainer = L.Trainer(
-        max_epochs=int(trainer_opts.get("epochs", t.max_epochs)),
-        accelerator=t.accelerator, devices=t.devices if strategy != "auto" else 1, strategy=strategy,
-        precision=t.precision, logger=logger if logger is not None else False, callbacks=callbacks,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=trial_dir,
-        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
-        num_sanity_val_steps=0, log_every_n_steps=10,
-    )
+    cbs = build.callbacks(trial, trial_dir, net, dm, rank_zero)
+    history, pruning, ckpt, cost_cb = cbs.history, cbs.pruning, cbs.checkpoint, cbs.cost
+    logger = build.logger(trial) if rank_zero else None
+    trainer = build.trainer(cbs.all + list(extra_callbacks or []), logger, trial_dir, strategy)
     start = time.perf_counter()
     exit_code = 1
     try:

@@ -1,0 +1,127 @@
+"""The trial assembly: what a trial trains, built from a sample in one place.
+
+`TrialAssembly(ctx, sample)` splits the task options and the searched hparams into what the
+LightningModule, the data module and the Trainer each take, then builds, in this order, the data
+module, the network (``space.build`` with the data module's input shape and classes), the task's
+LightningModule with the network injected, the callbacks through which search reaches training
+(metric history, NaN guard, drop-path schedule, pruning, best checkpoint, cost, the task's own),
+the W&B logger and the Trainer. The in-process trial and every DDP rank (`trial_runner.fit_trial`)
+and the registry (`registry.promote`, `registry.evaluate`) build from here, so a network is
+rebuilt for promotion exactly as it was trained. Lightning is imported inside the methods.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from nasforge.platform.engine.trial import TrialContext, TrialFailed
+
+
+def create_module(task: Any, network: Any, num_classes: int, options: dict[str, Any]):
+    """The task's LightningModule (a `TaskSpec`) with ``network`` injected; bad options fail the trial."""
+    try:
+        return task.load()(network=network, num_classes=num_classes, **options)
+    except TypeError as e:
+        raise TrialFailed(f"task {task.name!r}: {e}") from None
+
+
+def validation_trainer(limit_val_batches: Any = None):
+    """A quiet CPU Trainer for one validation pass (the registry's evaluate)."""
+    import lightning as L
+
+    return L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, limit_val_batches=limit_val_batches)
+
+
+class TrialAssembly:
+    """Everything one sample needs for training; see the module docstring for the order."""
+
+    def __init__(self, ctx: TrialContext, sample: dict[str, Any]):
+        self.ctx, self.sample = ctx, sample
+        self.module_options, self.data_options, self.trainer_options = ctx.split_options(sample)
+
+    def datamodule(self):
+        return self.ctx.datamodule(self.data_options)
+
+    def network(self, dm):
+        shape, classes = tuple(int(s) for s in dm.input_shape), int(dm.num_classes)
+        return self.ctx.space.build(self.sample, shape, classes)
+
+    def module(self, network, dm):
+        return create_module(self.ctx.task, network, dm.num_classes, self.module_options)
+
+    def callbacks(self, trial, trial_dir: str, network, dm, rank_zero: bool = True) -> "TrialCallbacks":
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        from nasforge.platform.engine.callbacks import DropPathSchedule, FiniteLossGuard, MetricHistory, OptunaPruning
+
+        cfg = self.ctx.cfg
+        first = cfg.objectives[0]
+        out = TrialCallbacks(history=MetricHistory())
+        out.all = [out.history, FiniteLossGuard()]
+        if DropPathSchedule.applies(network):
+            out.all.append(DropPathSchedule())
+        if cfg.pruner.name != "none" and first.metric.startswith(("val/", "train/")):
+            out.pruning = OptunaPruning(trial if rank_zero else None, first.metric)
+            out.all.append(out.pruning)
+        out.checkpoint = ModelCheckpoint(dirpath=trial_dir, filename="best", monitor=first.metric,
+                                         mode="max" if first.direction == "maximize" else "min",
+                                         save_top_k=1, save_weights_only=False, enable_version_counter=False)
+        out.all.append(out.checkpoint)
+        try:
+            from nasforge.platform.engine.cost import CostCallback
+
+            out.cost = CostCallback(dm.input_shape)
+            out.all.append(out.cost)
+        except ImportError:
+            pass
+        extra = getattr(self.ctx.task.load(), "extra_callbacks", None)
+        if callable(extra):
+            out.all.extend(extra(trial_dir))
+        return out
+
+    def logger(self, trial):
+        """The trial's W&B logger (None when tracking is disabled); records its run folder."""
+        from nasforge.platform.engine import tracking
+
+        cfg = self.ctx.cfg
+        config = {"sweep": cfg.name, "trial": trial.number, "params": dict(trial.params), "sample": self.sample,
+                  "task": cfg.task.name, "data": cfg.task.data.name, "space": self.ctx.space.name}
+        logger = tracking.create_logger(cfg.tracking, cfg.name, trial.number, self.ctx.run_dir, config)
+        if logger is not None:
+            trial.set_user_attr("wandb_run_dir", tracking.run_folder(logger))
+        return logger
+
+    def trainer(self, callbacks: list, logger, trial_dir: str, strategy: Any = "auto"):
+        import lightning as L
+
+        t = self.ctx.cfg.trainer
+        return L.Trainer(
+            max_epochs=int(self.trainer_options.get("epochs", t.max_epochs)),
+            accelerator=t.accelerator, devices=t.devices if strategy != "auto" else 1, strategy=strategy,
+            precision=t.precision, logger=logger if logger is not None else False, callbacks=callbacks,
+            enable_progress_bar=False, enable_model_summary=False, default_root_dir=trial_dir,
+            limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+            deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
+            num_sanity_val_steps=0, log_every_n_steps=10,
+        )
+
+    def draw(self, trial, trial_dir: str) -> None:
+        """The architecture diagram (rank 0); a picture must never cost a trial."""
+        try:
+            files = self.ctx.space.draw(self.sample, os.path.join(trial_dir, "architecture"))
+            if files:
+                trial.set_user_attr("diagrams", files)
+        except Exception as e:  # noqa: BLE001
+            trial.set_user_attr("diagram_error", f"{type(e).__name__}: {e}")
+
+
+class TrialCallbacks:
+    """The callbacks of one trial, with handles on the ones whose state the trial reads after fit."""
+
+    def __init__(self, history):
+        self.history = history
+        self.all: list[Any] = []
+        self.pruning = None
+        self.checkpoint = None
+        self.cost = None
