@@ -1,0 +1,251 @@
+"""Promotion and loading: a sweep's trial becomes a registry version, and a version becomes a
+network again.
+
+`promote` packages a trial (weights of the network only, genotype, resolved config, metrics,
+diagram) as the next version of a model in `versions.Registry`; `load` rebuilds the network from
+the genotype, verifies the manifest and loads the weights; `evaluate` runs the sweep's own task
+over the same validation split to check a version against its recorded metric. The layout on
+disk and the version/alias rules are in `versions`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from nasforge.platform.errors import NasforgeError, UsageError
+from nasforge.platform.registry.versions import (
+    CONFIG, FORMAT, GENOTYPE, LATEST, MANIFEST, META, VERSION_RE, WANDB_STATE, WEIGHTS, Registry, Version,
+    _check_name,
+)
+
+
+# ----------------------------------------------------------------------------- rebuilding
+def create_datamodule(meta: dict[str, Any], path: str | None = None):
+    """The data module a version was validated with (same split and seed; no augmentation)."""
+    from nasforge.tasks.task_factory import DATASETS
+
+    d = meta["data"]
+    return DATASETS[d["name"]].load()(
+        path=path if path is not None else d.get("path"), val_fraction=d["val_fraction"],
+        subset=d.get("subset"), val_subset=d.get("val_subset"), num_workers=d.get("num_workers", 0),
+        seed=meta["seed"], augment=0.0, **meta.get("data_options", {}), **(d.get("options") or {}),
+    )
+
+
+def _build(meta: dict[str, Any], genotype: dict[str, Any]):
+    from nasforge.search_spaces import create_composite
+
+    space = create_composite(genotype["space"])
+    return space.build(genotype["sample"], tuple(meta["input_shape"]), int(meta["num_classes"]))
+
+
+def _network_state(checkpoint_path: str) -> dict[str, Any]:
+    """The ``network.`` part of a Lightning checkpoint's state_dict, keys without the prefix."""
+    import torch
+
+    try:
+        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except Exception:
+        # A Lightning checkpoint may pickle objects outside torch's allow-list (callback state);
+        # it is this sweep's own file, written by our runner.
+        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    state = ckpt.get("state_dict", ckpt)
+    net = {k[len("network."):]: v.detach().clone() for k, v in state.items() if k.startswith("network.")}
+    if not net:
+        raise NasforgeError(f"{checkpoint_path}: no 'network.' weights in the checkpoint's state_dict")
+    return net
+
+
+# ----------------------------------------------------------------------------- promote
+@dataclass
+class Promotion:
+    version: Version
+    meta: dict[str, Any]
+    aliases: list[str]
+    wandb_message: str
+
+
+def pick_trial(study, trial: int | None = None, best: bool = False):
+    """The trial to promote: number ``trial``, or the best COMPLETE one (for several objectives,
+    the Pareto-optimal trial best on the first objective)."""
+    import optuna
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if trial is not None:
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        if trial not in by_number:
+            raise UsageError(f"sweep {study.study_name!r} has no trial {trial}; trials: 0..{len(by_number) - 1}")
+        t = by_number[trial]
+        if t.state != optuna.trial.TrialState.COMPLETE:
+            raise UsageError(f"trial {trial} of {study.study_name!r} is {t.state.name}; only COMPLETE trials can be promoted")
+        return t
+    if not complete:
+        raise UsageError(f"sweep {study.study_name!r} has no COMPLETE trial to promote")
+    if len(study.directions) == 1:
+        return study.best_trial
+    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
+    return max(study.best_trials, key=lambda t: sign * t.values[0])
+
+
+def promote(name: str, trial: int | None = None, best: bool = False, model: str | None = None,
+            aliases: Iterable[str] = (), root: str = "runs", storage: str | None = None,
+            registry: str | os.PathLike | None = None, link_wandb: bool = True) -> Promotion:
+    """Package a trial of sweep ``name`` as the next version of ``model`` (default: the sweep
+    name) and point ``aliases`` at it. Returns what was written."""
+    import torch
+
+    from nasforge.platform.engine.run_folder import open_run
+    from nasforge.tasks.task_factory import TASKS
+    from nasforge.platform.engine.assembly import TrialAssembly
+    from nasforge.platform.engine.trial import TrialContext
+
+    if trial is not None and best:
+        raise UsageError("give --trial N or --best, not both")
+    aliases = list(dict.fromkeys(aliases))
+    for a in aliases:
+        _check_name("alias", a)
+        if a == LATEST or VERSION_RE.match(a):
+            raise UsageError(f"alias {a!r} is reserved (latest and vN name versions); choose another")
+    model = _check_name("model name", model or name)
+    run = open_run(name, root, storage)
+    cfg = run.cfg
+    if not TASKS[cfg.task.name].trains_weights:
+        raise UsageError(f"sweep {name!r} is a tabular benchmark ({cfg.task.name}): its trials train no weights to promote")
+    t = pick_trial(run.study, trial, best)
+    attrs = t.user_attrs
+    ckpt = attrs.get("checkpoint")
+    if not ckpt or not os.path.exists(ckpt):
+        raise UsageError(f"trial {t.number} of {name!r} has no checkpoint to promote ({ckpt or 'none recorded'})")
+    sample = attrs.get("sample")
+    if sample is None:
+        raise UsageError(f"trial {t.number} of {name!r} has no recorded sample")
+
+    # Rebuild the network exactly as the runner did, and check the weights fit it strictly.
+    ctx = TrialContext.create(cfg, run.run_dir)
+    parts = [{"name": p.name, "options": dict(p.options)} for p in cfg.space]
+    sample = ctx.space.validate(sample)
+    build = TrialAssembly(ctx, sample)
+    module_opts, data_opts = build.module_options, build.data_options
+    dm = build.datamodule()
+    input_shape, num_classes = tuple(int(s) for s in dm.input_shape), int(dm.num_classes)
+    net = build.network(dm)
+    state = _network_state(ckpt)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise NasforgeError(f"trial {t.number}: the checkpoint does not fit the network its genotype builds: "
+                            f"{str(e).splitlines()[0]}") from None
+    data = dict(vars(cfg.task.data))
+    data["path"] = ctx.data_path
+    data_opts = {k: v for k, v in data_opts.items() if k != "augment"}
+
+    reg = Registry(registry)
+    v = reg.allocate(model)
+    try:
+        torch.save(state, os.path.join(v.path, WEIGHTS))
+        genotype = {"space": parts, "sample": sample, "key": ctx.space.key(sample),
+                    "genotype": attrs.get("genotype")}
+        with open(os.path.join(v.path, GENOTYPE), "w") as f:
+            json.dump(genotype, f, indent=2, sort_keys=True)
+        with open(os.path.join(v.path, CONFIG), "w") as f:
+            f.write(cfg.to_yaml())
+        trial_dir = attrs.get("trial_dir") or run.trial_dir(t.number)
+        # the architecture diagrams the runner drew (space.draw), not every picture in the folder
+        drawn = [p for p in attrs.get("diagrams") or [] if os.path.isfile(p)]
+        if not drawn and os.path.isdir(trial_dir):
+            drawn = [os.path.join(trial_dir, f) for f in sorted(os.listdir(trial_dir))
+                     if f.startswith("architecture") and f.endswith((".png", ".svg"))]
+        diagrams = []
+        for path in drawn:
+            fname = os.path.basename(path)
+            if fname not in (WEIGHTS, META, GENOTYPE, CONFIG, MANIFEST, WANDB_STATE):
+                shutil.copyfile(path, os.path.join(v.path, fname))
+                diagrams.append(fname)
+        preprocessing = {"scale": 1.0 / 255.0}
+        for key in ("mean", "std"):
+            if hasattr(dm, key):
+                preprocessing[key] = list(getattr(dm, key))
+        meta = {
+            "format": FORMAT,
+            "model": model,
+            "version": v.version,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "sweep": {"name": name, "run_dir": run.run_dir, "storage": run.storage_url},
+            "trial": {"number": t.number, "values": t.values, "params": t.params,
+                      "checkpoint": os.path.abspath(ckpt), "trial_dir": trial_dir,
+                      "wandb_run_dir": attrs.get("wandb_run_dir")},
+            "objectives": [{"metric": o.metric, "direction": o.direction} for o in cfg.objectives],
+            "metrics": attrs.get("metrics", {}),
+            "task": {"name": cfg.task.name, "options": module_opts},
+            "data": data,
+            "data_options": data_opts,  # batch size etc. (augmentation is off when validating)
+            "seed": cfg.seed,
+            "trainer": {"limit_val_batches": cfg.trainer.limit_val_batches,
+                        "precision": cfg.trainer.precision},
+            "input_shape": list(input_shape),
+            "num_classes": num_classes,
+            "num_params": sum(p.numel() for p in net.parameters()),
+            "preprocessing": preprocessing,
+            "diagrams": diagrams,
+            "tracking": {"project": cfg.tracking.project, "entity": cfg.tracking.entity,
+                         "mode": cfg.tracking.mode},
+        }
+        with open(os.path.join(v.path, META), "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=False, default=str)
+        reg.seal(v)
+    except BaseException:
+        shutil.rmtree(v.path, ignore_errors=True)  # an unsealed version is never resolved anyway
+        raise
+    for a in aliases:
+        reg.set_alias(model, a, v.version)
+    msg = ""
+    if link_wandb:
+        from nasforge.platform.registry.wandb_link import link_on_promotion
+
+        msg = link_on_promotion(v, meta, aliases)
+    return Promotion(version=v, meta=meta, aliases=aliases, wandb_message=msg)
+
+
+# ----------------------------------------------------------------------------- load
+def load_version(ref: str, registry: str | os.PathLike | None = None, map_location: str = "cpu"):
+    """(module in eval mode, Version) for ``MODEL[:VERSION|:ALIAS]``, integrity checked."""
+    import torch
+
+    v = Registry(registry).resolve(ref)
+    v.verify()
+    meta = v.meta()
+    with open(os.path.join(v.path, GENOTYPE)) as f:
+        genotype = json.load(f)
+    net = _build(meta, genotype)
+    state = torch.load(os.path.join(v.path, WEIGHTS), map_location=map_location, weights_only=True)
+    net.load_state_dict(state, strict=True)
+    net.eval()
+    return net, v
+
+
+def load(ref: str, registry: str | os.PathLike | None = None, map_location: str = "cpu"):
+    """The ``nn.Module`` of ``MODEL[:VERSION|:ALIAS]`` rebuilt from its genotype, in eval mode.
+    Inputs are what the data module feeds: pixels scaled to [0, 1] then normalised with the
+    ``preprocessing`` mean/std recorded in the version's model.json."""
+    return load_version(ref, registry, map_location)[0]
+
+
+def evaluate(ref: str, registry: str | os.PathLike | None = None, data_path: str | None = None) -> dict[str, float]:
+    """Validate a registered model with the sweep's own task and data module (same seeded split,
+    same ``limit_val_batches``); returns the logged ``val/*`` metrics."""
+    from nasforge.platform.engine.assembly import create_module, validation_trainer
+    from nasforge.platform.engine.trial import quiet_libraries
+    from nasforge.tasks.task_factory import TASKS
+
+    quiet_libraries()  # no GPU/TPU banners or third-party deprecation notices for one validation
+    net, v = load_version(ref, registry)
+    meta = v.meta()
+    dm = create_datamodule(meta, data_path)
+    module = create_module(TASKS[meta["task"]["name"]], net, meta["num_classes"], meta["task"]["options"])
+    trainer = validation_trainer(meta["trainer"].get("limit_val_batches"))
+    out = trainer.validate(module, datamodule=dm, verbose=False)
+    return {k: float(v_) for k, v_ in out[0].items()}
