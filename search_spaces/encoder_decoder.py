@@ -5,10 +5,11 @@ The encoder returns feature maps at increasing strides: either a timm backbone b
 or the built-in U-Net encoder (Ronneberger et al. 2015: two 3x3 conv-BN-ReLU per level and 2x2
 max-pooling between levels; strides 1, 2, 4, 8, 16). The decoder walks back up through
 ``len(stages)`` stages; stage ``j`` upsamples the running map to the next shallower skip's size,
-optionally passes the skip through an attention gate (Attention U-Net, Oktay et al. 2018) gated
-by the running map, concatenates, applies two 3x3 conv-BN-ReLU to the stage's width and then an
+optionally passes the skip through an attention gate (Attention U-Net, Oktay et al. 2018) or
+PAN's Global Attention Upsample (Li et al. 2018) driven by the running map, concatenates, applies two 3x3 conv-BN-ReLU to the stage's width and then an
 optional channel/spatial attention block from timm's ``create_attn`` (se, eca, cbam, gc, ...).
-A 1x1 head gives the class logits, upsampled bilinearly to the input size, so any (H, W) works.
+Optionally PAN's Feature Pyramid Attention sits on the encoder's deepest map (the bottleneck),
+before the decoder. A 1x1 head gives the class logits, upsampled bilinearly to the input size, so any (H, W) works.
 Variants are data (`EncDecConfig`), handed to one builder.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention_gate import AttentionGate
+from .create_attn import create_attn, create_skip_attn
 
 BUILTIN_ENCODER = "unet"
 
@@ -29,6 +30,7 @@ class StageConfig:
     width: int  # output channels of the stage
     gate: bool  # attention gate on the skip connection
     attn: str  # "none" or a timm create_attn name
+    gau: bool = False  # PAN's Global Attention Upsample on the skip connection (instead of a gate)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class EncDecConfig:
     encoder: str  # "unet" or a timm model name
     stages: tuple[StageConfig, ...]  # deepest first
     unet_width: int = 16  # first-level width of the built-in encoder
+    bottleneck: str = "none"  # "none" or "fpa" (PAN's Feature Pyramid Attention on the deepest map)
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
@@ -86,18 +89,15 @@ def create_encoder(name: str, in_channels: int, levels: int, unet_width: int = 1
 
 
 def create_block_attention(name: str, channels: int) -> nn.Module:
-    """timm's channel/spatial attention block by name; "none" is the identity."""
-    if name == "none":
-        return nn.Identity()
-    from timm.layers import create_attn
-
-    return create_attn(name, channels)
+    """An attention block by name (`create_attn`: nasforge's, then timm's); "none" is the identity."""
+    return create_attn(name, channels) or nn.Identity()
 
 
 class DecoderStage(nn.Module):
     def __init__(self, in_channels: int, skip_channels: int, cfg: StageConfig):
         super().__init__()
-        self.gate = AttentionGate(skip_channels, in_channels) if cfg.gate else None
+        skip_attn = "gau" if cfg.gau else "ag" if cfg.gate else "none"
+        self.gate = create_skip_attn(skip_attn, skip_channels, in_channels)
         self.convs = nn.Sequential(conv_bn_relu(in_channels + skip_channels, cfg.width),
                                    conv_bn_relu(cfg.width, cfg.width))
         self.attn = create_block_attention(cfg.attn, cfg.width)
@@ -117,6 +117,7 @@ class EncoderDecoderNet(nn.Module):
         self.cfg = cfg
         levels = len(cfg.stages) + 1
         self.encoder, channels = create_encoder(cfg.encoder, in_channels, levels, cfg.unet_width)
+        self.bottleneck = create_block_attention(cfg.bottleneck, channels[-1])
         stages, c = [], channels[-1]
         for j, st in enumerate(cfg.stages):
             skip_c = channels[-2 - j]
@@ -127,7 +128,7 @@ class EncoderDecoderNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)  # shallow to deep, len(stages) + 1 maps
-        y = feats[-1]
+        y = self.bottleneck(feats[-1])
         for j, stage in enumerate(self.decoder):
             y = stage(y, feats[-2 - j])
         logits = self.head(y)  # (B, K, H/s, W/s), s = stride of the shallowest skip

@@ -100,18 +100,33 @@ def block_out_channels(block) -> int:
     return int(last_bn.num_features)
 
 
-def set_attention(block, name: str, reduction: int | None = None) -> None:
-    """Put timm's ``create_attn(name, channels, ...)`` in the block's attention slot
-    (``block.se``; ``none`` empties it). ``reduction`` r sets ``rd_ratio = 1/r`` with
-    ``rd_divisor = 1``, so the bottleneck is exactly ``channels // r`` wide (at least 1)."""
-    from timm.layers import create_attn
+def set_attention(block, name: str, reduction: int | None = None, **options) -> None:
+    """Put ``create_attn(name, channels, ...)`` (nasforge's blocks, then timm's) in the block's
+    attention slot (``block.se``; ``none`` empties it). ``reduction`` r sets ``rd_ratio = 1/r``
+    with ``rd_divisor = 1``, so the bottleneck is exactly ``channels // r`` wide (at least 1);
+    ``options`` go to the block as they are (e.g. residual attention's ``depth``)."""
+    from .create_attn import create_attn
 
     channels = block_out_channels(block)
     if name == "none":
         block.se = None
         return
-    kwargs = {} if reduction is None else {"rd_ratio": 1.0 / reduction, "rd_divisor": 1}
+    kwargs = dict(options) if reduction is None else {"rd_ratio": 1.0 / reduction, "rd_divisor": 1, **options}
     block.se = create_attn(name, channels, **kwargs)
+
+
+def set_stn_stem(model) -> None:
+    """Put a spatial transformer (Jaderberg et al. 2015) in front of the stem's first conv:
+    ``model.conv1`` becomes ``Sequential(stn=SpatialTransformer(in_chans), conv=conv1)``. Call it
+    after `finish`, so the transformer keeps its identity start."""
+    from collections import OrderedDict
+
+    from torch import nn
+
+    from .create_attn import create_attn
+
+    conv = model.conv1[0] if isinstance(model.conv1, nn.Sequential) else model.conv1  # timm's deep stem
+    model.conv1 = nn.Sequential(OrderedDict(stn=create_attn("stn", int(conv.in_channels)), conv=model.conv1))
 
 
 def set_dilation(block, dilation: int) -> None:

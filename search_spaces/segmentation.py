@@ -7,14 +7,18 @@ What is searched, per sample:
 * ``encdec/unet/width`` - the built-in encoder's first-level width (only when it is chosen);
 * ``encdec/decoder/width`` - the decoder width ``w``: stage j (deepest first) has ``w * 2**(n-j)``
   channels, so the shallowest stage has ``w``;
-* ``encdec/stage<j>/gate`` - an attention gate on stage j's skip connection (Attention U-Net,
-  Oktay et al. 2018) or none;
+* ``encdec/bottleneck`` - PAN's Feature Pyramid Attention on the encoder's deepest map (``fpa``,
+  Li et al., BMVC 2018) or none; a decision only when the ``bottlenecks`` option lists more than
+  ``none``;
+* ``encdec/stage<j>/gate`` - an attention gate on stage j's skip connection (``ag``: Attention
+  U-Net, Oktay et al. 2018), PAN's Global Attention Upsample (``gau``, not among the default
+  choices) or none;
 * ``encdec/stage<j>/attn`` - the attention block after stage j's convolutions (timm's
   create_attn names: se = Squeeze-and-Excitation, eca = ECA-Net, cbam = CBAM, gc = GCNet), or none.
 
 Stage 1 is the deepest decoder stage (next to the bottleneck), stage ``stages`` the shallowest.
 Options choose the choices: ``encoders``, ``unet_widths``, ``widths``, ``gates``, ``attns``,
-``stages`` (decoder stages, 1-4). The network (`encoder_decoder.EncoderDecoderNet`) returns
+``bottlenecks`` (default [none]), ``stages`` (decoder stages, 1-4). The network (`encoder_decoder.EncoderDecoderNet`) returns
 ``(B, num_classes, H, W)`` logits for any input size. Pretrained weights are not used
 (nothing is downloaded).
 
@@ -34,7 +38,9 @@ from .space import Categorical, Dim, SampleValidationError, Space
 
 DEFAULT_ENCODERS = ("unet", "resnet10t", "resnet18", "mobilenetv3_small_100")
 ATTENTIONS = ("none", "se", "eca", "cbam", "gc")
-GATES = ("none", "ag")
+GATES = ("none", "ag")  # the default choices; VALID_GATES adds PAN's GAU
+VALID_GATES = ("none", "ag", "gau")
+BOTTLENECKS = ("none", "fpa")
 
 
 @register_space
@@ -47,12 +53,14 @@ class EncoderDecoderSpace(Space):
 
     def __init__(self, encoders: Sequence[str] = DEFAULT_ENCODERS, unet_widths: Sequence[int] = (8, 16, 32),
                  widths: Sequence[int] = (8, 16, 32), gates: Sequence[str] = GATES,
-                 attns: Sequence[str] = ATTENTIONS, stages: int = 4):
+                 attns: Sequence[str] = ATTENTIONS, stages: int = 4, bottlenecks: Sequence[str] = ("none",)):
         if not 1 <= int(stages) <= 4:
             raise ValueError(f"encdec.stages must be in 1..4 (the encoders have 5 levels), got {stages}")
         for g in gates:
-            if g not in GATES:
-                raise ValueError(f"encdec.gates: unknown gate {g!r}; valid: {', '.join(GATES)}")
+            if g not in VALID_GATES:
+                raise ValueError(f"encdec.gates: unknown gate {g!r}; valid: {', '.join(VALID_GATES)}")
+        if not bottlenecks or any(b not in BOTTLENECKS for b in bottlenecks):
+            raise ValueError(f"encdec.bottlenecks: give some of {', '.join(BOTTLENECKS)}, got {list(bottlenecks)}")
         for a in attns:
             if a not in ATTENTIONS:
                 raise ValueError(f"encdec.attns: unknown attention {a!r}; valid: {', '.join(ATTENTIONS)}")
@@ -62,7 +70,7 @@ class EncoderDecoderSpace(Space):
         if not encoders or any(not isinstance(e, str) or not e for e in encoders):
             raise ValueError(f"encdec.encoders: give a list of encoder names, got {list(encoders)}")
         super().__init__(encoders=list(encoders), unet_widths=list(unet_widths), widths=list(widths),
-                         gates=list(gates), attns=list(attns), stages=int(stages))
+                         gates=list(gates), attns=list(attns), stages=int(stages), bottlenecks=list(bottlenecks))
 
     def dimensions(self) -> list[Dim]:
         o = self.options
@@ -72,11 +80,14 @@ class EncoderDecoderSpace(Space):
             dims.append(Categorical("encdec/unet/width", choices=tuple(o["unet_widths"]),
                                     when={"encdec/encoder": "unet"},
                                     description="first-level width of the built-in U-Net encoder"))
+        if o["bottlenecks"] != ["none"]:
+            dims.append(Categorical("encdec/bottleneck", choices=tuple(o["bottlenecks"]),
+                                    description="attention on the encoder's deepest map (PAN's FPA, Li et al. 2018)"))
         dims.append(Categorical("encdec/decoder/width", choices=tuple(o["widths"]),
                                 description="width of the shallowest decoder stage (doubles per stage deeper)"))
         for j in range(1, o["stages"] + 1):
             dims.append(Categorical(f"encdec/stage{j}/gate", choices=tuple(o["gates"]),
-                                    description="attention gate on the skip connection (Oktay et al. 2018)"))
+                                    description="skip attention: gate (Oktay et al. 2018) or GAU (Li et al. 2018)"))
             dims.append(Categorical(f"encdec/stage{j}/attn", choices=tuple(o["attns"]),
                                     description="attention block after the stage's convolutions"))
         return dims
@@ -89,11 +100,12 @@ class EncoderDecoderSpace(Space):
         n, w = self.options["stages"], s["encdec/decoder/width"]
         stages = tuple(
             StageConfig(width=w * 2 ** (n - j), gate=s[f"encdec/stage{j}/gate"] == "ag",
-                        attn=s[f"encdec/stage{j}/attn"])
+                        attn=s[f"encdec/stage{j}/attn"], gau=s[f"encdec/stage{j}/gate"] == "gau")
             for j in range(1, n + 1)
         )
         return EncDecConfig(encoder=s["encdec/encoder"], stages=stages,
-                            unet_width=s.get("encdec/unet/width", 16))
+                            unet_width=s.get("encdec/unet/width", 16),
+                            bottleneck=s.get("encdec/bottleneck", self.options["bottlenecks"][0]))
 
     def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
         from .encoder_decoder import EncoderDecoderNet
@@ -112,9 +124,11 @@ class EncoderDecoderSpace(Space):
         cfg = self.config(sample)
         n = len(cfg.stages)
         base = 1 if cfg.encoder == "unet" else 2  # stride of the shallowest encoder map
-        rows = [[f"stage{j + 1}", f"1/{base * 2 ** (n - 1 - j)}", "gate" if st.gate else "-",
+        rows = [[f"stage{j + 1}", f"1/{base * 2 ** (n - 1 - j)}", "GAU" if st.gau else "gate" if st.gate else "-",
                  str(st.width), st.attn if st.attn != "none" else "-"]
                 for j, st in enumerate(cfg.stages)]
+        if cfg.bottleneck != "none":  # the encoder's deepest map, before decoder stage 1
+            rows.insert(0, ["bottleneck", f"1/{base * 2 ** n}", "-", "-", cfg.bottleneck.upper()])
         enc = cfg.encoder + (f" (width {cfg.unet_width})" if cfg.encoder == "unet" else "")
         return draw_stage_table(["decoder stage", "resolution", "skip", "width", "attention"], rows, path,
                                 f"encdec: encoder {enc}")
