@@ -19,6 +19,7 @@ last line comparing every variant with its part's baseline (none) in the same ru
 The figures in the papers (residual attention: 3.90 % CIFAR-10 error for Attention-92; PAN:
 84.0 % mIoU on VOC 2012) are GPU-scale anchors, not targets for a run of a few minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,12 @@ def cifar_sample(v: dict) -> dict:
 
 
 def isbi_sample(v: dict) -> dict:
-    s = {"encdec/encoder": "unet", "encdec/unet/width": 8, "encdec/bottleneck": v["bottleneck"],
-         "encdec/decoder/width": 8}
+    s = {
+        "encdec/encoder": "unet",
+        "encdec/unet/width": 8,
+        "encdec/bottleneck": v["bottleneck"],
+        "encdec/decoder/width": 8,
+    }
     for j in range(1, 5):
         s[f"encdec/stage{j}/gate"] = v["gate"]
         s[f"encdec/stage{j}/attn"] = "none"
@@ -71,8 +76,16 @@ def isbi_sample(v: dict) -> dict:
 def _trainer(epochs: int):
     import lightning as L
 
-    return L.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    return L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
 
 
 def run_cifar(name: str, seed: int, args, data_path: str) -> dict:
@@ -83,20 +96,33 @@ def run_cifar(name: str, seed: int, args, data_path: str) -> dict:
     from nasforge.tasks.cifar10 import CIFAR10DataModule
     from nasforge.tasks.classification import ClassificationTask
 
-    space = create_space("attention", layers=[1, 1, 1, 1], width=args.width, choices=["none", "se", "cbam", "ra"],
-                         stn=[False, True])
+    space = create_space(
+        "attention",
+        layers=[1, 1, 1, 1],
+        width=args.width,
+        choices=["none", "se", "cbam", "ra"],
+        stn=[False, True],
+    )
     sample = cifar_sample(CIFAR_VARIANTS[name])
     L.seed_everything(seed, verbose=False)
-    dm = CIFAR10DataModule(path=data_path, subset=args.cifar_train, val_subset=args.cifar_val,
-                           batch_size=64, seed=seed)
+    dm = CIFAR10DataModule(
+        path=data_path, subset=args.cifar_train, val_subset=args.cifar_val, batch_size=64, seed=seed
+    )
     net = space.build(sample, dm.input_shape, dm.num_classes)
     cost = measure_cost(net, dm.input_shape, latency_runs=1, warmup_runs=0)
-    task = ClassificationTask(net, dm.num_classes, optimizer="sgd", lr=0.05, weight_decay=5e-4, warmup_epochs=0.5)
+    task = ClassificationTask(
+        net, dm.num_classes, optimizer="sgd", lr=0.05, weight_decay=5e-4, warmup_epochs=0.5
+    )
     trainer = _trainer(args.cifar_epochs)
     start = time.perf_counter()
     trainer.fit(task, datamodule=dm)
-    return {"key": space.key(sample), "score": float(trainer.callback_metrics["val/acc"]),
-            "params": cost["cost/params"], "flops": cost["cost/flops"], "seconds": time.perf_counter() - start}
+    return {
+        "key": space.key(sample),
+        "score": float(trainer.callback_metrics["val/acc"]),
+        "params": cost["cost/params"],
+        "flops": cost["cost/flops"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def run_isbi(name: str, seed: int, args, data_path: str) -> dict:
@@ -107,42 +133,76 @@ def run_isbi(name: str, seed: int, args, data_path: str) -> dict:
     from nasforge.tasks.isbi import ISBIDataModule
     from nasforge.tasks.segmentation import SegmentationTask
 
-    space = create_space("encdec", encoders=["unet"], unet_widths=[8], widths=[8], gates=["none", "ag", "gau"],
-                         attns=["none"], bottlenecks=["none", "fpa"])
+    space = create_space(
+        "encdec",
+        encoders=["unet"],
+        unet_widths=[8],
+        widths=[8],
+        gates=["none", "ag", "gau"],
+        attns=["none"],
+        bottlenecks=["none", "fpa"],
+    )
     sample = isbi_sample(ISBI_VARIANTS[name])
     L.seed_everything(seed, verbose=False)
-    dm = ISBIDataModule(path=data_path, batch_size=4, crop_size=128, repeats=args.isbi_repeats, seed=seed)
+    dm = ISBIDataModule(
+        path=data_path, batch_size=4, crop_size=128, repeats=args.isbi_repeats, seed=seed
+    )
     net = space.build(sample, dm.input_shape, dm.num_classes)
-    cost = measure_cost(net, (1, 128, 128), latency_runs=1, warmup_runs=0)  # FLOPs of a training crop
-    task = SegmentationTask(net, dm.num_classes, lr=3e-3, dice_weight=0.5, warmup_epochs=0.2, overlay_images=0)
+    cost = measure_cost(
+        net, (1, 128, 128), latency_runs=1, warmup_runs=0
+    )  # FLOPs of a training crop
+    task = SegmentationTask(
+        net, dm.num_classes, lr=3e-3, dice_weight=0.5, warmup_epochs=0.2, overlay_images=0
+    )
     trainer = _trainer(args.isbi_epochs)
     start = time.perf_counter()
     trainer.fit(task, datamodule=dm)
-    return {"key": name, "score": float(trainer.callback_metrics["val/miou"]),
-            "params": cost["cost/params"], "flops": cost["cost/flops"], "seconds": time.perf_counter() - start}
+    return {
+        "key": name,
+        "score": float(trainer.callback_metrics["val/miou"]),
+        "params": cost["cost/params"],
+        "flops": cost["cost/flops"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def summarise(part: str, name: str, runs: list[dict], metric: str, setup: dict) -> dict:
     scores = [r["score"] for r in runs]
-    return {"what": f"attention_blocks/{part}", "variant": name, "key": runs[0]["key"], "metric": metric,
-            "mean": round(statistics.mean(scores), 4),
-            "std": round(statistics.stdev(scores), 4) if len(scores) > 1 else 0.0,
-            "per_seed": [round(s, 4) for s in scores], "params": runs[0]["params"],
-            "mflops": round(runs[0]["flops"] / 1e6, 2), "train_s": round(sum(r["seconds"] for r in runs), 1),
-            **setup}
+    return {
+        "what": f"attention_blocks/{part}",
+        "variant": name,
+        "key": runs[0]["key"],
+        "metric": metric,
+        "mean": round(statistics.mean(scores), 4),
+        "std": round(statistics.stdev(scores), 4) if len(scores) > 1 else 0.0,
+        "per_seed": [round(s, 4) for s in scores],
+        "params": runs[0]["params"],
+        "mflops": round(runs[0]["flops"] / 1e6, 2),
+        "train_s": round(sum(r["seconds"] for r in runs), 1),
+        **setup,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--cifar-train", type=int, default=2000, help="training images (a seeded subset)")
-    ap.add_argument("--cifar-val", type=int, default=1000, help="validation images (a seeded subset)")
+    ap.add_argument(
+        "--cifar-train", type=int, default=2000, help="training images (a seeded subset)"
+    )
+    ap.add_argument(
+        "--cifar-val", type=int, default=1000, help="validation images (a seeded subset)"
+    )
     ap.add_argument("--cifar-epochs", type=int, default=4)
-    ap.add_argument("--width", type=int, default=16, help="ResNet stage-1 width (doubled per stage)")
+    ap.add_argument(
+        "--width", type=int, default=16, help="ResNet stage-1 width (doubled per stage)"
+    )
     ap.add_argument("--isbi-epochs", type=int, default=3)
     ap.add_argument("--isbi-repeats", type=int, default=4, help="128x128 crops per image per epoch")
     ap.add_argument("--only", choices=["cifar", "isbi"])
-    ap.add_argument("--data", default=os.environ.get("NASFORGE_DATA") or os.path.join(REPO, "..", "shared", "data"))
+    ap.add_argument(
+        "--data",
+        default=os.environ.get("NASFORGE_DATA") or os.path.join(REPO, "..", "shared", "data"),
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -153,17 +213,44 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     parts = []
     if args.only in (None, "cifar"):
-        parts.append(("cifar10", CIFAR_VARIANTS, run_cifar, os.path.join(args.data, "cifar10-jpeg.zip"), "val/acc",
-                      {"train_images": args.cifar_train, "val_images": args.cifar_val, "epochs": args.cifar_epochs,
-                       "network": f"ResNet [1,1,1,1] width {args.width}, CIFAR stem"}))
+        parts.append(
+            (
+                "cifar10",
+                CIFAR_VARIANTS,
+                run_cifar,
+                os.path.join(args.data, "cifar10-jpeg.zip"),
+                "val/acc",
+                {
+                    "train_images": args.cifar_train,
+                    "val_images": args.cifar_val,
+                    "epochs": args.cifar_epochs,
+                    "network": f"ResNet [1,1,1,1] width {args.width}, CIFAR stem",
+                },
+            )
+        )
     if args.only in (None, "isbi"):
-        parts.append(("isbi", ISBI_VARIANTS, run_isbi, os.path.join(args.data, "isbi2012-membrane.zip"), "val/miou",
-                      {"train_images": 24, "val_images": 6, "epochs": args.isbi_epochs, "crops_per_image": args.isbi_repeats,
-                       "network": "U-Net encoder width 8, decoder width 8, 4 stages"}))
+        parts.append(
+            (
+                "isbi",
+                ISBI_VARIANTS,
+                run_isbi,
+                os.path.join(args.data, "isbi2012-membrane.zip"),
+                "val/miou",
+                {
+                    "train_images": 24,
+                    "val_images": 6,
+                    "epochs": args.isbi_epochs,
+                    "crops_per_image": args.isbi_repeats,
+                    "network": "U-Net encoder width 8, decoder width 8, 4 stages",
+                },
+            )
+        )
     comparison = {}
     for part, variants, run, path, metric, setup in parts:
         if not os.path.exists(path):
-            print(json.dumps({"what": f"attention_blocks/{part}", "error": f"data not found: {path}"}))
+            print(
+                json.dumps({"what": f"attention_blocks/{part}", "error": f"data not found: {path}"})
+            )
             return 1
         rows = {}
         for name in variants:
@@ -171,10 +258,19 @@ def main(argv: list[str] | None = None) -> int:
             rows[name] = summarise(part, name, runs, metric, {**setup, "seeds": args.seeds})
             print(json.dumps(rows[name]), flush=True)
         base = rows["none"]
-        comparison[part] = {n: {"delta_vs_none": round(r["mean"] - base["mean"], 4),
-                                "params_x": round(r["params"] / base["params"], 3),
-                                "flops_x": round(r["mflops"] / base["mflops"], 3)} for n, r in rows.items()}
-    print(json.dumps({"what": "attention_blocks/summary", "seeds": args.seeds, "threads": 1, **comparison}))
+        comparison[part] = {
+            n: {
+                "delta_vs_none": round(r["mean"] - base["mean"], 4),
+                "params_x": round(r["params"] / base["params"], 3),
+                "flops_x": round(r["mflops"] / base["mflops"], 3),
+            }
+            for n, r in rows.items()
+        }
+    print(
+        json.dumps(
+            {"what": "attention_blocks/summary", "seeds": args.seeds, "threads": 1, **comparison}
+        )
+    )
     return 0
 
 

@@ -27,8 +27,8 @@ of stage 1, doubled per stage; default 64), ``block`` (basic | bottleneck), ``st
 cifar | imagenet; auto picks the CIFAR stem for inputs of 64 pixels or less), ``choices``,
 ``reductions`` (default [4, 8, 16]), ``per_block`` (default false), ``mask_depths`` (residual
 attention's down-sampling steps, default [1, 2, 3]), ``stn`` (the choices of ``stem/stn``;
-default [false]: no such decision). ``ra`` is not among the default choices. This space does not change
-depth or width; `reallocation` searches depths.
+default [false]: no such decision). ``ra`` is not among the default choices. This space does not
+change depth or width; `reallocation` searches depths.
 """
 from __future__ import annotations
 
@@ -89,13 +89,15 @@ class AttentionSpace(Space):
         if not isinstance(per_block, bool):
             raise ValueError(f"attention.per_block: expected true or false, got {per_block!r}")
         mask_depths = list(mask_depths)
-        if not mask_depths or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in mask_depths):
+        if not mask_depths or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
+                                  for d in mask_depths):
             raise ValueError(f"attention.mask_depths: give integers >= 1, got {mask_depths}")
         stn = list(stn)
         if not stn or any(not isinstance(v, bool) for v in stn) or len(set(stn)) != len(stn):
             raise ValueError(f"attention.stn: give [false], [true] or [false, true], got {stn}")
         super().__init__(layers=layers, width=width, block=block, stem=stem, choices=choices,
-                         reductions=reductions, per_block=per_block, mask_depths=mask_depths, stn=stn)
+                         reductions=reductions, per_block=per_block, mask_depths=mask_depths,
+                         stn=stn)
 
     # -- the declaration --------------------------------------------------------------------
     def units(self) -> list[tuple[int, int | None, str]]:
@@ -110,8 +112,9 @@ class AttentionSpace(Space):
         reducible = [c for c in o["choices"] if has_reduction(c)]
         dims: list[Dim] = []
         if self.searches_stn():
-            dims.append(Categorical("stem/stn", choices=tuple(o["stn"]),
-                                    description="a spatial transformer in front of the stem (Jaderberg et al. 2015)"))
+            dims.append(Categorical(
+                "stem/stn", choices=tuple(o["stn"]),
+                description="a spatial transformer in front of the stem (Jaderberg et al. 2015)"))
         for _s, _b, prefix in self.units():
             dims.append(Categorical(f"{prefix}/attn", choices=tuple(o["choices"]),
                                     description="attention module at the end of the residual branch"))
@@ -122,7 +125,7 @@ class AttentionSpace(Space):
             if "ra" in o["choices"]:
                 dims.append(Categorical(f"{prefix}/mask_depth", choices=tuple(o["mask_depths"]),
                                         when={f"{prefix}/attn": "ra"},
-                                        description="down-sampling steps of residual attention's mask branch"))
+                                        description="down-sampling steps of the ra mask branch"))
         return dims
 
     def searches_stn(self) -> bool:
@@ -131,8 +134,8 @@ class AttentionSpace(Space):
 
     def size(self) -> float:
         o = self.options
-        per_unit = sum(len(o["reductions"]) if has_reduction(c) else len(o["mask_depths"]) if c == "ra" else 1
-                       for c in o["choices"])
+        per_unit = sum(len(o["reductions"]) if has_reduction(c)
+                       else len(o["mask_depths"]) if c == "ra" else 1 for c in o["choices"])
         return float(len(o["stn"]) * per_unit ** len(self.units()))
 
     # -- what a sample means ----------------------------------------------------------------
@@ -175,7 +178,8 @@ class AttentionSpace(Space):
         E.g. ``se16|eca|none|cbam8``, ``stn/ra_d2|se8|none|none``."""
         s = self.validate(sample)
         opts = self.block_options(s)
-        rows = [[self._token(n, r, opts[st][b]) for b, (n, r) in enumerate(row)] for st, row in enumerate(self.plan(s))]
+        rows = [[self._token(n, r, opts[st][b]) for b, (n, r) in enumerate(row)]
+                for st, row in enumerate(self.plan(s))]
         text = "|".join(",".join(row) if self.options["per_block"] else row[0] for row in rows)
         return ("stn/" if self.stn(s) else "") + text
 
@@ -206,7 +210,9 @@ class AttentionSpace(Space):
                 return f"{name} (mask depth {options['depth']})"
             return name if r is None else f"{name} (r={r})"
 
-        rows = [["stem", "-", "-", "spatial transformer" if self.stn(sample) else "-"]] if self.searches_stn() else []
+        rows = []
+        if self.searches_stn():
+            rows.append(["stem", "-", "-", "spatial transformer" if self.stn(sample) else "-"])
         for st, row in enumerate(plan):
             cells = [text(n, r, opts[st][b]) for b, (n, r) in enumerate(row)]
             rows.append([f"stage {st + 1}", str(len(row)), str(channels[st]),

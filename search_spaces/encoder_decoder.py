@@ -6,10 +6,11 @@ or the built-in U-Net encoder (Ronneberger et al. 2015: two 3x3 conv-BN-ReLU per
 max-pooling between levels; strides 1, 2, 4, 8, 16). The decoder walks back up through
 ``len(stages)`` stages; stage ``j`` upsamples the running map to the next shallower skip's size,
 optionally passes the skip through an attention gate (Attention U-Net, Oktay et al. 2018) or
-PAN's Global Attention Upsample (Li et al. 2018) driven by the running map, concatenates, applies two 3x3 conv-BN-ReLU to the stage's width and then an
-optional channel/spatial attention block from timm's ``create_attn`` (se, eca, cbam, gc, ...).
-Optionally PAN's Feature Pyramid Attention sits on the encoder's deepest map (the bottleneck),
-before the decoder. A 1x1 head gives the class logits, upsampled bilinearly to the input size, so any (H, W) works.
+PAN's Global Attention Upsample (Li et al. 2018) driven by the running map, concatenates,
+applies two 3x3 conv-BN-ReLU to the stage's width and then an optional channel/spatial
+attention block (``create_attn``: timm's se, eca, cbam, gc, ...). Optionally PAN's Feature
+Pyramid Attention sits on the encoder's deepest map (the bottleneck), before the decoder.
+A 1x1 head gives the class logits, upsampled bilinearly to the input size, so any (H, W) works.
 Variants are data (`EncDecConfig`), handed to one builder.
 """
 from __future__ import annotations
@@ -89,7 +90,7 @@ def create_encoder(name: str, in_channels: int, levels: int, unet_width: int = 1
 
 
 def create_block_attention(name: str, channels: int) -> nn.Module:
-    """An attention block by name (`create_attn`: nasforge's, then timm's); "none" is the identity."""
+    """An attention block by name (`create_attn`: ours, then timm's); "none" is the identity."""
     return create_attn(name, channels) or nn.Identity()
 
 

@@ -52,7 +52,8 @@ class FeaturePyramidAttention(nn.Module):
         self.context = nn.Conv2d(channels, out, 1)  # on the pooled (B, C, 1, 1) vector: no BN
         k1, k2, k3 = self.KERNELS
         # bottom-up: each scale's first conv reads the pooled finer map, its second refines it
-        self.down = nn.ModuleList([conv_relu(channels, 1, k1), conv_relu(1, 1, k2), conv_relu(1, 1, k3)])
+        self.down = nn.ModuleList([conv_relu(channels, 1, k1), conv_relu(1, 1, k2),
+                                   conv_relu(1, 1, k3)])
         self.refine = nn.ModuleList([conv_relu(1, 1, k1), conv_relu(1, 1, k2), conv_relu(1, 1, k3)])
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,7 +75,7 @@ class GlobalAttentionUpsample(nn.Module):
     def __init__(self, channels: int, gate_channels: int):
         super().__init__()
         self.low = conv_bn_relu(channels, channels, 3)
-        self.weights = nn.Conv2d(gate_channels, channels, 1)  # on the pooled high-level vector: no BN
+        self.weights = nn.Conv2d(gate_channels, channels, 1)  # on the pooled vector: no BN
 
     def channel_weights(self, g: torch.Tensor) -> torch.Tensor:
         """Per-channel weights of the skip from the high-level map g: (B, C, 1, 1) in (0, 1)."""

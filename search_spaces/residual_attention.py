@@ -1,4 +1,5 @@
-"""Residual attention (Wang et al., "Residual Attention Network for Image Classification", CVPR 2017).
+"""Residual attention (Wang et al., "Residual Attention Network for Image Classification",
+CVPR 2017).
 
 An attention module has a *trunk* branch T and a *mask* branch M that reads the same features
 through a bottom-up / top-down hourglass (max-pool and residual units down ``depth`` times,
@@ -27,7 +28,7 @@ from torch import nn
 
 
 class ResidualUnit(nn.Module):
-    """The pre-activation residual unit of the paper's mask branch: x + conv(relu(bn(conv(relu(bn(x))))))."""
+    """The mask branch's pre-activation residual unit: x + conv(relu(bn(conv(relu(bn(x))))))."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -56,7 +57,8 @@ class ResidualAttention(nn.Module):
         self.skip = nn.ModuleList(ResidualUnit(channels) for _ in range(depth - 1))
         self.up = nn.ModuleList(ResidualUnit(channels) for _ in range(depth - 1))
         self.head = nn.Sequential(
-            nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 1, bias=False),
+            nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 1, bias=False),
             nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 1),
         )
 

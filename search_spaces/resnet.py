@@ -111,7 +111,9 @@ def set_attention(block, name: str, reduction: int | None = None, **options) -> 
     if name == "none":
         block.se = None
         return
-    kwargs = dict(options) if reduction is None else {"rd_ratio": 1.0 / reduction, "rd_divisor": 1, **options}
+    kwargs = dict(options)
+    if reduction is not None:
+        kwargs.update(rd_ratio=1.0 / reduction, rd_divisor=1)
     block.se = create_attn(name, channels, **kwargs)
 
 
@@ -125,8 +127,9 @@ def set_stn_stem(model) -> None:
 
     from .create_attn import create_attn
 
-    conv = model.conv1[0] if isinstance(model.conv1, nn.Sequential) else model.conv1  # timm's deep stem
-    model.conv1 = nn.Sequential(OrderedDict(stn=create_attn("stn", int(conv.in_channels)), conv=model.conv1))
+    first = model.conv1[0] if isinstance(model.conv1, nn.Sequential) else model.conv1  # deep stem
+    stn = create_attn("stn", int(first.in_channels))
+    model.conv1 = nn.Sequential(OrderedDict(stn=stn, conv=model.conv1))
 
 
 def set_dilation(block, dilation: int) -> None:

@@ -18,9 +18,9 @@ What is searched, per sample:
 
 Stage 1 is the deepest decoder stage (next to the bottleneck), stage ``stages`` the shallowest.
 Options choose the choices: ``encoders``, ``unet_widths``, ``widths``, ``gates``, ``attns``,
-``bottlenecks`` (default [none]), ``stages`` (decoder stages, 1-4). The network (`encoder_decoder.EncoderDecoderNet`) returns
-``(B, num_classes, H, W)`` logits for any input size. Pretrained weights are not used
-(nothing is downloaded).
+``bottlenecks`` (default [none]), ``stages`` (decoder stages, 1-4). The network
+(`encoder_decoder.EncoderDecoderNet`) returns ``(B, num_classes, H, W)`` logits for any input
+size. Pretrained weights are not used (nothing is downloaded).
 
 `autodeeplab`: Auto-DeepLab's network-level search (Liu et al., CVPR 2019), also here: per
 layer ``autodeeplab/layer<i>/move`` (down = half the resolution, same, up = double it; the path
@@ -53,14 +53,17 @@ class EncoderDecoderSpace(Space):
 
     def __init__(self, encoders: Sequence[str] = DEFAULT_ENCODERS, unet_widths: Sequence[int] = (8, 16, 32),
                  widths: Sequence[int] = (8, 16, 32), gates: Sequence[str] = GATES,
-                 attns: Sequence[str] = ATTENTIONS, stages: int = 4, bottlenecks: Sequence[str] = ("none",)):
+                 attns: Sequence[str] = ATTENTIONS, stages: int = 4,
+                 bottlenecks: Sequence[str] = ("none",)):
         if not 1 <= int(stages) <= 4:
             raise ValueError(f"encdec.stages must be in 1..4 (the encoders have 5 levels), got {stages}")
         for g in gates:
             if g not in VALID_GATES:
-                raise ValueError(f"encdec.gates: unknown gate {g!r}; valid: {', '.join(VALID_GATES)}")
+                raise ValueError(f"encdec.gates: unknown gate {g!r}; "
+                                 f"valid: {', '.join(VALID_GATES)}")
         if not bottlenecks or any(b not in BOTTLENECKS for b in bottlenecks):
-            raise ValueError(f"encdec.bottlenecks: give some of {', '.join(BOTTLENECKS)}, got {list(bottlenecks)}")
+            raise ValueError(f"encdec.bottlenecks: give some of {', '.join(BOTTLENECKS)}, "
+                             f"got {list(bottlenecks)}")
         for a in attns:
             if a not in ATTENTIONS:
                 raise ValueError(f"encdec.attns: unknown attention {a!r}; valid: {', '.join(ATTENTIONS)}")
@@ -70,7 +73,8 @@ class EncoderDecoderSpace(Space):
         if not encoders or any(not isinstance(e, str) or not e for e in encoders):
             raise ValueError(f"encdec.encoders: give a list of encoder names, got {list(encoders)}")
         super().__init__(encoders=list(encoders), unet_widths=list(unet_widths), widths=list(widths),
-                         gates=list(gates), attns=list(attns), stages=int(stages), bottlenecks=list(bottlenecks))
+                         gates=list(gates), attns=list(attns), stages=int(stages),
+                         bottlenecks=list(bottlenecks))
 
     def dimensions(self) -> list[Dim]:
         o = self.options
@@ -81,13 +85,14 @@ class EncoderDecoderSpace(Space):
                                     when={"encdec/encoder": "unet"},
                                     description="first-level width of the built-in U-Net encoder"))
         if o["bottlenecks"] != ["none"]:
-            dims.append(Categorical("encdec/bottleneck", choices=tuple(o["bottlenecks"]),
-                                    description="attention on the encoder's deepest map (PAN's FPA, Li et al. 2018)"))
+            dims.append(Categorical(
+                "encdec/bottleneck", choices=tuple(o["bottlenecks"]),
+                description="attention on the encoder's deepest map (PAN's FPA, Li et al. 2018)"))
         dims.append(Categorical("encdec/decoder/width", choices=tuple(o["widths"]),
                                 description="width of the shallowest decoder stage (doubles per stage deeper)"))
         for j in range(1, o["stages"] + 1):
             dims.append(Categorical(f"encdec/stage{j}/gate", choices=tuple(o["gates"]),
-                                    description="skip attention: gate (Oktay et al. 2018) or GAU (Li et al. 2018)"))
+                                    description="skip attention: gate (Oktay 2018), GAU (Li 2018)"))
             dims.append(Categorical(f"encdec/stage{j}/attn", choices=tuple(o["attns"]),
                                     description="attention block after the stage's convolutions"))
         return dims
@@ -124,8 +129,9 @@ class EncoderDecoderSpace(Space):
         cfg = self.config(sample)
         n = len(cfg.stages)
         base = 1 if cfg.encoder == "unet" else 2  # stride of the shallowest encoder map
-        rows = [[f"stage{j + 1}", f"1/{base * 2 ** (n - 1 - j)}", "GAU" if st.gau else "gate" if st.gate else "-",
-                 str(st.width), st.attn if st.attn != "none" else "-"]
+        rows = [[f"stage{j + 1}", f"1/{base * 2 ** (n - 1 - j)}",
+                 "GAU" if st.gau else "gate" if st.gate else "-", str(st.width),
+                 st.attn if st.attn != "none" else "-"]
                 for j, st in enumerate(cfg.stages)]
         if cfg.bottleneck != "none":  # the encoder's deepest map, before decoder stage 1
             rows.insert(0, ["bottleneck", f"1/{base * 2 ** n}", "-", "-", cfg.bottleneck.upper()])

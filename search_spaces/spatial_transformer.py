@@ -26,12 +26,15 @@ IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # theta = [[1, 0, 0], [0, 1, 0]]
 class SpatialTransformer(nn.Module):
     def __init__(self, channels: int, width: int = 8, hidden: int = 32):
         super().__init__()
-        self.localization = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
+        self.localization = nn.Sequential(  # (B, C, H, W) -> (B, 2 * width * 16)
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, ceil_mode=True),
             nn.AdaptiveAvgPool2d(4), nn.Flatten(),
         )
-        self.fc = nn.Sequential(nn.Linear(2 * width * 16, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 6))
+        self.fc = nn.Sequential(nn.Linear(2 * width * 16, hidden), nn.ReLU(inplace=True),
+                                nn.Linear(hidden, 6))
         self.reset_transform()
 
     def reset_transform(self) -> None:
