@@ -91,7 +91,7 @@ def _trainer(epochs: int):
 def run_cifar(name: str, seed: int, args, data_path: str) -> dict:
     import lightning as L
 
-    from nasforge.platform.cost import measure_cost
+    from nasforge.platform.engine.cost import measure_cost
     from nasforge.search_spaces import create_space
     from nasforge.tasks.cifar10 import CIFAR10DataModule
     from nasforge.tasks.classification import ClassificationTask
@@ -128,7 +128,7 @@ def run_cifar(name: str, seed: int, args, data_path: str) -> dict:
 def run_isbi(name: str, seed: int, args, data_path: str) -> dict:
     import lightning as L
 
-    from nasforge.platform.cost import measure_cost
+    from nasforge.platform.engine.cost import measure_cost
     from nasforge.search_spaces import create_space
     from nasforge.tasks.isbi import ISBIDataModule
     from nasforge.tasks.segmentation import SegmentationTask

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from arch_helpers import cifar_batch, enumerate_samples, random_samples, train_one_step
 from tiny_sweeps import REPO
 
-from nasforge.platform.cost import measure_cost
+from nasforge.platform.engine.cost import measure_cost
 from nasforge.search_spaces import SampleValidationError, create_space, diagrams
 from nasforge.search_spaces.create_attn import create_attn, create_skip_attn
 from nasforge.search_spaces.pyramid_attention import (
@@ -411,7 +411,7 @@ def test_stage_tables_draw_the_new_choices(tmp_path, monkeypatch):
 
 
 def test_sweep_files_load_and_search_the_new_choices():
-    from nasforge.platform.config import load_sweep
+    from nasforge.platform.engine.config import load_sweep
     from nasforge.search_spaces import create_composite
 
     for name, labels in (
@@ -437,8 +437,8 @@ def test_sweep_files_load_and_search_the_new_choices():
 def test_sweep_file_runs_end_to_end(name, overrides, shared_data, tmp_path):
     from pathlib import Path
 
-    from nasforge.platform.config import load_sweep
-    from nasforge.platform.sweep import run_sweep
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
 
     data = {
         "cifar10_residual_attention": "cifar10-jpeg.zip",
