@@ -431,7 +431,10 @@ def test_sweep_files_load_and_search_the_new_choices():
     "name,overrides",
     [
         ("cifar10_residual_attention", {"task.data.subset": 128, "task.data.val_subset": 128}),
-        ("isbi_pyramid_attention", {"task.data.options.repeats": 1}),
+        (
+            "isbi_pyramid_attention",
+            {"task.data.options.repeats": 1, "task.data.subset": 8, "task.data.val_subset": 2},
+        ),
     ],
 )
 def test_sweep_file_runs_end_to_end(name, overrides, shared_data, tmp_path):
