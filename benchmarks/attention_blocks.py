@@ -14,7 +14,7 @@ last line comparing every variant with its part's baseline (none) in the same ru
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/attention_blocks.py [--seeds 3]
         [--cifar-train 2000] [--cifar-val 1000] [--cifar-epochs 4] [--width 16]
-        [--isbi-epochs 3] [--isbi-repeats 4] [--only cifar|isbi]
+        [--isbi-epochs 3] [--isbi-repeats 4] [--only cifar10|isbi]
 
 The figures in the papers (residual attention: 3.90 % CIFAR-10 error for Attention-92; PAN:
 84.0 % mIoU on VOC 2012) are GPU-scale anchors, not targets for a run of a few minutes.
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--isbi-epochs", type=int, default=3)
     ap.add_argument("--isbi-repeats", type=int, default=4, help="128x128 crops per image per epoch")
-    ap.add_argument("--only", choices=["cifar", "isbi"])
+    ap.add_argument("--only", choices=["cifar10", "isbi"])
     ap.add_argument(
         "--data",
         default=os.environ.get("NASFORGE_DATA") or os.path.join(REPO, "..", "shared", "data"),
@@ -211,42 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    parts = []
-    if args.only in (None, "cifar"):
-        parts.append(
-            (
-                "cifar10",
-                CIFAR_VARIANTS,
-                run_cifar,
-                os.path.join(args.data, "cifar10-jpeg.zip"),
-                "val/acc",
-                {
-                    "train_images": args.cifar_train,
-                    "val_images": args.cifar_val,
-                    "epochs": args.cifar_epochs,
-                    "network": f"ResNet [1,1,1,1] width {args.width}, CIFAR stem",
-                },
-            )
-        )
-    if args.only in (None, "isbi"):
-        parts.append(
-            (
-                "isbi",
-                ISBI_VARIANTS,
-                run_isbi,
-                os.path.join(args.data, "isbi2012-membrane.zip"),
-                "val/miou",
-                {
-                    "train_images": 24,
-                    "val_images": 6,
-                    "epochs": args.isbi_epochs,
-                    "crops_per_image": args.isbi_repeats,
-                    "network": "U-Net encoder width 8, decoder width 8, 4 stages",
-                },
-            )
-        )
+    cifar_setup = {"train_images": args.cifar_train, "val_images": args.cifar_val,
+                   "epochs": args.cifar_epochs,
+                   "network": f"ResNet [1,1,1,1] width {args.width}, CIFAR stem"}
+    isbi_setup = {"train_images": 24, "val_images": 6, "epochs": args.isbi_epochs,
+                  "crops_per_image": args.isbi_repeats,
+                  "network": "U-Net encoder width 8, decoder width 8, 4 stages"}
+    # (part, variants, runner, data file, metric, setup recorded with each line)
+    parts = [("cifar10", CIFAR_VARIANTS, run_cifar, "cifar10-jpeg.zip", "val/acc", cifar_setup),
+             ("isbi", ISBI_VARIANTS, run_isbi, "isbi2012-membrane.zip", "val/miou", isbi_setup)]
+    parts = [p for p in parts if args.only in (None, p[0])]
     comparison = {}
-    for part, variants, run, path, metric, setup in parts:
+    for part, variants, run, data_file, metric, setup in parts:
+        path = os.path.join(args.data, data_file)
         if not os.path.exists(path):
             print(
                 json.dumps({"what": f"attention_blocks/{part}", "error": f"data not found: {path}"})
