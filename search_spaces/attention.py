@@ -198,6 +198,14 @@ class AttentionSpace(Space):
             resnet.set_stn_stem(model)  # after finish: the transformer starts at the identity
         return model
 
+    def build_backbone(self, sample: Mapping[str, Any], input_shape: Sequence[int]):
+        """The same ResNet without its pooling head: each stage's feature map, shallow to deep
+        (strides 4..32 with the ImageNet stem). See `backbone.py`."""
+        from .backbone import resnet_backbone
+
+        stem = resnet.resolve_stem(self.options["stem"], input_shape)
+        return resnet_backbone(self.build(sample, input_shape, 1), stem)
+
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         from .diagrams import draw_stage_table
 

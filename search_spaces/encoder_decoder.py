@@ -1,8 +1,9 @@
 """An encoder-decoder segmentation network (U-Net style) built from a config.
 
-The encoder returns feature maps at increasing strides: either a timm backbone by name with
-``features_only=True`` (strides 2, 4, 8, 16, 32; never pretrained, since nothing is downloaded)
-or the built-in U-Net encoder (Ronneberger et al. 2015: two 3x3 conv-BN-ReLU per level and 2x2
+The encoder returns feature maps at increasing strides: a timm backbone by name with
+``features_only=True`` (strides 2, 4, 8, 16, 32; never pretrained, since nothing is downloaded),
+a searched backbone handed in as a module (``encoder=``, e.g. the `attention` or `reallocation`
+space's ``build_backbone``: strides 4..32), or the built-in U-Net encoder (Ronneberger et al. 2015: two 3x3 conv-BN-ReLU per level and 2x2
 max-pooling between levels; strides 1, 2, 4, 8, 16). The decoder walks back up through
 ``len(stages)`` stages; stage ``j`` upsamples the running map to the next shallower skip's size,
 optionally passes the skip through an attention gate (Attention U-Net, Oktay et al. 2018) or
@@ -113,11 +114,22 @@ class DecoderStage(nn.Module):
 
 
 class EncoderDecoderNet(nn.Module):
-    def __init__(self, cfg: EncDecConfig, in_channels: int, num_classes: int):
+    """``encoder``, when given, replaces ``cfg.encoder``: any module returning feature maps
+    shallow to deep with a ``channels`` list, e.g. a searched `backbone.StageBackbone`
+    (``space.build_backbone``); the decoder uses its ``len(cfg.stages) + 1`` deepest maps."""
+
+    def __init__(self, cfg: EncDecConfig, in_channels: int, num_classes: int, encoder: nn.Module | None = None):
         super().__init__()
         self.cfg = cfg
         levels = len(cfg.stages) + 1
-        self.encoder, channels = create_encoder(cfg.encoder, in_channels, levels, cfg.unet_width)
+        if encoder is None:
+            self.encoder, channels = create_encoder(cfg.encoder, in_channels, levels, cfg.unet_width)
+        else:
+            channels = list(encoder.channels)
+            if len(channels) < levels:
+                raise ValueError(f"the encoder gives {len(channels)} feature maps; {len(cfg.stages)} "
+                                 f"decoder stages need {levels}")
+            self.encoder, channels = encoder, channels[-levels:]
         self.bottleneck = create_block_attention(cfg.bottleneck, channels[-1])
         stages, c = [], channels[-1]
         for j, st in enumerate(cfg.stages):
@@ -128,7 +140,7 @@ class EncoderDecoderNet(nn.Module):
         self.head = nn.Conv2d(c, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.encoder(x)  # shallow to deep, len(stages) + 1 maps
+        feats = self.encoder(x)[-(len(self.decoder) + 1):]  # shallow to deep, len(stages) + 1 maps
         y = self.bottleneck(feats[-1])
         for j, stage in enumerate(self.decoder):
             y = stage(y, feats[-2 - j])

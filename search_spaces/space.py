@@ -10,6 +10,8 @@ from that one declaration (the idea of NNI's ``Mutable.simplify()``):
 * ``space.validate(sample)``      - raises `SampleValidationError` with the reason;
 * ``space.to_json`` / ``from_json`` - a genotype that round-trips;
 * ``space.build(sample, input_shape, num_classes)`` - the network (`nn.Module`);
+* ``space.build_backbone(sample, input_shape)`` - the same network without its head, returning
+                                    each stage's feature map (conv spaces; see `backbone.py`);
 * ``space.size()``                - the number of distinct samples (``inf`` with floats).
 
 A dimension may be *conditional*: ``when={"hp/optimizer": "sgd"}`` makes it active only when
@@ -310,6 +312,12 @@ class Space:
     def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
         raise NotImplementedError(f"space {self.name!r} does not build a network")
 
+    def build_backbone(self, sample: Mapping[str, Any], input_shape: Sequence[int]):
+        """The network without its head: a `backbone.StageBackbone` returning each stage's
+        feature map, with ``channels`` and ``reductions`` known before data is read. Spaces
+        whose networks have no stages to expose raise NotImplementedError."""
+        raise NotImplementedError(f"space {self.name!r} does not build a backbone with stage features")
+
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         """Draw the architecture to ``path`` (without suffix); return the files written.
         Spaces without a picture return []."""
@@ -374,6 +382,11 @@ class CompositeSpace(Space):
         if self.arch is None:
             raise NotImplementedError(f"none of {self.name!r} builds a network")
         return self.arch.build(self.part_sample(self.arch, sample), input_shape, num_classes)
+
+    def build_backbone(self, sample, input_shape):
+        if self.arch is None:
+            raise NotImplementedError(f"none of {self.name!r} builds a network")
+        return self.arch.build_backbone(self.part_sample(self.arch, sample), input_shape)
 
     def draw(self, sample, path):
         return self.arch.draw(self.part_sample(self.arch, sample), path) if self.arch else []

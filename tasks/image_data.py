@@ -33,13 +33,14 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip_p: float, generator: torch.
     return x
 
 
-def seeded_loader(ds, shuffle: bool, batch_size: int, seed: int, num_workers: int) -> DataLoader:
+def seeded_loader(ds, shuffle: bool, batch_size: int, seed: int, num_workers: int,
+                  collate_fn=None) -> DataLoader:
     """A DataLoader whose shuffling order is a function of ``seed``; training loaders drop the
     last incomplete batch (BatchNorm on a batch of one fails)."""
     g = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
                       num_workers=num_workers, persistent_workers=num_workers > 0,
-                      drop_last=shuffle and len(ds) > batch_size)
+                      drop_last=shuffle and len(ds) > batch_size, collate_fn=collate_fn)
 
 
 class SplitDataModule(L.LightningDataModule):

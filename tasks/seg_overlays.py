@@ -84,15 +84,25 @@ class PredictionOverlays(L.Callback):
             panels.append(overlay_panel(image, mask.astype(np.int64), pred, palette, self.alpha))
             captions.append(f"val image {i}: image | truth | prediction (epoch {trainer.current_epoch})")
         pl_module.train(was_training)
-        if self.out_dir:
-            from PIL import Image
+        publish_pictures(trainer, self.out_dir, "overlays", self.key, panels, captions)
 
-            folder = os.path.join(self.out_dir, "overlays")
-            os.makedirs(folder, exist_ok=True)
-            for i, p in enumerate(panels):
-                Image.fromarray(p).save(os.path.join(folder, f"epoch{trainer.current_epoch:03d}_{i}.png"))
-        from lightning.pytorch.loggers import WandbLogger
 
-        for lg in trainer.loggers:
-            if isinstance(lg, WandbLogger):
-                lg.log_image(key=self.key, images=panels, caption=captions, step=trainer.global_step)
+def publish_pictures(trainer, out_dir: str | None, folder: str, key: str, pictures: list[np.ndarray],
+                     captions: list[str]) -> list[str]:
+    """Save (H, W, 3) uint8 pictures as ``<out_dir>/<folder>/epoch<E>_<i>.png`` and log them to
+    W&B under ``key`` when the trainer has a `WandbLogger`; return the files written."""
+    files = []
+    if out_dir:
+        from PIL import Image
+
+        where = os.path.join(out_dir, folder)
+        os.makedirs(where, exist_ok=True)
+        for i, p in enumerate(pictures):
+            files.append(os.path.join(where, f"epoch{trainer.current_epoch:03d}_{i}.png"))
+            Image.fromarray(p).save(files[-1])
+    from lightning.pytorch.loggers import WandbLogger
+
+    for lg in trainer.loggers:
+        if isinstance(lg, WandbLogger):
+            lg.log_image(key=key, images=pictures, caption=captions, step=trainer.global_step)
+    return files

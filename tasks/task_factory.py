@@ -38,6 +38,7 @@ class DatasetSpec:
     shared_file: str | None = None  # file under $NASFORGE_DATA or ../shared/data used when no path is given
     downloadable: bool = False
     default_hint: str = ""
+    checker: str | None = None  # "module:function(path)" raising ValueError for malformed data
 
     def default_path(self) -> str | None:
         return shared_file(self.shared_file) if self.shared_file else None
@@ -47,6 +48,12 @@ class DatasetSpec:
 
     def load(self):
         return _load(self.datamodule)
+
+    def check(self, path: str, options: dict) -> None:
+        """Run the data set's own check on ``path`` with the sweep's data options (raises
+        ValueError with a one-line reason)."""
+        if self.checker:
+            _load(self.checker)(path, **options)
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,16 @@ DATASETS: dict[str, DatasetSpec] = {
         "isbi", "nasforge.tasks.isbi:ISBIDataModule", needs_path=True,
         shared_file="isbi2012-membrane.zip", default_hint="the ISBI-2012 membrane folder or zip",
     ),
+    "coco": DatasetSpec(
+        "coco", "nasforge.tasks.coco_data:CocoDetectionDataModule", needs_path=True,
+        shared_file="pennfudan-ped.zip", checker="nasforge.tasks.coco_format:check_path",
+        default_hint="a folder or zip with images and a COCO annotations JSON",
+    ),
+    "pennfudan": DatasetSpec(
+        "pennfudan", "nasforge.tasks.coco_data:PennFudanDataModule", needs_path=True,
+        shared_file="pennfudan-ped.zip", checker="nasforge.tasks.coco_format:check_path",
+        default_hint="the Penn-Fudan zip (COCO format) or any COCO-format folder or zip",
+    ),
     "nb201": DatasetSpec(
         "nb201", "nasforge.tasks.tabular:TabularBenchmark", needs_path=True,
         shared_file=os.path.join("nb201", "cifar10.csv"),
@@ -96,6 +113,10 @@ TASKS: dict[str, TaskSpec] = {
     "segmentation": TaskSpec(
         "segmentation", "lightning", "nasforge.tasks.segmentation:SegmentationTask",
         datasets=("isbi", "camvid"), default_metric="val/miou",
+    ),
+    "detection": TaskSpec(
+        "detection", "lightning", "nasforge.tasks.detection:DetectionTask",
+        datasets=("pennfudan", "coco"), default_metric="val/map",
     ),
     "tabular": TaskSpec(
         "tabular", "tabular", "nasforge.tasks.tabular:TabularBenchmark",

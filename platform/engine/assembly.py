@@ -2,7 +2,8 @@
 
 `TrialAssembly(ctx, sample)` splits the task options and the searched hparams into what the
 LightningModule, the data module and the Trainer each take, then builds, in this order, the data
-module, the network (``space.build`` with the data module's input shape and classes), the task's
+module, the network (`build_network`: ``space.build`` with the data module's input shape and
+classes, or the task's head on ``space.build_backbone``), the task's
 LightningModule with the network injected, the callbacks through which search reaches training
 (metric history, NaN guard, drop-path schedule, pruning, best checkpoint, cost, the task's own),
 the W&B logger and the Trainer. The in-process trial and every DDP rank (`trial_runner.fit_trial`)
@@ -25,6 +26,19 @@ def create_module(task: Any, network: Any, num_classes: int, options: dict[str, 
         raise TrialFailed(f"task {task.name!r}: {e}") from None
 
 
+def build_network(space, sample: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, task_cls,
+                  module_options: dict[str, Any] | None = None):
+    """The network the task receives as ``network=``. A task class with
+    ``create_network(backbone, num_classes, **options)`` (detection) puts its own head on the
+    space's backbone (``space.build_backbone``: each stage's feature map, DESIGN contract 11);
+    every other task gets the space's whole network (``space.build``). A checkpoint's
+    ``network.`` weights fit what this returns."""
+    create = getattr(task_cls, "create_network", None)
+    if create is None:
+        return space.build(sample, input_shape, num_classes)
+    return create(space.build_backbone(sample, input_shape), num_classes, **dict(module_options or {}))
+
+
 def validation_trainer(limit_val_batches: Any = None):
     """A quiet CPU Trainer for one validation pass (the registry's evaluate)."""
     import lightning as L
@@ -45,7 +59,8 @@ class TrialAssembly:
 
     def network(self, dm):
         shape, classes = tuple(int(s) for s in dm.input_shape), int(dm.num_classes)
-        return self.ctx.space.build(self.sample, shape, classes)
+        return build_network(self.ctx.space, self.sample, shape, classes, self.ctx.task.load(),
+                             self.module_options)
 
     def module(self, network, dm):
         return create_module(self.ctx.task, network, dm.num_classes, self.module_options)

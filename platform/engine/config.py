@@ -177,6 +177,12 @@ def _check_names(cfg: SweepConfig) -> None:
             f"task.data.path: data set {cfg.task.data.name!r} needs a local folder or zip "
             f"(no default was found: {data.default_hint})"
         )
+    path = cfg.task.data.path or data.default_path()
+    if path is not None:
+        try:
+            data.check(path, dict(cfg.task.data.options))
+        except ValueError as e:  # a malformed data set, e.g. an annotation outside its image
+            raise ConfigError(f"task.data: {e}") from None
     if not cfg.space:
         raise ConfigError("space: list at least one space")
     for i, part in enumerate(cfg.space):

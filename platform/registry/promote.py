@@ -39,8 +39,13 @@ def create_datamodule(meta: dict[str, Any], path: str | None = None):
 def _build(meta: dict[str, Any], genotype: dict[str, Any]):
     from nasforge.search_spaces import create_composite
 
+    from nasforge.platform.engine.assembly import build_network
+    from nasforge.tasks.task_factory import TASKS
+
     space = create_composite(genotype["space"])
-    return space.build(genotype["sample"], tuple(meta["input_shape"]), int(meta["num_classes"]))
+    task = TASKS[meta["task"]["name"]].load()
+    return build_network(space, genotype["sample"], tuple(meta["input_shape"]), int(meta["num_classes"]),
+                         task, meta["task"].get("options"))
 
 
 def _network_state(checkpoint_path: str) -> dict[str, Any]:
