@@ -9,6 +9,7 @@ every epoch, so a run's pictures show the detector learning). Pictures go to
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
 
 from .seg_overlays import publish_pictures
@@ -22,12 +23,24 @@ def draw_boxes(image: torch.Tensor, truth: torch.Tensor, pred: dict[str, torch.T
     (H, W, 3) uint8 numpy picture."""
     from torchvision.utils import draw_bounding_boxes
 
-    out = draw_bounding_boxes(image, truth, colors=[TRUTH] * len(truth), width=2)
+    out = image
+    if len(truth):
+        out = draw_bounding_boxes(out, truth, colors=[TRUTH] * len(truth), width=2)
     keep = pred["scores"] >= min_score
     labels = [f"{names[int(k) - 1] if 0 < int(k) <= len(names) else int(k)} {float(s):.2f}"
               for k, s in zip(pred["labels"][keep], pred["scores"][keep])]
-    out = draw_bounding_boxes(out, pred["boxes"][keep], labels=labels, colors=[PREDICTION] * len(labels), width=2)
+    if labels:
+        out = draw_bounding_boxes(out, pred["boxes"][keep], labels=labels, colors=[PREDICTION] * len(labels),
+                                  width=2)
     return out.permute(1, 2, 0).numpy()
+
+
+def pad_to_common_size(pictures: list[np.ndarray]) -> list[np.ndarray]:
+    """Pad (H, W, 3) pictures with white to the largest height and width (W&B shows a list of
+    images of one size)."""
+    h = max(p.shape[0] for p in pictures)
+    w = max(p.shape[1] for p in pictures)
+    return [np.pad(p, ((0, h - p.shape[0]), (0, w - p.shape[1]), (0, 0)), constant_values=255) for p in pictures]
 
 
 class BoxDrawings(L.Callback):
@@ -58,4 +71,4 @@ class BoxDrawings(L.Callback):
             captions.append(f"val image {i}: truth green, predictions red (score >= {self.min_score}; "
                             f"epoch {trainer.current_epoch})")
         pl_module.train(was_training)
-        publish_pictures(trainer, self.out_dir, "boxes", self.key, pictures, captions)
+        publish_pictures(trainer, self.out_dir, "boxes", self.key, pad_to_common_size(pictures), captions)

@@ -19,7 +19,7 @@ checkpoint's ``network.`` weights are everything a registry version needs.
 Inputs are lists of images (3, H, W) in [0, 1] of any size (the detector resizes them to
 ``min_size``..``max_size`` and normalises them with ImageNet statistics) and targets
 {"boxes": (N, 4) xyxy, "labels": (N,) in 1..K}. Logged: ``train/loss`` (and FCOS's parts
-``train/loss_classifier``, ``train/loss_bbox_regression``, ``train/loss_bbox_ctrness``), and per
+``train/classification``, ``train/bbox_regression``, ``train/bbox_ctrness``), and per
 validation epoch torchmetrics' `MeanAveragePrecision` (COCO's protocol, pycocotools backend):
 ``val/map`` (IoU 0.50:0.95), ``val/map_50``, ``val/map_75``, ``val/map_small|medium|large`` and
 ``val/mar_100``. ``extra_callbacks(trial_dir)`` draws predicted boxes on a few validation images

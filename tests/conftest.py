@@ -60,6 +60,11 @@ def nb201_csv(shared_data) -> Path:
     return _data_file(shared_data, "nb201/cifar10.csv")
 
 
+@pytest.fixture(scope="session")
+def pennfudan_zip(shared_data) -> Path:
+    return _data_file(shared_data, "pennfudan-ped.zip")
+
+
 @pytest.fixture
 def run_root(tmp_path, monkeypatch) -> Path:
     """A fresh folder for sweeps' run folders; the working directory moves there too."""
