@@ -21,6 +21,7 @@ CR-NAS's anchor is +1.9 COCO AP for ResNet-50 at equal computation (Faster R-CNN
     nice -n 10 .venv/bin/python benchmarks/crnas_detection.py --trials 6 --search-epochs 2 \
         --epochs 6 --seeds 0 1 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ("val/map", "val/map_50", "val/map_75")
+ARMS = ("searched", "default", "searched_depths_d1")
 
 
 def run_search(args, root: str):
@@ -40,14 +42,22 @@ def run_search(args, root: str):
     from nasforge.platform.config import load_sweep
     from nasforge.platform.sweep import run_sweep
 
-    cfg = load_sweep(args.sweep, {"name": "crnas_search", "budget.trials": args.trials,
-                                  "trainer.max_epochs": args.search_epochs, "tracking.mode": "disabled"})
+    cfg = load_sweep(
+        args.sweep,
+        {
+            "name": "crnas_search",
+            "budget.trials": args.trials,
+            "trainer.max_epochs": args.search_epochs,
+            "tracking.mode": "disabled",
+        },
+    )
     study = run_sweep(cfg, root=root, show_progress=False)
     return cfg, study.best_trial
 
 
 def arm_samples(space, best: dict) -> dict[str, dict]:
-    """The three backbones compared: searched, default (2-2-2-2 = ResNet-18's), searched depths at dilation 1."""
+    """The backbones compared: searched, default (2-2-2-2 = ResNet-18's) and the searched depths
+    at dilation 1."""
     from nasforge.search_spaces.reallocation import DEPTHS
 
     def dilation_one(depths: str) -> dict:
@@ -57,7 +67,11 @@ def arm_samples(space, best: dict) -> dict[str, dict]:
                 sample[dim.label] = 1
         return space.validate(sample)
 
-    return {"searched": best, "default": dilation_one("2-2-2-2"), "searched_depths_d1": dilation_one(best[DEPTHS])}
+    return {
+        "searched": best,
+        "default": dilation_one("2-2-2-2"),
+        "searched_depths_d1": dilation_one(best[DEPTHS]),
+    }
 
 
 def train_arm(cfg, root: str, sample: dict, seed: int, name: str) -> dict:
@@ -73,8 +87,10 @@ def train_arm(cfg, root: str, sample: dict, seed: int, name: str) -> dict:
     start = time.perf_counter()
     fit_trial(ctx, trial, ctx.space.validate(sample), ctx.trial_dir(0))
     metrics = trial.user_attrs["metrics"]
-    return {**{k: metrics[k] for k in (*METRICS, "cost/flops", "cost/params")},
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {
+        **{k: metrics[k] for k in (*METRICS, "cost/flops", "cost/params")},
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -88,7 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search-epochs", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--root", default=None, help="run folders (default: a temporary folder)")
+    ap.add_argument(
+        "--arms",
+        nargs="+",
+        default=list(ARMS),
+        choices=ARMS,
+        help="which backbones to retrain (searched and default always)",
+    )
+    ap.add_argument(
+        "--root",
+        default=None,
+        help="run folders (default: a temporary folder); an existing "
+        "search under it is resumed or, when finished, reused",
+    )
     args = ap.parse_args(argv)
     if len(args.seeds) < 3:
         print("crnas_detection: give at least 3 seeds (--seeds) for a spread", file=sys.stderr)
@@ -103,34 +131,73 @@ def main(argv: list[str] | None = None) -> int:
 
     space = TrialContext.create(cfg, os.path.join(root, "crnas_search")).space
     best_sample = space.validate(best.user_attrs["sample"])
-    arms = arm_samples(space, best_sample)
-    print(json.dumps({"what": "crnas_detection_search", "trials": args.trials, "epochs": args.search_epochs,
-                      "best_trial": best.number, "best_val_map": best.values[0],
-                      "best_key": space.key(best_sample), "seconds": round(time.perf_counter() - t0, 1)}),
-          flush=True)
+    arms = {
+        k: v
+        for k, v in arm_samples(space, best_sample).items()
+        if k in {"searched", "default", *args.arms}
+    }
+    print(
+        json.dumps(
+            {
+                "what": "crnas_detection_search",
+                "trials": args.trials,
+                "epochs": args.search_epochs,
+                "best_trial": best.number,
+                "best_val_map": best.values[0],
+                "best_key": space.key(best_sample),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        ),
+        flush=True,
+    )
 
     cfg.trainer.max_epochs = args.epochs
     results: dict[str, list[dict]] = {}
     for name, sample in arms.items():
         same = [n for n in results if space.key(arms[n]) == space.key(sample)]
         # the same network trains to the same numbers (seeded, deterministic): not trained twice
-        runs = results[same[0]] if same else [train_arm(cfg, root, sample, seed, name) for seed in args.seeds]
+        runs = (
+            results[same[0]]
+            if same
+            else [train_arm(cfg, root, sample, seed, name) for seed in args.seeds]
+        )
         results[name] = runs
-        line = {"what": "crnas_detection_arm", "arm": name, "key": space.key(sample), "epochs": args.epochs,
-                "seeds": args.seeds, "cost/flops": runs[0]["cost/flops"], "cost/params": runs[0]["cost/params"],
-                "train_seconds": [r["seconds"] for r in runs]}
+        line = {
+            "what": "crnas_detection_arm",
+            "arm": name,
+            "key": space.key(sample),
+            "epochs": args.epochs,
+            "seeds": args.seeds,
+            "cost/flops": runs[0]["cost/flops"],
+            "cost/params": runs[0]["cost/params"],
+            "train_seconds": [r["seconds"] for r in runs],
+        }
         for m in METRICS:
             values = [r[m] for r in runs]
             line[m] = values
             line[f"{m}_mean"], line[f"{m}_std"] = mean_std(values)
         print(json.dumps(line), flush=True)
-    for name in ("searched", "searched_depths_d1"):  # (a line of zeros when the arms are one network)
+    for name in [
+        a for a in ("searched", "searched_depths_d1") if a in results
+    ]:  # zeros when one network
         diffs = [a["val/map"] - b["val/map"] for a, b in zip(results[name], results["default"])]
         mean, std = mean_std(diffs)
-        print(json.dumps({"what": "crnas_detection_diff", "compare": f"{name} - default", "metric": "val/map",
-                          "per_seed": diffs, "mean": mean, "std": std,
-                          "flops_ratio": results[name][0]["cost/flops"] / results["default"][0]["cost/flops"],
-                          "total_seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "what": "crnas_detection_diff",
+                    "compare": f"{name} - default",
+                    "metric": "val/map",
+                    "per_seed": diffs,
+                    "mean": mean,
+                    "std": std,
+                    "flops_ratio": results[name][0]["cost/flops"]
+                    / results["default"][0]["cost/flops"],
+                    "total_seconds": round(time.perf_counter() - t0, 1),
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

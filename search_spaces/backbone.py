@@ -16,6 +16,7 @@ tasks put their head on it:
 ``layer1..4``, nothing copied); with the ImageNet stem the strides are 4, 8, 16, 32, with the
 CIFAR stem 1, 2, 4, 8. This module does not build networks itself.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -29,12 +30,19 @@ from . import resnet
 class StageBackbone(nn.Module):
     """A stem followed by stages; ``forward`` returns every stage's output, shallow to deep."""
 
-    def __init__(self, stem: nn.Module, stages: Sequence[nn.Module], channels: Sequence[int],
-                 reductions: Sequence[int]):
+    def __init__(
+        self,
+        stem: nn.Module,
+        stages: Sequence[nn.Module],
+        channels: Sequence[int],
+        reductions: Sequence[int],
+    ):
         super().__init__()
         if not len(stages) == len(channels) == len(reductions):
-            raise ValueError(f"{len(stages)} stages, {len(channels)} channel counts and "
-                             f"{len(reductions)} reductions: give one of each per stage")
+            raise ValueError(
+                f"{len(stages)} stages, {len(channels)} channel counts and "
+                f"{len(reductions)} reductions: give one of each per stage"
+            )
         self.stem = stem
         self.stages = nn.ModuleList(stages)
         self.channels = [int(c) for c in channels]

@@ -1,11 +1,13 @@
 """Predicted boxes drawn on a few fixed validation images, after every validation epoch.
 
 Each picture is the image with its true boxes in green and the detector's boxes scoring at least
-``min_score`` in red, each labelled with its class and score (`torchvision.utils.draw_bounding_boxes`).
+``min_score`` in red, each labelled with its class and score
+(`torchvision.utils.draw_bounding_boxes`).
 The images are the data module's ``box_samples(n)`` (the same evenly spaced validation images
 every epoch, so a run's pictures show the detector learning). Pictures go to
 ``<trial_dir>/boxes/epoch<E>_<i>.png`` and, with a `WandbLogger`, to W&B as ``val/boxes``.
 """
+
 from __future__ import annotations
 
 import lightning as L
@@ -17,8 +19,13 @@ from .seg_overlays import publish_pictures
 TRUTH, PREDICTION = (40, 220, 40), (240, 40, 40)
 
 
-def draw_boxes(image: torch.Tensor, truth: torch.Tensor, pred: dict[str, torch.Tensor],
-               names: list[str], min_score: float = 0.3):
+def draw_boxes(
+    image: torch.Tensor,
+    truth: torch.Tensor,
+    pred: dict[str, torch.Tensor],
+    names: list[str],
+    min_score: float = 0.3,
+):
     """``image`` uint8 (3, H, W), ``truth`` (N, 4) xyxy, ``pred`` one detector output ->
     (H, W, 3) uint8 numpy picture."""
     from torchvision.utils import draw_bounding_boxes
@@ -27,11 +34,14 @@ def draw_boxes(image: torch.Tensor, truth: torch.Tensor, pred: dict[str, torch.T
     if len(truth):
         out = draw_bounding_boxes(out, truth, colors=[TRUTH] * len(truth), width=2)
     keep = pred["scores"] >= min_score
-    labels = [f"{names[int(k) - 1] if 0 < int(k) <= len(names) else int(k)} {float(s):.2f}"
-              for k, s in zip(pred["labels"][keep], pred["scores"][keep])]
+    labels = [
+        f"{names[int(k) - 1] if 0 < int(k) <= len(names) else int(k)} {float(s):.2f}"
+        for k, s in zip(pred["labels"][keep], pred["scores"][keep])
+    ]
     if labels:
-        out = draw_bounding_boxes(out, pred["boxes"][keep], labels=labels, colors=[PREDICTION] * len(labels),
-                                  width=2)
+        out = draw_bounding_boxes(
+            out, pred["boxes"][keep], labels=labels, colors=[PREDICTION] * len(labels), width=2
+        )
     return out.permute(1, 2, 0).numpy()
 
 
@@ -40,12 +50,20 @@ def pad_to_common_size(pictures: list[np.ndarray]) -> list[np.ndarray]:
     images of one size)."""
     h = max(p.shape[0] for p in pictures)
     w = max(p.shape[1] for p in pictures)
-    return [np.pad(p, ((0, h - p.shape[0]), (0, w - p.shape[1]), (0, 0)), constant_values=255) for p in pictures]
+    return [
+        np.pad(p, ((0, h - p.shape[0]), (0, w - p.shape[1]), (0, 0)), constant_values=255)
+        for p in pictures
+    ]
 
 
 class BoxDrawings(L.Callback):
-    def __init__(self, out_dir: str | None, num_images: int | None = None, min_score: float = 0.3,
-                 key: str = "val/boxes"):
+    def __init__(
+        self,
+        out_dir: str | None,
+        num_images: int | None = None,
+        min_score: float = 0.3,
+        key: str = "val/boxes",
+    ):
         self.out_dir = out_dir
         self.num_images = num_images
         self.min_score = min_score
@@ -56,7 +74,11 @@ class BoxDrawings(L.Callback):
         dm = trainer.datamodule
         if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(dm, "box_samples"):
             return
-        n = self.num_images if self.num_images is not None else pl_module.hparams.get("box_images", 4)
+        n = (
+            self.num_images
+            if self.num_images is not None
+            else pl_module.hparams.get("box_images", 4)
+        )
         samples = dm.box_samples(int(n)) if n else []
         if not samples:
             return
@@ -68,7 +90,11 @@ class BoxDrawings(L.Callback):
             pred = pl_module([image.to(pl_module.device, torch.float32) / 255.0])[0]
             pred = {k: v.cpu() for k, v in pred.items()}
             pictures.append(draw_boxes(image, boxes, pred, names, self.min_score))
-            captions.append(f"val image {i}: truth green, predictions red (score >= {self.min_score}; "
-                            f"epoch {trainer.current_epoch})")
+            captions.append(
+                f"val image {i}: truth green, predictions red (score >= {self.min_score}; "
+                f"epoch {trainer.current_epoch})"
+            )
         pl_module.train(was_training)
-        publish_pictures(trainer, self.out_dir, "boxes", self.key, pad_to_common_size(pictures), captions)
+        publish_pictures(
+            trainer, self.out_dir, "boxes", self.key, pad_to_common_size(pictures), captions
+        )

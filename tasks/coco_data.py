@@ -19,6 +19,7 @@ images keep their own sizes; the detector batches and normalises them itself.
 the annotations file's ``categories`` (the JSON only, no image) the first time it is asked for.
 ``input_shape`` is (3, image_size, image_size), the size the cost model measures.
 """
+
 from __future__ import annotations
 
 import io
@@ -33,7 +34,9 @@ from .coco_format import CocoSet, read_coco
 from .image_data import SplitDataModule, seeded_loader
 from .segmentation_data import shared_file
 
-Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # image (3, H, W) uint8, boxes (N, 4) xyxy, labels (N,)
+Item = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor
+]  # image (3, H, W) uint8, boxes (N, 4) xyxy, labels (N,)
 _MEMORY: dict[tuple, tuple[CocoSet, list[Item]]] = {}
 
 
@@ -49,17 +52,31 @@ def _decode(coco: CocoSet, image_size: int, max_size: int | None) -> list[Item]:
     from torchvision import tv_tensors
     from torchvision.transforms import v2
 
-    resize = v2.Compose([v2.ConvertBoundingBoxFormat("XYXY"),
-                         v2.Resize(image_size, max_size=max_size, antialias=True)])
+    resize = v2.Compose(
+        [
+            v2.ConvertBoundingBoxFormat("XYXY"),
+            v2.Resize(image_size, max_size=max_size, antialias=True),
+        ]
+    )
     items = []
     for img in coco.images:
         with Image.open(io.BytesIO(coco.read(img.file_name))) as im:
-            pixels = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
-        boxes = tv_tensors.BoundingBoxes(torch.tensor(img.boxes, dtype=torch.float32).reshape(-1, 4),
-                                         format="XYWH", canvas_size=(img.height, img.width))
+            pixels = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(
+                2, 0, 1
+            )
+        boxes = tv_tensors.BoundingBoxes(
+            torch.tensor(img.boxes, dtype=torch.float32).reshape(-1, 4),
+            format="XYWH",
+            canvas_size=(img.height, img.width),
+        )
         image, boxes = resize(tv_tensors.Image(pixels), boxes)
-        items.append((image.as_subclass(torch.Tensor), boxes.as_subclass(torch.Tensor),
-                      torch.tensor(img.labels, dtype=torch.int64)))
+        items.append(
+            (
+                image.as_subclass(torch.Tensor),
+                boxes.as_subclass(torch.Tensor),
+                torch.tensor(img.labels, dtype=torch.int64),
+            )
+        )
     return items
 
 
@@ -84,38 +101,52 @@ class DetectionImages(Dataset):
             bb = tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=tuple(image.shape[-2:]))
             img, target = self.transform(img, {"boxes": bb, "labels": labels})
             image = img.as_subclass(torch.Tensor)
-            target = {"boxes": target["boxes"].as_subclass(torch.Tensor), "labels": target["labels"]}
+            target = {
+                "boxes": target["boxes"].as_subclass(torch.Tensor),
+                "labels": target["labels"],
+            }
         return TF.to_dtype(image, torch.float32, scale=True), target
 
 
 class CocoDetectionDataModule(SplitDataModule):
     default_file: str | None = None  # file under the shared data folder (subclasses)
 
-    def __init__(self, path: str | None = None, annotations: str | None = None, image_size: int = 160,
-                 max_size: int | None = None, val_fraction: float = 0.2, subset: int | None = None,
-                 val_subset: int | None = None, num_workers: int = 0, batch_size: int = 4,
-                 augment: float = 1.0, seed: int = 0, eval_batch_size: int | None = None):
+    def __init__(
+        self,
+        path: str | None = None,
+        annotations: str | None = None,
+        image_size: int = 160,
+        max_size: int | None = None,
+        val_fraction: float = 0.2,
+        subset: int | None = None,
+        val_subset: int | None = None,
+        num_workers: int = 0,
+        batch_size: int = 4,
+        augment: float = 1.0,
+        seed: int = 0,
+        eval_batch_size: int | None = None,
+    ):
         super().__init__()
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-        if not 0.0 <= augment <= 1.0:
-            raise ValueError(f"augment must be in [0, 1], got {augment}")
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 32:
-            raise ValueError(f"image_size (the shorter side) must be an integer >= 32, got {image_size!r}")
+            raise ValueError(
+                f"image_size (the shorter side) must be an integer >= 32, got {image_size!r}"
+            )
         if max_size is not None and max_size <= image_size:
             raise ValueError(f"max_size must exceed image_size ({image_size}), got {max_size}")
-        self.path = path
+        self.set_split_options(
+            path,
+            val_fraction,
+            subset,
+            val_subset,
+            num_workers,
+            batch_size,
+            eval_batch_size,
+            augment,
+            seed,
+        )
         self.annotations = annotations
         self.image_size = image_size
         self.max_size = max_size
-        self.val_fraction = val_fraction
-        self.subset = subset
-        self.val_subset = val_subset
-        self.num_workers = num_workers
-        self.batch_size = int(batch_size)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.augment = float(augment)
-        self.seed = seed
         self.input_shape = (3, image_size, image_size)
         self._categories: list[str] | None = None
         self._val_items: list[Item] | None = None
@@ -124,9 +155,15 @@ class CocoDetectionDataModule(SplitDataModule):
     def resolve_path(self) -> str:
         path = self.path or (shared_file(self.default_file) if self.default_file else None)
         if path is None:
-            where = f"{self.default_file!r} is not under $NASFORGE_DATA or ../shared/data; " if self.default_file else ""
-            raise FileNotFoundError(f"{type(self).__name__}: no data path given; {where}pass path= "
-                                    "(a folder or zip with images and a COCO annotations file)")
+            where = (
+                f"{self.default_file!r} is not under $NASFORGE_DATA or ../shared/data; "
+                if self.default_file
+                else ""
+            )
+            raise FileNotFoundError(
+                f"{type(self).__name__}: no data path given; {where}pass path= "
+                "(a folder or zip with images and a COCO annotations file)"
+            )
         path = os.path.abspath(os.path.expanduser(path))
         if not os.path.exists(path):
             raise FileNotFoundError(f"{type(self).__name__}: {path!r} does not exist")
@@ -150,7 +187,9 @@ class CocoDetectionDataModule(SplitDataModule):
         path = self.resolve_path()
         st = os.stat(path)
         key = (path, st.st_size, int(st.st_mtime), self.annotations, self.image_size, self.max_size)
-        if key not in _MEMORY or os.path.isdir(path):  # a folder can change without its mtime changing
+        if key not in _MEMORY or os.path.isdir(
+            path
+        ):  # a folder can change without its mtime changing
             coco = read_coco(path, self.annotations)
             _MEMORY[key] = (coco, _decode(coco, self.image_size, self.max_size))
         return _MEMORY[key]
@@ -163,18 +202,26 @@ class CocoDetectionDataModule(SplitDataModule):
         from torchvision.transforms import v2
 
         a = self.augment
-        return v2.Compose([
-            v2.RandomHorizontalFlip(p=0.5 * a),
-            v2.RandomAffine(degrees=0.0, translate=(0.1 * a, 0.1 * a), scale=(1 - 0.25 * a, 1 + 0.25 * a)),
-            v2.SanitizeBoundingBoxes(min_size=2.0),  # drops boxes the zoom pushed out, with their labels
-        ])
+        return v2.Compose(
+            [
+                v2.RandomHorizontalFlip(p=0.5 * a),
+                v2.RandomAffine(
+                    degrees=0.0, translate=(0.1 * a, 0.1 * a), scale=(1 - 0.25 * a, 1 + 0.25 * a)
+                ),
+                v2.SanitizeBoundingBoxes(
+                    min_size=2.0
+                ),  # drops boxes the zoom pushed out, with their labels
+            ]
+        )
 
     def split_indices(self, coco: CocoSet) -> tuple[np.ndarray, np.ndarray]:
         ids = [img.id for img in coco.images]
         if {"train", "val"} <= set(coco.splits):
             pos = {iid: i for i, iid in enumerate(ids)}
-            return (np.array(sorted(pos[i] for i in coco.splits["train"]), dtype=int),
-                    np.array(sorted(pos[i] for i in coco.splits["val"]), dtype=int))
+            return (
+                np.array(sorted(pos[i] for i in coco.splits["train"]), dtype=int),
+                np.array(sorted(pos[i] for i in coco.splits["val"]), dtype=int),
+            )
         order = np.random.default_rng(self.seed).permutation(len(ids))
         n_val = max(1, int(round(self.val_fraction * len(ids))))
         return np.sort(order[n_val:]), np.sort(order[:n_val])
@@ -186,24 +233,33 @@ class CocoDetectionDataModule(SplitDataModule):
         self._categories = coco.categories
         tr_idx, va_idx = self.split_indices(coco)
         if self.subset is not None and self.subset < len(tr_idx):
-            pick = np.random.default_rng(self.seed + 1).choice(len(tr_idx), self.subset, replace=False)
+            pick = np.random.default_rng(self.seed + 1).choice(
+                len(tr_idx), self.subset, replace=False
+            )
             tr_idx = tr_idx[np.sort(pick)]
         if self.val_subset is not None and self.val_subset < len(va_idx):
             va_idx = va_idx[np.linspace(0, len(va_idx) - 1, self.val_subset).round().astype(int)]
-        self.train_set = DetectionImages([items[i] for i in tr_idx],
-                                         self.train_transform() if self.augment > 0 else None)
+        self.train_set = DetectionImages(
+            [items[i] for i in tr_idx], self.train_transform() if self.augment > 0 else None
+        )
         self._val_items = [items[i] for i in va_idx]
         self.val_set = DetectionImages(self._val_items)
 
     def _loader(self, ds, shuffle: bool, batch_size: int):
-        return seeded_loader(ds, shuffle, batch_size, self.seed, self.num_workers, collate_fn=collate_detection)
+        return seeded_loader(
+            ds, shuffle, batch_size, self.seed, self.num_workers, collate_fn=collate_detection
+        )
 
     # -- pictures ---------------------------------------------------------------------------
     def box_samples(self, n: int = 4) -> list[Item]:
         """``n`` fixed validation images (evenly spaced) with their true boxes, for drawings."""
         if self._val_items is None:
             self.setup("fit")
-        idx = np.unique(np.linspace(0, len(self._val_items) - 1, min(n, len(self._val_items))).round().astype(int))
+        idx = np.unique(
+            np.linspace(0, len(self._val_items) - 1, min(n, len(self._val_items)))
+            .round()
+            .astype(int)
+        )
         return [self._val_items[i] for i in idx]
 
 

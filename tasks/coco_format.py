@@ -16,6 +16,7 @@ convention: 0-based, x + w <= width). Crowd annotations (``iscrowd: 1``) are not
 and are left out. No torch here (json, zipfile and PIL's header reader only), so the sweep file
 check can run it before anything is written.
 """
+
 from __future__ import annotations
 
 import io
@@ -52,8 +53,11 @@ class CocoSet:
 
 def _opener(path: str) -> tuple[list[str], Callable[[str], bytes]]:
     if os.path.isdir(path):
-        names = [os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
-                 for d, _, fs in os.walk(path) for f in fs]
+        names = [
+            os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
+            for d, _, fs in os.walk(path)
+            for f in fs
+        ]
         return names, lambda n: open(os.path.join(path, n), "rb").read()
     if zipfile.is_zipfile(path):
         zf = zipfile.ZipFile(path)
@@ -68,7 +72,9 @@ def _find_json(path: str, names: list[str], annotations: str | None) -> str:
         return annotations
     found = sorted(n for n in names if n.lower().endswith(".json") and not n.startswith("__MACOSX"))
     if len(found) != 1:
-        what = "no .json file" if not found else f"{len(found)} .json files ({', '.join(found[:4])})"
+        what = (
+            "no .json file" if not found else f"{len(found)} .json files ({', '.join(found[:4])})"
+        )
         raise AnnotationError(f"{path}: {what}; name the COCO annotations file with annotations=")
     return found[0]
 
@@ -86,7 +92,9 @@ def _number(v) -> bool:
 
 def _check_image(where: str, entry, names: set[str], read, base: str) -> CocoImage:
     if not isinstance(entry, dict) or not {"id", "file_name", "width", "height"} <= set(entry):
-        raise AnnotationError(f"{where}: an image entry needs id, file_name, width and height, got {entry!r}"[:300])
+        raise AnnotationError(
+            f"{where}: an image entry needs id, file_name, width and height, got {entry!r}"[:300]
+        )
     iid, name, w, h = entry["id"], entry["file_name"], entry["width"], entry["height"]
     tag = f"{where}: image id {iid} ({name!r})"
     if not (_number(w) and _number(h)) or w <= 0 or h <= 0:
@@ -109,12 +117,16 @@ def _check_box(where: str, ann, images: dict[int, CocoImage], labels: dict[int, 
         raise AnnotationError(f"{where}: an annotation is an object, got {ann!r}"[:300])
     img = images.get(ann.get("image_id"))
     if img is None:
-        raise AnnotationError(f"{where}: annotation id {aid}: image_id {ann.get('image_id')!r} "
-                              "is not an image of the file")
+        raise AnnotationError(
+            f"{where}: annotation id {aid}: image_id {ann.get('image_id')!r} "
+            "is not an image of the file"
+        )
     tag = f"{where}: annotation id {aid} (image {img.id} {img.file_name!r})"
     if ann.get("category_id") not in labels:
-        raise AnnotationError(f"{tag}: unknown category_id {ann.get('category_id')!r}; "
-                              f"categories: {', '.join(map(str, labels))}")
+        raise AnnotationError(
+            f"{tag}: unknown category_id {ann.get('category_id')!r}; "
+            f"categories: {', '.join(map(str, labels))}"
+        )
     box = ann.get("bbox")
     if not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box):
         raise AnnotationError(f"{tag}: bbox must be [x, y, width, height], got {box!r}")
@@ -139,9 +151,15 @@ def read_coco(path: str, annotations: str | None = None) -> CocoSet:
         data = json.loads(read(jname))
     except ValueError as e:
         raise AnnotationError(f"{where}: not valid JSON ({e})") from None
-    missing = [k for k in ("images", "annotations", "categories") if not isinstance(data, dict) or k not in data]
+    missing = [
+        k
+        for k in ("images", "annotations", "categories")
+        if not isinstance(data, dict) or k not in data
+    ]
     if missing:
-        raise AnnotationError(f"{where}: no {', '.join(missing)} list (not a COCO annotations file)")
+        raise AnnotationError(
+            f"{where}: no {', '.join(missing)} list (not a COCO annotations file)"
+        )
     cats = data["categories"]
     if not cats or not all(isinstance(c, dict) and "id" in c and "name" in c for c in cats):
         raise AnnotationError(f"{where}: categories must be a non-empty list of {{id, name}}")
@@ -163,9 +181,17 @@ def read_coco(path: str, annotations: str | None = None) -> CocoSet:
     for split, ids in splits.items():
         unknown = [i for i in ids if i not in images]
         if unknown:
-            raise AnnotationError(f"{where}: splits.{split} lists image id {unknown[0]}, which is not an image")
-    return CocoSet(source=path, annotations=jname, images=list(images.values()),
-                   categories=[str(c["name"]) for c in cats], splits=splits, read=read)
+            raise AnnotationError(
+                f"{where}: splits.{split} lists image id {unknown[0]}, which is not an image"
+            )
+    return CocoSet(
+        source=path,
+        annotations=jname,
+        images=list(images.values()),
+        categories=[str(c["name"]) for c in cats],
+        splits=splits,
+        read=read,
+    )
 
 
 def check_path(path: str, annotations: str | None = None, **_data_options) -> None:

@@ -25,6 +25,7 @@ validation epoch torchmetrics' `MeanAveragePrecision` (COCO's protocol, pycocoto
 ``val/mar_100``. ``extra_callbacks(trial_dir)`` draws predicted boxes on a few validation images
 (`box_drawings.py`).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -40,7 +41,14 @@ from .optim import check_optimizer, configure_optimizer
 
 MAP_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
 # the module options that shape the detector (create_network) rather than the training
-DETECTOR_OPTIONS = ("fpn_channels", "min_size", "max_size", "score_thresh", "nms_thresh", "detections_per_img")
+DETECTOR_OPTIONS = (
+    "fpn_channels",
+    "min_size",
+    "max_size",
+    "score_thresh",
+    "nms_thresh",
+    "detections_per_img",
+)
 
 
 class FeaturePyramid(nn.Module):
@@ -55,21 +63,31 @@ class FeaturePyramid(nn.Module):
         super().__init__()
         channels = list(body.channels)
         if len(channels) < levels:
-            raise ValueError(f"the backbone gives {len(channels)} stage maps; the pyramid needs {levels}")
+            raise ValueError(
+                f"the backbone gives {len(channels)} stage maps; the pyramid needs {levels}"
+            )
         self.body = body
         self.levels = levels
-        self.fpn = FeaturePyramidNetwork(channels[-levels:], out_channels,
-                                         extra_blocks=LastLevelP6P7(out_channels, out_channels))
+        self.fpn = FeaturePyramidNetwork(
+            channels[-levels:], out_channels, extra_blocks=LastLevelP6P7(out_channels, out_channels)
+        )
         self.out_channels = out_channels  # read by torchvision's detectors
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        feats = self.body(x)[-self.levels:]  # shallow to deep
+        feats = self.body(x)[-self.levels :]  # shallow to deep
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
 
 
-def create_detector(backbone: nn.Module, num_classes: int, fpn_channels: int = 64, min_size: int = 160,
-                    max_size: int = 320, score_thresh: float = 0.05, nms_thresh: float = 0.6,
-                    detections_per_img: int = 100):
+def create_detector(
+    backbone: nn.Module,
+    num_classes: int,
+    fpn_channels: int = 64,
+    min_size: int = 160,
+    max_size: int = 320,
+    score_thresh: float = 0.05,
+    nms_thresh: float = 0.6,
+    detections_per_img: int = 100,
+):
     """torchvision FCOS on ``backbone`` for ``num_classes`` object classes (labels 1..K; FCOS's
     class 0, the background, is never predicted)."""
     from torchvision.models.detection import FCOS
@@ -77,10 +95,46 @@ def create_detector(backbone: nn.Module, num_classes: int, fpn_channels: int = 6
 
     pyramid = FeaturePyramid(backbone, fpn_channels)
     # one anchor point per location and level; FCOS assigns objects by size: 8..128 px at P3..P7
-    anchors = AnchorGenerator(sizes=((8,), (16,), (32,), (64,), (128,)), aspect_ratios=((1.0,),) * 5)
-    return FCOS(pyramid, num_classes=num_classes + 1, min_size=min_size, max_size=max_size,
-                anchor_generator=anchors, score_thresh=score_thresh, nms_thresh=nms_thresh,
-                detections_per_img=detections_per_img)
+    anchors = AnchorGenerator(
+        sizes=((8,), (16,), (32,), (64,), (128,)), aspect_ratios=((1.0,),) * 5
+    )
+    return FCOS(
+        pyramid,
+        num_classes=num_classes + 1,
+        min_size=min_size,
+        max_size=max_size,
+        anchor_generator=anchors,
+        score_thresh=score_thresh,
+        nms_thresh=nms_thresh,
+        detections_per_img=detections_per_img,
+    )
+
+
+class DenseDetector(nn.Module):
+    """The part of a torchvision FCOS that exports to ONNX or TorchScript: normalisation, backbone,
+    FPN and head. (B, 3, H, W) in [0, 1], already at the detector's size -> per location of every
+    pyramid level (L in all): class logits (B, L, K + 1), box regression (B, L, 4), centerness
+    (B, L, 1). Not in it (Python, torchvision's ``FCOS.postprocess_detections``): resizing the
+    image, the anchor points, decoding boxes, the score threshold and non-maximum suppression."""
+
+    output_names = ("cls_logits", "bbox_regression", "bbox_ctrness")
+    NOTE = (
+        "exported: normalisation + backbone + FPN + FCOS head (dense per-location class logits, "
+        "box regression, centerness); not exported: image resizing, anchor points, box decoding, "
+        "score threshold and NMS (torchvision FCOS.postprocess_detections)"
+    )
+
+    def __init__(self, detector: nn.Module):
+        super().__init__()
+        self.backbone = detector.backbone
+        self.head = detector.head
+        self.register_buffer("mean", torch.tensor(detector.transform.image_mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(detector.transform.image_std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        feats = list(self.backbone((x - self.mean) / self.std).values())  # P3..P7
+        out = self.head(feats)
+        return out["cls_logits"], out["bbox_regression"], out["bbox_ctrness"]
 
 
 class DetectionTask(L.LightningModule):
@@ -111,17 +165,28 @@ class DetectionTask(L.LightningModule):
         if num_classes < 1:
             raise ValueError(f"num_classes (object categories) must be >= 1, got {num_classes}")
         if not hasattr(network, "transform") or not hasattr(network, "head"):
-            raise ValueError("network must be a torchvision detector; build it from a backbone with "
-                             "DetectionTask.create_network(backbone, num_classes)")
+            raise ValueError(
+                "network must be a torchvision detector; build it from a backbone with "
+                "DetectionTask.create_network(backbone, num_classes)"
+            )
         self.save_hyperparameters(ignore=["network"])
         self.network = network
-        self.val_map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools")
+        self.val_map = MeanAveragePrecision(
+            box_format="xyxy", iou_type="bbox", backend="pycocotools"
+        )
 
     @classmethod
     def create_network(cls, backbone: nn.Module, num_classes: int, **options) -> nn.Module:
         """The task's network from a searched backbone; ``options`` are the task's options (only
         the detector's own, `DETECTOR_OPTIONS`, are used)."""
-        return create_detector(backbone, num_classes, **{k: v for k, v in options.items() if k in DETECTOR_OPTIONS})
+        return create_detector(
+            backbone, num_classes, **{k: v for k, v in options.items() if k in DETECTOR_OPTIONS}
+        )
+
+    @classmethod
+    def export_module(cls, network: nn.Module) -> tuple[nn.Module, str]:
+        """(the exportable part of the detector, a note saying what is and is not in it)."""
+        return DenseDetector(network).eval(), DenseDetector.NOTE
 
     @classmethod
     def extra_callbacks(cls, trial_dir: str | None) -> list[L.Callback]:
@@ -157,7 +222,13 @@ class DetectionTask(L.LightningModule):
     def _log_map(self, stage: str) -> None:
         result = self.val_map.compute()  # synced over DDP ranks by torchmetrics
         for key in MAP_KEYS:
-            self.log(f"{stage}/{key}", float(result[key]), on_epoch=True, prog_bar=key == "map", sync_dist=False)
+            self.log(
+                f"{stage}/{key}",
+                float(result[key]),
+                on_epoch=True,
+                prog_bar=key == "map",
+                sync_dist=False,
+            )
         self.val_map.reset()
 
     def on_validation_epoch_end(self) -> None:
@@ -169,5 +240,14 @@ class DetectionTask(L.LightningModule):
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hparams
-        return configure_optimizer(self.network, self.trainer, hp.optimizer, hp.lr, hp.momentum, hp.nesterov,
-                                   hp.weight_decay, hp.warmup_epochs, hp.min_lr_factor)
+        return configure_optimizer(
+            self.network,
+            self.trainer,
+            hp.optimizer,
+            hp.lr,
+            hp.momentum,
+            hp.nesterov,
+            hp.weight_decay,
+            hp.warmup_epochs,
+            hp.min_lr_factor,
+        )

@@ -53,6 +53,25 @@ class SplitDataModule(L.LightningDataModule):
     batch_size: int = 64
     eval_batch_size: int = 256
 
+    def set_split_options(self, path: str | None, val_fraction: float, subset: int | None, val_subset: int | None,
+                          num_workers: int, batch_size: int, eval_batch_size: int | None, augment: float,
+                          seed: int) -> None:
+        """Check and keep the options every split data module takes (``eval_batch_size``
+        defaults to ``batch_size``)."""
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if not 0.0 <= augment <= 1.0:
+            raise ValueError(f"augment must be in [0, 1], got {augment}")
+        self.path = path
+        self.val_fraction = val_fraction
+        self.subset = subset
+        self.val_subset = val_subset
+        self.num_workers = num_workers
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.augment = float(augment)
+        self.seed = seed
+
     def _loader(self, ds, shuffle: bool, batch_size: int) -> DataLoader:
         return seeded_loader(ds, shuffle, batch_size, self.seed, self.num_workers)
 

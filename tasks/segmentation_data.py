@@ -87,23 +87,12 @@ class SegmentationDataModule(SplitDataModule):
                  scale_range: Sequence[float] = (0.75, 1.5), repeats: int = 1,
                  eval_batch_size: int | None = None):
         super().__init__()
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-        if not 0.0 <= augment <= 1.0:
-            raise ValueError(f"augment must be in [0, 1], got {augment}")
+        self.set_split_options(path, val_fraction, subset, val_subset, num_workers, batch_size, eval_batch_size,
+                               augment, seed)
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
         if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f"scale_range is [low, high] with 0 < low <= high, got {scale_range}")
-        self.path = path
-        self.val_fraction = val_fraction
-        self.subset = subset
-        self.val_subset = val_subset
-        self.num_workers = num_workers
-        self.batch_size = int(batch_size)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.augment = float(augment)
-        self.seed = seed
         self.crop_size = crop_size if crop_size is not None else self.default_crop
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.repeats = int(repeats)

@@ -60,6 +60,18 @@ def nb201_csv(shared_data) -> Path:
     return _data_file(shared_data, "nb201/cifar10.csv")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a test module (use with ``pytestmark``): on a shared 2-core machine
+    2 threads are many times slower for small convolutions; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def pennfudan_zip(shared_data) -> Path:
     return _data_file(shared_data, "pennfudan-ped.zip")

@@ -6,6 +6,7 @@ exactly the logits the space's classifier gives (existing samples behave as befo
 segmentation encoder-decoder takes it as its encoder and trains on real ISBI images; the
 sampled dilations reach the backbone; a space with no stages says so.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -17,16 +18,13 @@ from nasforge.search_spaces.encoder_decoder import EncDecConfig, EncoderDecoderN
 from arch_helpers import random_samples
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-SPACES = [("attention", {"width": 16, "stem": "imagenet"}),
-          ("reallocation", {"width": 16, "stem": "imagenet", "per_block": True})]
+SPACES = [
+    ("attention", {"width": 16, "stem": "imagenet"}),
+    ("reallocation", {"width": 16, "stem": "imagenet", "per_block": True}),
+]
 
 
 @pytest.mark.parametrize("name, options", SPACES)
@@ -34,9 +32,16 @@ def test_backbone_gives_every_stage_at_strides_4_to_32_with_announced_channels(n
     space = create_space(name, **options)
     for sample in random_samples(space, 3, seed=1):
         bb = space.build_backbone(sample, (3, 96, 128))
-        assert bb.channels == [16, 32, 64, 128] and bb.reductions == [4, 8, 16, 32]  # before any data
+        assert bb.channels == [16, 32, 64, 128] and bb.reductions == [
+            4,
+            8,
+            16,
+            32,
+        ]  # before any data
         feats = bb(torch.randn(2, 3, 96, 128))
-        assert [tuple(f.shape) for f in feats] == [(2, c, 96 // r, 128 // r) for c, r in zip(bb.channels, bb.reductions)]
+        assert [tuple(f.shape) for f in feats] == [
+            (2, c, 96 // r, 128 // r) for c, r in zip(bb.channels, bb.reductions)
+        ]
 
 
 @pytest.mark.parametrize("name, options", SPACES)
@@ -55,10 +60,14 @@ def test_classification_head_on_the_backbone_gives_the_classifier_logits(name, o
 
 def test_sampled_dilations_reach_the_backbone():
     space = create_space("reallocation", width=8, stem="imagenet", per_block=True)
-    sample = {"realloc/depths": "1-2-4-1", "realloc/stage1/block0/dilation": 1,
-              "realloc/stage2/block0/dilation": 2, "realloc/stage2/block1/dilation": 3,
-              **{f"realloc/stage3/block{b}/dilation": 1 + b % 3 for b in range(4)},
-              "realloc/stage4/block0/dilation": 3}
+    sample = {
+        "realloc/depths": "1-2-4-1",
+        "realloc/stage1/block0/dilation": 1,
+        "realloc/stage2/block0/dilation": 2,
+        "realloc/stage2/block1/dilation": 3,
+        **{f"realloc/stage3/block{b}/dilation": 1 + b % 3 for b in range(4)},
+        "realloc/stage4/block0/dilation": 3,
+    }
     bb = space.build_backbone(sample, (3, 64, 64))
     got = [[blk.conv1.dilation[0] for blk in stage] for stage in bb.stages]
     assert got == space.dilation_plan(sample) == [[1], [2, 3], [1, 2, 3, 1], [3]]
@@ -71,15 +80,23 @@ def test_a_space_without_stages_says_so():
 
 
 @pytest.mark.parametrize("name, options", SPACES)
-def test_segmentation_encoder_from_a_searched_backbone_trains_a_step_on_isbi(name, options, isbi_zip):
+def test_segmentation_encoder_from_a_searched_backbone_trains_a_step_on_isbi(
+    name, options, isbi_zip
+):
     from nasforge.tasks.isbi import ISBIDataModule
     from nasforge.tasks.segmentation import SegmentationTask
 
     space = create_space(name, **{**options, "width": 8})
     sample = random_samples(space, 1, seed=3)[0]
     encoder = space.build_backbone(sample, (1, 128, 128))  # ISBI is grayscale
-    cfg = EncDecConfig(encoder="searched", stages=(StageConfig(32, True, "se"), StageConfig(16, False, "none"),
-                                                    StageConfig(8, True, "eca")))
+    cfg = EncDecConfig(
+        encoder="searched",
+        stages=(
+            StageConfig(32, True, "se"),
+            StageConfig(16, False, "none"),
+            StageConfig(8, True, "eca"),
+        ),
+    )
     net = EncoderDecoderNet(cfg, in_channels=1, num_classes=2, encoder=encoder)
     assert net.encoder is encoder
     dm = ISBIDataModule(path=str(isbi_zip), batch_size=2, crop_size=128, subset=2, val_subset=1)
@@ -94,7 +111,11 @@ def test_segmentation_encoder_from_a_searched_backbone_trains_a_step_on_isbi(nam
     loss.backward()
     opt.step()
     assert torch.isfinite(loss)
-    changed = [k for k, v in encoder.state_dict().items() if k in before and not torch.equal(v, before[k])]
+    changed = [
+        k for k, v in encoder.state_dict().items() if k in before and not torch.equal(v, before[k])
+    ]
     assert any(k.startswith("stages.") for k in changed)  # the searched encoder itself learned
     with pytest.raises(ValueError, match="decoder stages need 5"):
-        EncoderDecoderNet(EncDecConfig("searched", (StageConfig(8, False, "none"),) * 4), 1, 2, encoder=encoder)
+        EncoderDecoderNet(
+            EncDecConfig("searched", (StageConfig(8, False, "none"),) * 4), 1, 2, encoder=encoder
+        )

@@ -9,6 +9,7 @@ boxes scaled with the image; a malformed annotation is one line naming the file 
 from the data module and as exit 2 from the CLI with nothing written; a promoted detector loads
 back and re-measures the mAP it was promoted with.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,12 +27,7 @@ from nasforge.tasks.coco_format import AnnotationError, read_coco
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- must-show 1
@@ -43,9 +39,17 @@ def crnas_sweep(tmp_path_factory, pennfudan_zip):
     from nasforge.platform.sweep import run_sweep
 
     root = tmp_path_factory.mktemp("det") / "runs"
-    cfg = load_sweep(REPO / "sweeps" / "pennfudan_crnas.yaml", {
-        "budget.trials": 2, "trainer.max_epochs": 1, "task.data.path": str(pennfudan_zip),
-        "task.data.subset": 8, "task.data.val_subset": 4, "tracking.mode": "offline"})
+    cfg = load_sweep(
+        REPO / "sweeps" / "pennfudan_crnas.yaml",
+        {
+            "budget.trials": 2,
+            "trainer.max_epochs": 1,
+            "task.data.path": str(pennfudan_zip),
+            "task.data.subset": 8,
+            "task.data.val_subset": 4,
+            "tracking.mode": "offline",
+        },
+    )
     os.environ.setdefault("WANDB_MODE", "offline")
     return root, run_sweep(cfg, root=str(root), show_progress=False)
 
@@ -78,16 +82,28 @@ def _box_metric():
 
     space = create_space("reallocation", width=8, stem="imagenet")
     sample = {"realloc/depths": "2-2-2-2", **{f"realloc/stage{i}/dilation": 1 for i in range(1, 5)}}
-    task = DetectionTask(create_detector(space.build_backbone(sample, (3, 64, 64)), 1), num_classes=1)
+    task = DetectionTask(
+        create_detector(space.build_backbone(sample, (3, 64, 64)), 1), num_classes=1
+    )
     assert isinstance(task.val_map, MeanAveragePrecision)
     return task.val_map
 
 
 def test_map_is_one_for_predictions_equal_to_the_truth():
     metric = _box_metric()  # the metric object the task logs val/map from
-    truth = [{"boxes": torch.tensor([[10.0, 20.0, 60.0, 120.0], [70.0, 10.0, 110.0, 90.0]]),
-              "labels": torch.tensor([1, 1])}]
-    preds = [{"boxes": truth[0]["boxes"].clone(), "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([1, 1])}]
+    truth = [
+        {
+            "boxes": torch.tensor([[10.0, 20.0, 60.0, 120.0], [70.0, 10.0, 110.0, 90.0]]),
+            "labels": torch.tensor([1, 1]),
+        }
+    ]
+    preds = [
+        {
+            "boxes": truth[0]["boxes"].clone(),
+            "scores": torch.tensor([0.9, 0.8]),
+            "labels": torch.tensor([1, 1]),
+        }
+    ]
     metric.update(preds, truth)
     r = metric.compute()
     assert float(r["map"]) == pytest.approx(1.0) and float(r["map_50"]) == pytest.approx(1.0)
@@ -99,8 +115,13 @@ def test_shifted_boxes_count_only_at_the_iou_thresholds_they_reach():
     # hit at IoU 0.50, 0.55, 0.60, 0.65 (4 of COCO's 10 thresholds) and a miss from 0.70 on
     metric = _box_metric()
     truth = [{"boxes": torch.tensor([[0.0, 0.0, 100.0, 100.0]]), "labels": torch.tensor([1])}]
-    preds = [{"boxes": torch.tensor([[20.0, 0.0, 120.0, 100.0]]), "scores": torch.tensor([0.9]),
-              "labels": torch.tensor([1])}]
+    preds = [
+        {
+            "boxes": torch.tensor([[20.0, 0.0, 120.0, 100.0]]),
+            "scores": torch.tensor([0.9]),
+            "labels": torch.tensor([1]),
+        }
+    ]
     metric.update(preds, truth)
     r = metric.compute()
     assert float(r["map_50"]) == pytest.approx(1.0)
@@ -124,28 +145,48 @@ def write_coco_folder(pennfudan_zip: Path, folder: Path, n: int = 4) -> dict:
         for k, im in enumerate(images, 1):
             name = f"img/photo{k}.png"
             (folder / name).write_bytes(z.read(im["file_name"]))
-            out["images"].append({"id": 100 + k, "file_name": name, "width": im["width"], "height": im["height"]})
+            out["images"].append(
+                {"id": 100 + k, "file_name": name, "width": im["width"], "height": im["height"]}
+            )
             for a in src["annotations"]:
                 if a["image_id"] == im["id"]:
-                    out["annotations"].append({"id": len(out["annotations"]) + 1, "image_id": 100 + k,
-                                               "category_id": 7, "bbox": a["bbox"], "iscrowd": 0})
+                    out["annotations"].append(
+                        {
+                            "id": len(out["annotations"]) + 1,
+                            "image_id": 100 + k,
+                            "category_id": 7,
+                            "bbox": a["bbox"],
+                            "iscrowd": 0,
+                        }
+                    )
     (folder / "labels.json").write_text(json.dumps(out))
     return out
 
 
 def test_coco_folder_loads_with_boxes_scaled_with_the_image(pennfudan_zip, tmp_path):
     ann = write_coco_folder(pennfudan_zip, tmp_path / "mydata")
-    dm = CocoDetectionDataModule(path=str(tmp_path / "mydata"), image_size=96, val_fraction=0.25, batch_size=2,
-                                 augment=0.0)
-    assert dm.num_classes == 1 and dm.class_names == ["pedestrian"] and dm.input_shape == (3, 96, 96)
+    dm = CocoDetectionDataModule(
+        path=str(tmp_path / "mydata"), image_size=96, val_fraction=0.25, batch_size=2, augment=0.0
+    )
+    assert (
+        dm.num_classes == 1 and dm.class_names == ["pedestrian"] and dm.input_shape == (3, 96, 96)
+    )
     dm.setup("fit")
     assert len(dm.train_set) == 3 and len(dm.val_set) == 1
     first = ann["images"][0]
     image, boxes, _ = dm._load()[1][0]  # the first image of the file, decoded and resized
     assert min(image.shape[-2:]) == 96
     scale = 96 / min(first["width"], first["height"])
-    want = [[a["bbox"][0] * scale, a["bbox"][1] * scale, (a["bbox"][0] + a["bbox"][2]) * scale,
-             (a["bbox"][1] + a["bbox"][3]) * scale] for a in ann["annotations"] if a["image_id"] == first["id"]]
+    want = [
+        [
+            a["bbox"][0] * scale,
+            a["bbox"][1] * scale,
+            (a["bbox"][0] + a["bbox"][2]) * scale,
+            (a["bbox"][1] + a["bbox"][3]) * scale,
+        ]
+        for a in ann["annotations"]
+        if a["image_id"] == first["id"]
+    ]
     assert torch.allclose(boxes, torch.tensor(want), atol=1.0)  # resize rounds the image size
     images, targets = next(iter(dm.train_dataloader()))
     assert len(images) == 2 and images[0].dtype == torch.float32 and float(images[0].max()) <= 1.0
@@ -154,7 +195,9 @@ def test_coco_folder_loads_with_boxes_scaled_with_the_image(pennfudan_zip, tmp_p
 
 def test_augmentation_moves_boxes_with_the_image(pennfudan_zip, tmp_path):
     write_coco_folder(pennfudan_zip, tmp_path / "mydata", n=2)
-    dm = CocoDetectionDataModule(path=str(tmp_path / "mydata"), image_size=96, val_fraction=0.5, augment=1.0)
+    dm = CocoDetectionDataModule(
+        path=str(tmp_path / "mydata"), image_size=96, val_fraction=0.5, augment=1.0
+    )
     dm.setup("fit")
     torch.manual_seed(0)
     image0, boxes0, _ = dm.train_set.items[0]
@@ -163,7 +206,12 @@ def test_augmentation_moves_boxes_with_the_image(pennfudan_zip, tmp_path):
         h, w = image.shape[-2:]
         b = target["boxes"]
         assert len(b) == len(target["labels"]) and len(b) <= len(boxes0)
-        assert (b[:, 0] >= 0).all() and (b[:, 2] <= w).all() and (b[:, 1] >= 0).all() and (b[:, 3] <= h).all()
+        assert (
+            (b[:, 0] >= 0).all()
+            and (b[:, 2] <= w).all()
+            and (b[:, 1] >= 0).all()
+            and (b[:, 3] <= h).all()
+        )
         assert (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
 
 
@@ -185,10 +233,18 @@ def _corrupt(ann: dict, what: str) -> str:
     raise ValueError(what)
 
 
-@pytest.mark.parametrize("what, reason", [("box outside", "ends outside the"), ("negative size", "negative"),
-                                          ("unknown category", "unknown category_id 99"),
-                                          ("missing image", "missing")])
-def test_malformed_annotation_is_one_line_naming_file_and_entry(pennfudan_zip, tmp_path, capsys, what, reason):
+@pytest.mark.parametrize(
+    "what, reason",
+    [
+        ("box outside", "ends outside the"),
+        ("negative size", "negative"),
+        ("unknown category", "unknown category_id 99"),
+        ("missing image", "missing"),
+    ],
+)
+def test_malformed_annotation_is_one_line_naming_file_and_entry(
+    pennfudan_zip, tmp_path, capsys, what, reason
+):
     folder = tmp_path / "mydata"
     ann = write_coco_folder(pennfudan_zip, folder)
     entry = _corrupt(ann, what)
@@ -202,7 +258,9 @@ def test_malformed_annotation_is_one_line_naming_file_and_entry(pennfudan_zip, t
     # the CLI: one line, exit 2, no run folder
     sweep = tmp_path / "s.yaml"
     text = (REPO / "sweeps" / "pennfudan_crnas.yaml").read_text()
-    sweep.write_text(text.replace("name: pennfudan             #", f"name: coco\n    path: {folder}\n    #"))
+    sweep.write_text(
+        text.replace("name: pennfudan             #", f"name: coco\n    path: {folder}\n    #")
+    )
     code = main(["sweep", "run", str(sweep), "--root", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and entry in err and reason in err
@@ -233,4 +291,35 @@ def test_promoted_detector_loads_and_re_measures_its_map(crnas_sweep, tmp_path):
     assert set(out[0]) == {"boxes", "scores", "labels"}
     measured = evaluate(f"pennfudan_crnas:{res.version.version}", registry=reg)
     assert measured["val/map"] == pytest.approx(study.best_value, abs=1e-6)
-    assert measured["val/map_50"] == pytest.approx(study.best_trial.user_attrs["metrics"]["val/map_50"], abs=1e-6)
+    assert measured["val/map_50"] == pytest.approx(
+        study.best_trial.user_attrs["metrics"]["val/map_50"], abs=1e-6
+    )
+
+
+@pytest.mark.slow
+def test_export_says_what_of_a_detector_exports(crnas_sweep, tmp_path, capsys):
+    from nasforge.platform.registry import promote
+
+    root, _ = crnas_sweep
+    reg = tmp_path / "registry"
+    promote("pennfudan_crnas", best=True, root=str(root), registry=reg, link_wandb=False)
+    for fmt in ("torchscript", "onnx"):
+        code = main(
+            [
+                "registry",
+                "export",
+                "pennfudan_crnas",
+                "--format",
+                fmt,
+                "-o",
+                str(tmp_path / f"det.{fmt}"),
+                "--registry",
+                str(reg),
+            ]
+        )
+        out = capsys.readouterr().out
+        assert code == 0 and (tmp_path / f"det.{fmt}").is_file()
+        assert (
+            "exported: normalisation + backbone + FPN + FCOS head" in out and "not exported:" in out
+        )
+        assert "NMS" in out

@@ -226,4 +226,6 @@ def _export(args) -> int:
     res = export(args.ref, args.format, args.output, args.registry)
     print(f"wrote {res['path']} ({res['format']}); checked with {res['checked_with']}: "
           f"max |difference| from eager PyTorch {res['max_abs_diff']:.2e}")
+    if res.get("exported"):
+        print(res["exported"])
     return 0

@@ -7,7 +7,10 @@
 * ``torchscript``: ``torch.jit.trace``; the saved file is loaded back and its outputs compared
   with eager PyTorch.
 
-The input is what the data module feeds the network: ``(B, C, H, W)`` float, scaled to [0, 1]
+A task may say that only part of its network exports (``export_module``): a detector exports its
+normalisation, backbone, FPN and head, not the box decoding and NMS; the result's ``exported``
+says so. The input is what the data module feeds the network: ``(B, C, H, W)`` float, scaled to
+[0, 1]
 and normalised with the ``preprocessing`` recorded in the version's model.json.
 """
 from __future__ import annotations
@@ -41,12 +44,13 @@ def export(ref: str, fmt: str, out: str | None = None, registry=None) -> dict:
         raise UsageError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
     net, v = load_version(ref, registry)
     meta = v.meta()
+    net, note = _exportable_part(net, meta)
     out = out or f"{v.model}-{v.version}{SUFFIX[fmt]}"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, *meta["input_shape"], generator=g)  # (B, C, H, W), already normalised scale
     with torch.no_grad():
-        eager = net(x).numpy()
+        eager = _arrays(net(x))
     if fmt == "torchscript":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit's deprecation notice
@@ -54,16 +58,17 @@ def export(ref: str, fmt: str, out: str | None = None, registry=None) -> dict:
             traced.save(out)
             loaded = torch.jit.load(out)
         with torch.no_grad():
-            got = loaded(x).numpy()
+            got = _arrays(loaded(x))
         return {"path": os.path.abspath(out), "format": fmt, "checked_with": "torch.jit.load",
-                "max_abs_diff": _compare(eager, got, "the TorchScript module")}
+                "max_abs_diff": _compare_all(eager, got, "the TorchScript module"), **note}
 
     import onnx
 
     batch = torch.export.Dim("batch", min=1, max=4096)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x,), out, input_names=["input"], output_names=["logits"],
+        torch.onnx.export(net, (x,), out, input_names=["input"],
+                          output_names=list(getattr(net, "output_names", ["logits"])),
                           dynamic_shapes={_arg_name(net): {0: batch}},
                           dynamo=True, external_data=False, verbose=False)
     model = onnx.load(out)
@@ -73,15 +78,40 @@ def export(ref: str, fmt: str, out: str | None = None, registry=None) -> dict:
         import onnxruntime as ort
 
         sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-        got = sess.run(None, {sess.get_inputs()[0].name: xin})[0]
+        got = sess.run(None, {sess.get_inputs()[0].name: xin})
         checker = "onnx.checker + onnxruntime"
     except ImportError:
         from onnx.reference import ReferenceEvaluator
 
-        got = ReferenceEvaluator(model).run(None, {model.graph.input[0].name: xin})[0]
+        got = ReferenceEvaluator(model).run(None, {model.graph.input[0].name: xin})
         checker = "onnx.checker + onnx.reference"
     return {"path": os.path.abspath(out), "format": fmt, "checked_with": checker,
-            "max_abs_diff": _compare(eager, got, "the ONNX model")}
+            "max_abs_diff": _compare_all(eager, got, "the ONNX model"), **note}
+
+
+def _exportable_part(net, meta: dict) -> tuple:
+    """(the module to export, {"exported": note} or {}): a task with ``export_module`` (detection)
+    says which part of its network exports and what stays in Python."""
+    from .task_factory import TASKS
+
+    task = TASKS[meta["task"]["name"]].load()
+    part = getattr(task, "export_module", None)
+    if part is None:
+        return net, {}
+    module, note = part(net)
+    return module, {"exported": note}
+
+
+def _arrays(out) -> list:
+    """A network's output(s) as a list of numpy arrays."""
+    return [t.numpy() for t in (out if isinstance(out, (tuple, list)) else [out])]
+
+
+def _compare_all(ref: list, got: list, what: str) -> float:
+    if len(ref) != len(got):
+        raise NasforgeError(f"export check failed: {what} gives {len(got)} outputs, "
+                            f"eager PyTorch {len(ref)}")
+    return max(_compare(r, o, what) for r, o in zip(ref, got))
 
 
 def _arg_name(net) -> str | None:
