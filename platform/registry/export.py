@@ -10,8 +10,7 @@
 A task may say that only part of its network exports (``export_module``): a detector exports its
 normalisation, backbone, FPN and head, not the box decoding and NMS; the result's ``exported``
 says so. The input is what the data module feeds the network: ``(B, C, H, W)`` float, scaled to
-[0, 1]
-and normalised with the ``preprocessing`` recorded in the version's model.json.
+[0, 1] and normalised with the ``preprocessing`` recorded in the version's model.json.
 """
 from __future__ import annotations
 
