@@ -149,6 +149,8 @@ class CocoDetectionDataModule(SplitDataModule):
         self.max_size = max_size
         self.input_shape = (3, image_size, image_size)
         self._categories: list[str] | None = None
+        self._coco: CocoSet | None = None
+        self._loaded: tuple[CocoSet, list[Item]] | None = None
         self._val_items: list[Item] | None = None
 
     # -- what the data is -------------------------------------------------------------------
@@ -171,7 +173,7 @@ class CocoDetectionDataModule(SplitDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        if self._categories is None:
+        if self._categories is None:  # the annotations file only: no image is decoded for this
             self._categories = self.coco().categories
         return self._categories
 
@@ -180,19 +182,37 @@ class CocoDetectionDataModule(SplitDataModule):
         return len(self.class_names)
 
     def coco(self) -> CocoSet:
-        return self._load()[0]
+        """The checked annotations (read once per data module)."""
+        if self._coco is None:
+            self._coco = (
+                self._loaded[0]
+                if self._loaded
+                else read_coco(self.resolve_path(), self.annotations)
+            )
+        return self._coco
 
     def _load(self) -> tuple[CocoSet, list[Item]]:
-        """The checked annotations and the resized images, once per process."""
-        path = self.resolve_path()
-        st = os.stat(path)
-        key = (path, st.st_size, int(st.st_mtime), self.annotations, self.image_size, self.max_size)
-        if key not in _MEMORY or os.path.isdir(
-            path
-        ):  # a folder can change without its mtime changing
-            coco = read_coco(path, self.annotations)
-            _MEMORY[key] = (coco, _decode(coco, self.image_size, self.max_size))
-        return _MEMORY[key]
+        """The checked annotations and the resized images: once per process for a zip, once per
+        data module for a folder (a folder can change without its mtime changing)."""
+        if self._loaded is None:
+            path = self.resolve_path()
+            st = os.stat(path)
+            key = (
+                path,
+                st.st_size,
+                int(st.st_mtime),
+                self.annotations,
+                self.image_size,
+                self.max_size,
+            )
+            if key in _MEMORY and not os.path.isdir(path):
+                self._loaded = _MEMORY[key]
+            else:
+                coco = self.coco()
+                self._loaded = (coco, _decode(coco, self.image_size, self.max_size))
+                if not os.path.isdir(path):
+                    _MEMORY[key] = self._loaded
+        return self._loaded
 
     def prepare_data(self) -> None:
         self._load()
