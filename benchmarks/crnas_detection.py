@@ -41,8 +41,8 @@ ARMS = ("searched", "default", "searched_depths_d1")
 
 def run_search(args, root: str):
     """(config, best trial) of the sweep file cut to the benchmark's budget."""
-    from nasforge.platform.config import load_sweep
-    from nasforge.platform.sweep import run_sweep
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
 
     cfg = load_sweep(
         args.sweep,
@@ -80,7 +80,8 @@ def train_arm(cfg, root: str, sample: dict, seed: int, name: str) -> dict:
     """Train ``sample`` with the sweep's recipe and seed ``seed``; the metrics of its best epoch."""
     import optuna
 
-    from nasforge.platform.trial_runner import TrialContext, fit_trial
+    from nasforge.platform.engine.trial import TrialContext
+    from nasforge.platform.engine.trial_runner import fit_trial
 
     cfg.seed = seed
     cfg.name = f"crnas_{name}_s{seed}"
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root or tempfile.mkdtemp(prefix="crnas-")
     t0 = time.perf_counter()
     cfg, best = run_search(args, root)
-    from nasforge.platform.trial_runner import TrialContext
+    from nasforge.platform.engine.trial import TrialContext
 
     space = TrialContext.create(cfg, os.path.join(root, "crnas_search")).space
     best_sample = space.validate(best.user_attrs["sample"])

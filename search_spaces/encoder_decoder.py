@@ -3,15 +3,16 @@
 The encoder returns feature maps at increasing strides: a timm backbone by name with
 ``features_only=True`` (strides 2, 4, 8, 16, 32; never pretrained, since nothing is downloaded),
 a searched backbone handed in as a module (``encoder=``, e.g. the `attention` or `reallocation`
-space's ``build_backbone``: strides 4..32), or the built-in U-Net encoder (Ronneberger et al. 2015: two 3x3 conv-BN-ReLU per level and 2x2
-max-pooling between levels; strides 1, 2, 4, 8, 16). The decoder walks back up through
-``len(stages)`` stages; stage ``j`` upsamples the running map to the next shallower skip's size,
-optionally passes the skip through an attention gate (Attention U-Net, Oktay et al. 2018) or
-PAN's Global Attention Upsample (Li et al. 2018) driven by the running map, concatenates,
-applies two 3x3 conv-BN-ReLU to the stage's width and then an optional channel/spatial
-attention block (``create_attn``: timm's se, eca, cbam, gc, ...). Optionally PAN's Feature
-Pyramid Attention sits on the encoder's deepest map (the bottleneck), before the decoder.
-A 1x1 head gives the class logits, upsampled bilinearly to the input size, so any (H, W) works.
+space's ``build_backbone``: strides 4..32), or the built-in U-Net encoder (Ronneberger et al.
+2015: two 3x3 conv-BN-ReLU per level and 2x2 max-pooling between levels; strides 1, 2, 4, 8,
+16). The decoder walks back up through ``len(stages)`` stages; stage ``j`` upsamples the running
+map to the next shallower skip's size, optionally passes the skip through an attention gate
+(Attention U-Net, Oktay et al. 2018) or PAN's Global Attention Upsample (Li et al. 2018) driven
+by the running map, concatenates, applies two 3x3 conv-BN-ReLU to the stage's width and then an
+optional channel/spatial attention block (``create_attn``: timm's se, eca, cbam, gc, ...).
+Optionally PAN's Feature Pyramid Attention sits on the encoder's deepest map (the bottleneck),
+before the decoder. A 1x1 head gives the class logits, upsampled bilinearly to the input size,
+so any (H, W) works.
 Variants are data (`EncDecConfig`), handed to one builder.
 """
 from __future__ import annotations

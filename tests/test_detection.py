@@ -35,8 +35,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def crnas_sweep(tmp_path_factory, pennfudan_zip):
     """sweeps/pennfudan_crnas.yaml itself, cut to 2 trials of 1 epoch on 8 training and 4
     validation images, W&B offline: (runs root, study)."""
-    from nasforge.platform.config import load_sweep
-    from nasforge.platform.sweep import run_sweep
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
 
     root = tmp_path_factory.mktemp("det") / "runs"
     cfg = load_sweep(
