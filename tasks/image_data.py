@@ -97,19 +97,8 @@ class ImageArrayDataModule(SplitDataModule):
                  val_subset: int | None = None, num_workers: int = 0, batch_size: int = 64,
                  augment: float = 1.0, seed: int = 0, eval_batch_size: int | None = None):
         super().__init__()
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-        if not 0.0 <= augment <= 1.0:
-            raise ValueError(f"augment must be in [0, 1], got {augment}")
-        self.path = path
-        self.val_fraction = val_fraction
-        self.subset = subset
-        self.val_subset = val_subset
-        self.num_workers = num_workers
-        self.batch_size = int(batch_size)
-        self.eval_batch_size = int(eval_batch_size or max(256, batch_size))
-        self.augment = augment
-        self.seed = seed
+        self.set_split_options(path, val_fraction, subset, val_subset, num_workers, batch_size,
+                               eval_batch_size or max(256, batch_size), augment, seed)
         self.train_set = self.val_set = self.test_set = None
 
     # -- subclasses -----------------------------------------------------------------------
