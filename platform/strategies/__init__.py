@@ -7,8 +7,9 @@
   only), ``nsga2`` (Deb et al. 2002; multi-objective), ``gp`` (Bayesian optimization with a
   Gaussian process), ``qmc`` (Sobol/Halton), ``grid`` (every combination of the space's
   decision grid);
-* ours: ``controller`` (the RL controller of Zoph & Le 2017 / ENAS, `controller.py`) and
-  ``evolution`` (regularized evolution, Real et al. 2019, `evolution.py`).
+* ours: ``controller`` (the RL controller of Zoph & Le 2017 / ENAS, `controller.py`),
+  ``evolution`` (regularized evolution, Real et al. 2019, `evolution.py`) and ``local_search``
+  (White et al. 2021, `local_search.py`).
 
 ``strategy.options`` are the sampler's keyword arguments (for Optuna's samplers: the
 constructor's, minus ``seed`` which comes from the sweep); an unknown one raises ConfigError
@@ -32,7 +33,7 @@ OPTUNA_SAMPLERS = {
     "qmc": "QMCSampler",
     "grid": "GridSampler",
 }
-OURS = ("controller", "evolution")
+OURS = ("controller", "evolution", "local_search")
 STRATEGIES = tuple(OPTUNA_SAMPLERS) + OURS  # the one list of strategy names (config, --help, docs)
 # Optuna samplers that draw from a running random generator: seeded alike, two workers (or a
 # resumed run) would redraw the samples of trials 0, 1, ... QMC must keep one seed (its
@@ -66,7 +67,8 @@ def create_sampler(strategy_cfg: Any, space: Space, seed: int = 0,
     """The sampler a sweep file's ``strategy:`` names (a StrategyConfig, a mapping, or a name).
 
     Constraints need no wiring here: trials report them with ``Trial.set_constraint`` (Optuna
-    5), which the samplers that honour feasibility (tpe, nsga2, gp) read from storage."""
+    5), which the samplers that honour feasibility (tpe, nsga2, gp and all of ours) read from
+    storage."""
     import optuna
 
     name, options = _name_and_options(strategy_cfg)
@@ -81,6 +83,10 @@ def create_sampler(strategy_cfg: Any, space: Space, seed: int = 0,
         from nasforge.platform.strategies.evolution import EvolutionSampler
 
         return EvolutionSampler(space, seed=seed, directions=directions, **options)
+    if name == "local_search":
+        from nasforge.platform.strategies.local_search import LocalSearchSampler
+
+        return LocalSearchSampler(space, seed=seed, directions=directions, **options)
 
     cls = getattr(optuna.samplers, OPTUNA_SAMPLERS[name])
     kwargs = _optuna_kwargs(cls, name, options)

@@ -25,6 +25,12 @@ negation for ``minimize``; multi-objective sweeps declare a reward: MnasNet's
 intermediate value; a FAILED trial has no score (each strategy says what it does with it).
 De-duplication: ``self.seen_key(sample)`` is the space's ``canonical_key`` when it has one
 (NAS-Bench-201's isomorphic cells map to one key), else ``space.key``.
+
+Constraints: a trial is *infeasible* when any value it reported with ``Trial.set_constraint``
+(Optuna 5's ``FrozenTrial.constraints``; the trial runner sets one per bound of the sweep's
+``constraints:``) is > 0. ``Record.feasible`` says so, and ``Record.ranked`` (a sample, a score
+and feasible) is what every strategy of ours may use as a parent, an incumbent or a positively
+rewarded sample; an infeasible sample stays "seen" (it is never proposed again).
 """
 from __future__ import annotations
 
@@ -127,6 +133,21 @@ class Reward:
         return sum(w * (v if d == "maximize" else -v) for w, v, d in zip(self.weights, values, self.directions))
 
 
+@dataclass
+class RewardOptions:
+    """The reward options every strategy of ours takes (see `Reward`); strategies' option
+    dataclasses extend this one."""
+
+    reward: str | None = None  # multi-objective: mnasnet or weighted
+    reward_target: float | None = None
+    reward_exponent: float = -0.07
+    reward_weights: list | None = None
+
+    def make_reward(self, directions: Sequence[str]) -> Reward:
+        return Reward.create(self.reward, directions, self.reward_target, self.reward_exponent,
+                             self.reward_weights)
+
+
 # ----------------------------------------------------------------------------- history
 @dataclass(frozen=True)
 class Record:
@@ -138,10 +159,16 @@ class Record:
     score: float | None  # COMPLETE: reward; PRUNED: reward of the last intermediate value; else None
     key: str | None  # the de-duplication key of the sample
     extra: Mapping[str, Any]  # the trial's nasforge system attributes (e.g. rejected samples)
+    feasible: bool = True  # no constraint value > 0 (Trial.set_constraint)
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+    @property
+    def ranked(self) -> bool:
+        """May be a parent, an incumbent or a positively rewarded sample."""
+        return self.sample is not None and self.score is not None and self.feasible
 
 
 class SampleStrategy(BaseSampler):
@@ -300,7 +327,8 @@ class SampleStrategy(BaseSampler):
             score = None
         extra = {k[len("nasforge:"):]: v for k, v in t.system_attrs.items()
                  if k.startswith("nasforge:") and k != SAMPLE_ATTR}
-        return Record(t.number, dict(sample) if sample else None, t.state, score, key, extra)
+        feasible = all(v <= 0.0 for v in t.constraints.values())
+        return Record(t.number, dict(sample) if sample else None, t.state, score, key, extra, feasible)
 
     def _sample_from_params(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """A sample from another strategy's trial: each value snapped to the decision's grid."""

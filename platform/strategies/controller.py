@@ -28,7 +28,10 @@ multi-objective reward such as MnasNet's); PRUNED trials the reward of their las
 value; FAILED trials, and invalid samples (``space.validate`` raises) that the policy drew and
 the sampler rejected before proposing a valid one (kept in the trial's ``nasforge:rejected``
 attribute), get the penalty reward ``invalid_reward`` (default: the lowest reward seen so far,
-0 before any). A trial still RUNNING holds its batch back; after ``max_lag`` further batches
+0 before any). So do infeasible trials (a ``Trial.set_constraint`` value > 0; see
+`SampleStrategy`), whatever their objective: their own score never enters the reward transform,
+and a penalized episode's advantage is clipped at 0, so the policy is never pushed towards a
+failed, invalid or infeasible sample (with a user's ``invalid_reward`` above the baseline too). A trial still RUNNING holds its batch back; after ``max_lag`` further batches
 have started it is skipped (a crashed worker must not freeze the policy).
 
 Determinism: the policy is a function of the seed and the finished trials of whole batches
@@ -58,11 +61,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.platform.strategies.base import Record, Reward, SampleStrategy, parse_options
+from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
 
 
 @dataclass
-class ControllerOptions:
+class ControllerOptions(RewardOptions):
     hidden: int = 64  # LSTM size (ENAS: 64; Zoph & Le: 35)
     layers: int = 1  # stacked LSTM cells (ENAS: 1; Zoph & Le: 2)
     lr: float = 0.02  # Adam learning rate (ENAS: 0.00035 over 10^4+ samples)
@@ -84,10 +87,6 @@ class ControllerOptions:
     replay_batches: int = 3  # also replay the last k batches, with truncated importance weights (0: off)
     max_tries: int = 64
     max_lag: int = 4
-    reward: str | None = None  # multi-objective: mnasnet or weighted (see sample_strategy.Reward)
-    reward_target: float | None = None
-    reward_exponent: float = -0.07
-    reward_weights: list | None = None
 
     def check(self) -> None:
         if self.warmup < 0 or self.replay_batches < 0:
@@ -105,6 +104,11 @@ class ControllerOptions:
             raise ValueError(f"reward_transform must be one of rank, zscore, none; got {self.reward_transform!r}")
         if self.tanh_constant is not None and not self.tanh_constant > 0:
             raise ValueError(f"tanh_constant must be > 0 or null, got {self.tanh_constant}")
+
+
+def _advantages(rewards: list[float], penalized: list[bool], baseline: float) -> list[float]:
+    """``r' - b``; a penalized episode (failed, invalid or infeasible) never gets a positive one."""
+    return [min(rw - baseline, 0.0) if pen else rw - baseline for rw, pen in zip(rewards, penalized)]
 
 
 @contextlib.contextmanager
@@ -165,9 +169,7 @@ class ControllerSampler(SampleStrategy):
 
     def __init__(self, space, seed: int = 0, directions=("maximize",), **options: Any):
         self.options = parse_options(ControllerOptions, options, "strategy.options")
-        o = self.options
-        reward = Reward.create(o.reward, directions, o.reward_target, o.reward_exponent, o.reward_weights)
-        super().__init__(space, seed, directions, reward)
+        super().__init__(space, seed, directions, self.options.make_reward(directions))
         self._state: dict[str, Any] | None = None
 
     def reset(self) -> None:
@@ -223,9 +225,9 @@ class ControllerSampler(SampleStrategy):
                         eps.append((dup, score))
             if r.sample is None:
                 continue
-            if r.score is not None:
+            if r.ranked:
                 eps.append((r.sample, r.score))
-            elif r.state.name == "FAIL":
+            elif r.state.name == "FAIL" or not r.feasible:  # failed or infeasible: the penalty
                 eps.append((r.sample, None))
             # PRUNED without a reported value: no information, skipped
         return eps
@@ -255,16 +257,19 @@ class ControllerSampler(SampleStrategy):
             st["baseline"] = o.baseline_decay * st["baseline"] + (1 - o.baseline_decay) * rw
         idx = [[self.index(i, s[d.label]) if d.label in s else -1 for i, d in enumerate(self.decisions)]
                for s, _ in eps]
-        adv = [rw - baseline for rw in rewards]
+        penalized = [rew is None for _, rew in eps]
+        adv = _advantages(rewards, penalized, baseline)
         with _one_thread():
             weights = None
             if o.replay_batches:
                 with torch.no_grad():
                     behaviour, _ = self._log_prob(st["policy"], idx)  # the policy that proposed this batch
-                st["episodes"].append((idx, [penalty if rew is None else rew for _, rew in eps], behaviour))
+                st["episodes"].append((idx, [penalty if rew is None else rew for _, rew in eps], behaviour,
+                                       penalized))
                 del st["episodes"][:-(o.replay_batches + 1)]
                 idx = [i for b in st["episodes"] for i in b[0]]
-                adv = [transform(r) - baseline for b in st["episodes"] for r in b[1]]
+                adv = _advantages([transform(r) for b in st["episodes"] for r in b[1]],
+                                  [p for b in st["episodes"] for p in b[3]], baseline)
                 behaviour = torch.cat([b[2] for b in st["episodes"]])
             a = torch.tensor(adv, dtype=torch.float32)
             for _ in range(o.update_steps):

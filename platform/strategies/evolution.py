@@ -21,7 +21,9 @@ searches (thousands of trials) use a larger P and S < P, as Real et al. do.
 
 Treatment of outcomes: COMPLETE trials join the population with their reward; PRUNED trials join
 with the reward of their last reported value; FAILED trials never join (the aging window just
-moves on). Every proposal is a deterministic function of the seed, the trial number and the
+moves on). Infeasible trials (a constraint value > 0, see `SampleStrategy`) never join either:
+the population holds feasible members only, so no infeasible sample is ever a parent; their
+samples stay "seen" and are not proposed again. Every proposal is a deterministic function of the seed, the trial number and the
 trials with smaller numbers (see `SampleStrategy`), so resumed and multi-worker sweeps agree.
 """
 from __future__ import annotations
@@ -29,19 +31,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.platform.strategies.base import Record, Reward, SampleStrategy, parse_options
+from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
 
 
 @dataclass
-class EvolutionOptions:
+class EvolutionOptions(RewardOptions):
     population: int = 30  # P (Real et al.: 100 over 20,000 models; NAS-Bench-201's REA: 10)
     sample_size: int = 30  # S (Real et al.: 25); S = P picks the population's best, aging still regularizes
     dedup: bool = True
     max_tries: int = 50
-    reward: str | None = None  # multi-objective: mnasnet or weighted (see sample_strategy.Reward)
-    reward_target: float | None = None
-    reward_exponent: float = -0.07
-    reward_weights: list | None = None
 
     def check(self) -> None:
         if self.population < 2:
@@ -57,14 +55,12 @@ class EvolutionSampler(SampleStrategy):
 
     def __init__(self, space, seed: int = 0, directions=("maximize",), **options: Any):
         self.options = parse_options(EvolutionOptions, options, "strategy.options")
-        o = self.options
-        reward = Reward.create(o.reward, directions, o.reward_target, o.reward_exponent, o.reward_weights)
-        super().__init__(space, seed, directions, reward)
+        super().__init__(space, seed, directions, self.options.make_reward(directions))
 
     def propose(self, history: list[Record], number: int) -> dict[str, Any]:
         o = self.options
         seen = {r.key for r in history if r.key is not None} if o.dedup else set()
-        scored = [r for r in history if r.score is not None and r.sample is not None]
+        scored = [r for r in history if r.ranked]  # infeasible trials never join the population
         rng = self.rng(number)
         if len(scored) >= o.population:
             population = scored[-o.population:]
