@@ -53,7 +53,7 @@ def test_every_strategy_name_gives_an_optuna_sampler():
     numeric = create_space("hparams", lr=[1e-4, 1e-1], weight_decay=[1e-6, 1e-2])
     expected = {"tpe": "TPESampler", "random": "RandomSampler", "nsga2": "NSGAIISampler", "gp": "GPSampler",
                 "qmc": "QMCSampler", "grid": "GridSampler", "controller": "ControllerSampler",
-                "evolution": "EvolutionSampler"}
+                "evolution": "EvolutionSampler", "local_search": "LocalSearchSampler"}
     for name, cls in expected.items():
         sampler = create_sampler({"name": name}, nb201, 0, ["maximize"])
         assert isinstance(sampler, optuna.samplers.BaseSampler) and type(sampler).__name__ == cls

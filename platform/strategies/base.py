@@ -30,7 +30,10 @@ Constraints: a trial is *infeasible* when any value it reported with ``Trial.set
 (Optuna 5's ``FrozenTrial.constraints``; the trial runner sets one per bound of the sweep's
 ``constraints:``) is > 0. ``Record.feasible`` says so, and ``Record.ranked`` (a sample, a score
 and feasible) is what every strategy of ours may use as a parent, an incumbent or a positively
-rewarded sample; an infeasible sample stays "seen" (it is never proposed again).
+rewarded sample; an infeasible sample stays "seen" (it is never proposed again). Once a few
+trials have reported constraints, ``self.feasibility(history)`` (`additive.py`) predicts each
+constraint from the decisions, so a strategy can pass over samples that look infeasible before
+it spends a trial on them.
 """
 from __future__ import annotations
 
@@ -160,6 +163,7 @@ class Record:
     key: str | None  # the de-duplication key of the sample
     extra: Mapping[str, Any]  # the trial's nasforge system attributes (e.g. rejected samples)
     feasible: bool = True  # no constraint value > 0 (Trial.set_constraint)
+    constraints: Mapping[str, float] = dataclasses.field(default_factory=dict)  # FrozenTrial.constraints
 
     @property
     def finished(self) -> bool:
@@ -228,6 +232,13 @@ class SampleStrategy(BaseSampler):
             if d.dim.is_active(out):
                 out[d.label] = sample[d.label] if d.label in sample else d.choices[rng.randrange(d.n)]
         return out
+
+    def feasibility(self, history: list[Record]):
+        """A predicate ``sample -> bool``: False when an additive model of the constraint values
+        reported so far predicts a violation (always True before ``MIN_CONSTRAINED`` trials)."""
+        from nasforge.platform.strategies.additive import feasibility_predicate
+
+        return feasibility_predicate(history)
 
     def set_trial_attr(self, study, trial: FrozenTrial, name: str, value: Any) -> None:
         # private: a sampler sees a FrozenTrial, and Optuna 5 removed the public set_system_attr
@@ -327,8 +338,10 @@ class SampleStrategy(BaseSampler):
             score = None
         extra = {k[len("nasforge:"):]: v for k, v in t.system_attrs.items()
                  if k.startswith("nasforge:") and k != SAMPLE_ATTR}
-        feasible = all(v <= 0.0 for v in t.constraints.values())
-        return Record(t.number, dict(sample) if sample else None, t.state, score, key, extra, feasible)
+        constraints = t.constraints
+        feasible = all(v <= 0.0 for v in constraints.values())
+        return Record(t.number, dict(sample) if sample else None, t.state, score, key, extra, feasible,
+                      constraints)
 
     def _sample_from_params(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """A sample from another strategy's trial: each value snapped to the decision's grid."""

@@ -31,8 +31,11 @@ attribute), get the penalty reward ``invalid_reward`` (default: the lowest rewar
 0 before any). So do infeasible trials (a ``Trial.set_constraint`` value > 0; see
 `SampleStrategy`), whatever their objective: their own score never enters the reward transform,
 and a penalized episode's advantage is clipped at 0, so the policy is never pushed towards a
-failed, invalid or infeasible sample (with a user's ``invalid_reward`` above the baseline too). A trial still RUNNING holds its batch back; after ``max_lag`` further batches
-have started it is skipped (a crashed worker must not freeze the policy).
+failed, invalid or infeasible sample (with a user's ``invalid_reward`` above the baseline too).
+A drawn sample that an additive model of the reported constraint values predicts infeasible
+(`SampleStrategy.feasibility`) is redrawn like a duplicate, without a penalty. A trial still
+RUNNING holds its batch back; after ``max_lag`` further batches have started it is skipped (a
+crashed worker must not freeze the policy).
 
 Determinism: the policy is a function of the seed and the finished trials of whole batches
 (replayed in trial-number order, on one CPU thread); a proposal for trial n uses the policy after
@@ -375,6 +378,8 @@ class ControllerSampler(SampleStrategy):
         rng = self.rng(number)
         rejected: list[dict] = []
         duplicates: list[dict] = []
+        unlikely: list[dict] = []  # predicted infeasible: redrawn, not penalized (nothing was measured)
+        feasible = self.feasibility(history)
         chosen = None
         draws = 0
         chunk = min(16, o.max_tries)
@@ -389,8 +394,13 @@ class ControllerSampler(SampleStrategy):
                     if len(duplicates) < 8:
                         duplicates.append(s)
                     continue
+                if not feasible(s):
+                    unlikely.append(s)
+                    continue
                 chosen = s
                 break
+        if chosen is None and unlikely:  # everything new looked infeasible: try the first of those
+            chosen = unlikely[0]
         if chosen is None:  # everything drawn was seen or invalid: a valid duplicate, else the last draw
             chosen = duplicates[0] if duplicates else s
             duplicates = duplicates[1:]

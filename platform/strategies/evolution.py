@@ -23,8 +23,10 @@ Treatment of outcomes: COMPLETE trials join the population with their reward; PR
 with the reward of their last reported value; FAILED trials never join (the aging window just
 moves on). Infeasible trials (a constraint value > 0, see `SampleStrategy`) never join either:
 the population holds feasible members only, so no infeasible sample is ever a parent; their
-samples stay "seen" and are not proposed again. Every proposal is a deterministic function of the seed, the trial number and the
-trials with smaller numbers (see `SampleStrategy`), so resumed and multi-worker sweeps agree.
+samples stay "seen" and are not proposed again; and a child (or random sample) that an additive
+model of the reported constraint values predicts infeasible is treated like a duplicate. Every
+proposal is a deterministic function of the seed, the trial number and the trials with smaller
+numbers (see `SampleStrategy`), so resumed and multi-worker sweeps agree.
 """
 from __future__ import annotations
 
@@ -56,12 +58,14 @@ class EvolutionSampler(SampleStrategy):
     def __init__(self, space, seed: int = 0, directions=("maximize",), **options: Any):
         self.options = parse_options(EvolutionOptions, options, "strategy.options")
         super().__init__(space, seed, directions, self.options.make_reward(directions))
+        self._feasible = self.feasibility([])
 
     def propose(self, history: list[Record], number: int) -> dict[str, Any]:
         o = self.options
         seen = {r.key for r in history if r.key is not None} if o.dedup else set()
         scored = [r for r in history if r.ranked]  # infeasible trials never join the population
         rng = self.rng(number)
+        self._feasible = self.feasibility(history)
         if len(scored) >= o.population:
             population = scored[-o.population:]
             contenders = rng.sample(population, o.sample_size)
@@ -90,6 +94,6 @@ class EvolutionSampler(SampleStrategy):
         return self.complete(child, rng)
 
     def _fresh(self, sample: dict[str, Any], seen: set) -> bool:
-        if not self.is_valid(sample):
+        if not self.is_valid(sample) or not self._feasible(sample):  # predicted infeasible: mutate again
             return False
         return not self.options.dedup or self.seen_key(sample) not in seen

@@ -32,7 +32,9 @@ exhausted (monotone in the trial number), so a suggestion stays cheap after thou
 Outcomes: COMPLETE trials rank by their reward (``Reward``: the objective, or a declared
 multi-objective reward); PRUNED ones by the reward of their last reported value; FAILED and
 infeasible trials (a ``Trial.set_constraint`` value > 0) are never a centre or a climb's
-start (nor a reason to move), and their samples are not proposed again.
+start (nor a reason to move), and their samples are not proposed again; once trials have
+reported constraints, neighbours and random samples that an additive model of the constraint
+values predicts infeasible are passed over (`SampleStrategy.feasibility`).
 
 Defaults (``init`` = 10, ``order`` = additive, ``restart`` = random) were chosen on NAS-Bench-201
 seeds 1000-1199 and 2000-2199, apart from the benchmark's reported seeds (benchmarks/README.md);
@@ -43,14 +45,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nasforge.platform.strategies.additive import fit_additive, predict
 from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
 
 RESTARTS = ("next_best", "random", "kick")
 ORDERS = ("additive", "random")
-
-
-def _hashable(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
 @dataclass
@@ -96,6 +95,7 @@ class LocalSearchSampler(SampleStrategy):
         best = max((r for r in history if r.ranked), key=lambda r: (r.score, -r.number), default=None)
         segment = [r for r in history if int(r.extra.get("restart", 0)) == restart]
         known = {r.key: r for r in history if r.ranked}
+        feasible = self.feasibility(history)
         while True:
             kicked = o.restart == "kick" and restart > 0 and best is not None
             if len(segment) < (1 if kicked else o.init):  # the start of this climb
@@ -103,23 +103,25 @@ class LocalSearchSampler(SampleStrategy):
             ranked = sorted((r for r in segment if r.ranked), key=lambda r: (-r.score, r.number))
             if not ranked and any(not r.finished for r in segment):
                 break  # the start is still running: sample at random meanwhile
-            centres = ranked if o.restart == "next_best" else [self.climb(ranked[0], known)]
+            centres = ranked if o.restart == "next_best" or not ranked else [self.climb(ranked[0], known)]
             for centre in centres:
                 if self._exhausted.get(centre.key, number + 1) <= number:
                     continue  # seen only grows with the trial number: still exhausted
                 fresh = self.unseen_neighbours(centre.sample, seen)
+                if not fresh:
+                    self._exhausted[centre.key] = number
+                fresh = [n for n in fresh if feasible(n)]  # predicted infeasible: as if evaluated
                 if fresh:
                     self.pending_attrs = {"restart": restart}
                     return self.pick(centre.sample, fresh, history, rng)
-                self._exhausted[centre.key] = number
             if o.restart == "next_best" and ranked:
                 break  # every neighbour of everything ranked is seen: random samples
             restart += 1  # a local optimum (or nothing ranked): restart
             segment = []
         self.pending_attrs = {"restart": restart}
         if kicked and not segment:
-            return self.kick(best.sample, seen, rng)
-        return self.random_unseen(seen, rng)
+            return self.kick(best.sample, seen, rng, feasible)
+        return self.random_unseen(seen, rng, feasible)
 
     def climb(self, start: Record, known: dict[str, Record]) -> Record:
         """From ``start``, move to the best already evaluated neighbour while it is better (free
@@ -132,7 +134,7 @@ class LocalSearchSampler(SampleStrategy):
                 return centre
             centre = max(better, key=lambda r: (r.score, -r.number))
 
-    def kick(self, sample: dict[str, Any], seen: set, rng) -> dict[str, Any]:
+    def kick(self, sample: dict[str, Any], seen: set, rng, feasible) -> dict[str, Any]:
         """An unseen valid sample ``kick`` decisions away from ``sample`` (iterated local search's
         perturbation), else a random unseen one."""
         for _ in range(self.options.max_tries):
@@ -142,9 +144,9 @@ class LocalSearchSampler(SampleStrategy):
                 if d.label in out:  # an earlier change may have made it inactive
                     out[d.label] = rng.choice([c for c in d.choices if c != out[d.label]])
                     out = self.complete(out, rng)
-            if self.is_valid(out) and self.seen_key(out) not in seen:
+            if self.is_valid(out) and self.seen_key(out) not in seen and feasible(out):
                 return out
-        return self.random_unseen(seen, rng)
+        return self.random_unseen(seen, rng, feasible)
 
     def pick(self, centre: dict[str, Any], fresh: list[dict[str, Any]], history: list[Record], rng) -> dict[str, Any]:
         """The neighbour to evaluate next: at random (``order: random``, the paper), or
@@ -155,30 +157,10 @@ class LocalSearchSampler(SampleStrategy):
         ranked = sorted((r for r in history if r.ranked), key=lambda r: r.score)
         if self.options.order == "random" or len(ranked) < 2:
             return fresh[tie.index(max(tie))]
-        weight = self.additive_model(ranked)
-
-        def gain(n: dict[str, Any]) -> float:
-            return sum(weight.get((k, _hashable(v)), 0.0) - weight.get((k, _hashable(centre.get(k))), 0.0)
-                       for k, v in n.items() if centre.get(k) != v)
-
-        best = max(range(len(fresh)), key=lambda i: (gain(fresh[i]), tie[i]))
+        weight = fit_additive([r.sample for r in ranked], [q / (len(ranked) - 1) for q in range(len(ranked))],
+                              self.options.ridge)
+        best = max(range(len(fresh)), key=lambda i: (predict(weight, fresh[i]), tie[i]))
         return fresh[best]
-
-    def additive_model(self, ranked: list[Record]) -> dict[tuple, float]:
-        """{(label, value): weight} of a ridge fit (lambda = ``ridge``) of quantile on one-hot
-        features; ``ranked`` is sorted by score. Values never seen weigh 0 (the average)."""
-        import numpy as np
-
-        columns: dict[tuple, int] = {}
-        rows = []
-        for r in ranked:
-            rows.append([columns.setdefault((k, _hashable(v)), len(columns)) for k, v in r.sample.items()])
-        X = np.zeros((len(ranked), len(columns)))
-        for i, cols in enumerate(rows):
-            X[i, cols] = 1.0
-        y = np.arange(len(ranked)) / (len(ranked) - 1) - 0.5  # (n,) quantiles, centred
-        w = np.linalg.solve(X.T @ X + self.options.ridge * np.eye(len(columns)), X.T @ y)
-        return {c: float(w[j]) for c, j in columns.items()}
 
     def neighbours(self, sample: dict[str, Any]) -> list[dict[str, Any]]:
         """Every sample that differs from ``sample`` in one active decision, in decision order.
@@ -206,10 +188,14 @@ class LocalSearchSampler(SampleStrategy):
                 out.append(n)
         return out
 
-    def random_unseen(self, seen: set, rng) -> dict[str, Any]:
-        sample: dict[str, Any] = {}
+    def random_unseen(self, seen: set, rng, feasible) -> dict[str, Any]:
+        """A random valid sample, unseen and predicted feasible if one turns up in ``max_tries``
+        draws (else unseen, else the last draw)."""
+        fallback, sample = None, {}
         for _ in range(self.options.max_tries):
             sample = self.random_sample(rng)
             if self.is_valid(sample) and self.seen_key(sample) not in seen:
-                return sample
-        return sample
+                if feasible(sample):
+                    return sample
+                fallback = fallback or sample
+        return fallback or sample
