@@ -135,6 +135,15 @@ class NB201Space(Space):
         return NB201Network([s[lab] for lab in LABELS], int(input_shape[0]), num_classes,
                             C=self.options["C"], N=self.options["N"])
 
+    def build_supernet(self, input_shape: Sequence[int], num_classes: int):
+        """The same macro network with a `LayerChoice` of all 5 ops on every edge (each label
+        governs that edge in every cell, as the one sampled cell is repeated)."""
+        from .nb201_network import NB201Network, create_op
+        from .supernet import choice_factory
+
+        return NB201Network(LABELS, int(input_shape[0]), num_classes, C=self.options["C"], N=self.options["N"],
+                            op_factory=choice_factory(self, create_op))
+
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         """The cell as a DAG of 4 nodes, each edge labelled with its op (zero edges dashed)."""
         from .diagrams import _pyplot, _save

@@ -14,7 +14,7 @@ AvgPool2d(2) + Conv1x1 shortcut.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -51,12 +51,14 @@ def create_op(name: str, C: int) -> nn.Module:
 
 
 class NB201Cell(nn.Module):
-    """``ops`` lists the 6 edge ops in the order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2."""
+    """``ops`` lists the 6 edge ops in the order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2.
+    ``op_factory(name, C)`` builds each edge (the supernet passes labels and a factory of
+    `LayerChoice`s, so both networks are this one builder)."""
 
-    def __init__(self, ops: Sequence[str], C: int):
+    def __init__(self, ops: Sequence[str], C: int, op_factory: Callable[[str, int], nn.Module] = create_op):
         super().__init__()
         self.edges = [(j, i) for j in range(1, 4) for i in range(j)]
-        self.ops = nn.ModuleList(create_op(op, C) for op in ops)
+        self.ops = nn.ModuleList(op_factory(op, C) for op in ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
         nodes = [x]
@@ -84,7 +86,8 @@ class ResidualReduction(nn.Module):
 
 
 class NB201Network(nn.Module):
-    def __init__(self, ops: Sequence[str], in_channels: int, num_classes: int, C: int = 16, N: int = 5):
+    def __init__(self, ops: Sequence[str], in_channels: int, num_classes: int, C: int = 16, N: int = 5,
+                 op_factory: Callable[[str, int], nn.Module] = create_op):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
         layers: list[nn.Module] = []
@@ -93,7 +96,7 @@ class NB201Network(nn.Module):
             if stage > 0:
                 layers.append(ResidualReduction(c, 2 * c))
                 c *= 2
-            layers += [NB201Cell(ops, c) for _ in range(N)]
+            layers += [NB201Cell(ops, c, op_factory) for _ in range(N)]
         self.cells = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(c, num_classes)

@@ -318,6 +318,15 @@ class Space:
         whose networks have no stages to expose raise NotImplementedError."""
         raise NotImplementedError(f"space {self.name!r} does not build a backbone with stage features")
 
+    def build_supernet(self, input_shape: Sequence[int], num_classes: int):
+        """One network holding every choice (see `supernet.py`); ``supernet.activate(net,
+        sample)`` picks the path that ``build(sample)`` would be."""
+        raise NotImplementedError(f"space {self.name!r} does not build a supernet")
+
+    @property
+    def has_supernet(self) -> bool:
+        return type(self).build_supernet is not Space.build_supernet
+
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         """Draw the architecture to ``path`` (without suffix); return the files written.
         Spaces without a picture return []."""
@@ -390,3 +399,12 @@ class CompositeSpace(Space):
 
     def draw(self, sample, path):
         return self.arch.draw(self.part_sample(self.arch, sample), path) if self.arch else []
+
+    def build_supernet(self, input_shape, num_classes):
+        if self.arch is None or not self.arch.has_supernet:
+            raise NotImplementedError(f"none of {self.name!r} builds a supernet")
+        return self.arch.build_supernet(input_shape, num_classes)
+
+    @property
+    def has_supernet(self) -> bool:
+        return self.arch is not None and self.arch.has_supernet

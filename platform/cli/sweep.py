@@ -83,6 +83,13 @@ def cmd_run(args) -> int:
     cfg = load_sweep(args.file, _overrides(args))
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if cfg.mode == "one_shot":
+        if args.workers > 1:
+            raise ConfigError("--workers: a one-shot sweep trains one supernet; run it with one worker "
+                              "(trainer.devices > 1 spreads the supernet over devices)")
+        from .oneshot_cmd import run_oneshot_command
+
+        return run_oneshot_command(cfg, args.root, show_progress=not args.no_progress)
     if args.workers > 1:
         from nasforge.platform.engine.workers import run_workers  # several processes sharing the study
 

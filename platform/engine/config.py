@@ -101,6 +101,19 @@ class TrackingConfig:
 
 
 @dataclass
+class OneShotConfig:
+    """``mode: one_shot`` (platform/oneshot.py): train one supernet, score ``search_trials``
+    samples on it with inherited weights, retrain the ``top_k`` best as an ordinary sweep."""
+
+    epochs: int = 10  # supernet training epochs (trainer.max_epochs is for the retrained trials)
+    sampling: Literal["uniform"] = "uniform"  # one path per batch, drawn uniformly (SPOS)
+    search_trials: int = 100  # samples scored with inherited weights, chosen by `strategy`
+    calib_batches: int = 4  # training batches that recalibrate batch norm before each score
+    val_batches: int | None = None  # validation batches per score (default: all)
+    top_k: int = 2  # best distinct samples retrained from scratch (the retrain sweep's budget)
+
+
+@dataclass
 class SweepConfig:
     name: str = "sweep"
     seed: int = 0
@@ -114,6 +127,8 @@ class SweepConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     storage: str | None = None  # default: an embedded file in the run folder
+    mode: Literal["multi_trial", "one_shot"] = "multi_trial"
+    oneshot: OneShotConfig = field(default_factory=OneShotConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -245,7 +260,34 @@ def validate(cfg: SweepConfig) -> SweepConfig:
             raise ConfigError(f"constraints[{i}]: give max, min or both for {c.metric!r}")
     _check_names(cfg)
     _check_search(cfg)
+    if cfg.mode == "one_shot":
+        _check_oneshot(cfg)
     return cfg
+
+
+def _check_oneshot(cfg: SweepConfig) -> None:
+    """What weight sharing needs: a space with a supernet (alone: nothing else to search), one
+    accuracy objective, positive sizes."""
+    from nasforge.search_spaces import Space, get_space_class, list_spaces
+
+    o = cfg.oneshot
+    for key in ("epochs", "search_trials", "calib_batches", "top_k"):
+        if getattr(o, key) < 1:
+            raise ConfigError(f"oneshot.{key}: must be >= 1, got {getattr(o, key)}")
+    if o.val_batches is not None and o.val_batches < 1:
+        raise ConfigError(f"oneshot.val_batches: must be >= 1 or null, got {o.val_batches}")
+
+    def has_supernet(name: str) -> bool:
+        return get_space_class(name).build_supernet is not Space.build_supernet
+
+    if len(cfg.space) != 1 or not has_supernet(cfg.space[0].name):
+        raise ConfigError(f"space: mode one_shot needs one space that builds a supernet; got "
+                          f"{', '.join(p.name for p in cfg.space)}; valid: "
+                          f"{', '.join(n for n in list_spaces() if has_supernet(n))}")
+    if cfg.task.name != "classification" or [ob.metric for ob in cfg.objectives] != ["val/acc"]:
+        raise ConfigError("objectives: mode one_shot scores classification samples by val/acc with inherited "
+                          f"weights; set task.name: classification and one objective val/acc "
+                          f"(got {cfg.task.name}, {', '.join(ob.metric for ob in cfg.objectives)})")
 
 
 def parse_sweep(data: Any, source: str = "<sweep>") -> SweepConfig:

@@ -1,0 +1,261 @@
+"""One-shot (weight-sharing) sweeps: train a supernet once, search it, retrain the best.
+
+A sweep file with ``mode: one_shot`` (options under ``oneshot:``, see `config.OneShotConfig`)
+runs three phases, each resumable, all in the sweep's run folder and storage:
+
+1. **Supernet.** The space builds its supernet (``space.build_supernet``); the task's
+   LightningModule trains it as its injected network, unchanged, while `SinglePathSampling`
+   activates one uniformly drawn path per batch, seeded by the global step so that every DDP
+   rank trains the same path (SPOS, Guo et al. 2020). With ``trainer.devices > 1`` the ranks
+   are spawned processes (gloo on the CPU). The weights go to ``supernet/supernet.pt``.
+2. **Search.** An ordinary Optuna study, ``<name>.search``, in the same storage, with the
+   sweep's strategy as its sampler (TPE, evolution, the controller, ... unchanged): each trial's
+   value is the sample's ``val/acc`` with inherited weights after batch-norm recalibration
+   (`InheritedWeightScorer`). Trials carry ``sample``/``genotype``/``metrics`` like any trial,
+   so leaderboards, reports and optuna-dashboard read them as they read any study.
+3. **Retrain.** The ``top_k`` best distinct samples are enqueued into the sweep's own study
+   and trained from scratch by `run_sweep` (full ``trainer.max_epochs``), so the sweep ends
+   with ordinary trials, checkpoints and ``nasforge promote NAME --best``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+from .config import SweepConfig
+from .errors import ConfigError
+
+SUPERNET_DIR = "supernet"
+SUPERNET_FILE = "supernet.pt"
+
+
+def search_study_name(name: str) -> str:
+    return f"{name}.search"
+
+
+class _Bar:
+    """A rich progress bar (``done/total``, a status field) or nothing when disabled."""
+
+    def __init__(self, console, description: str, total: int, enabled: bool):
+        self.bar = None
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console)
+        self.task = self.bar.add_task(description, total=total, status="")
+        self.bar.start()
+
+    def update(self, completed: int, status: str = "") -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=completed, status=status)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _epoch_bar_callback(bar: _Bar):
+    import lightning as L
+
+    class EpochBar(L.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            acc = trainer.callback_metrics.get("val/acc")
+            bar.update(trainer.current_epoch + 1, f"one-path val/acc {float(acc):.3f}" if acc is not None else "")
+
+    return EpochBar()
+
+
+# ----------------------------------------------------------------------------- 1. supernet
+def _ddp_strategy(cfg: SweepConfig):
+    """Spawned ranks (the parent gets the weights back); inactive choices get no gradient, so
+    DDP must look for unused parameters; every rank's path is the same, so they agree."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    cpu = cfg.trainer.accelerator == "cpu"
+    return DDPStrategy(start_method="spawn", find_unused_parameters=True,
+                       process_group_backend="gloo" if cpu else None)
+
+
+def train_supernet(ctx, show_progress: bool = False, console=None, record_paths: bool = False):
+    """Train (or load, when ``supernet/supernet.pt`` exists) the sweep's supernet; return the
+    task module holding it and the set-up data module."""
+    import lightning as L
+    import torch
+
+    from .callbacks import FiniteLossGuard
+    from .single_path import SinglePathSampling
+    from .trial_runner import quiet_libraries
+
+    quiet_libraries()
+    cfg, o = ctx.cfg, ctx.cfg.oneshot
+    folder = os.path.join(ctx.run_dir, SUPERNET_DIR)
+    os.makedirs(folder, exist_ok=True)
+    weights = os.path.join(folder, SUPERNET_FILE)
+    module_opts, data_opts, _ = ctx.split_options({})
+    if cfg.trainer.cpu_threads:
+        torch.set_num_threads(cfg.trainer.cpu_threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = ctx.datamodule(data_opts)
+    net = ctx.space.build_supernet(dm.input_shape, dm.num_classes)
+    module = ctx.task.load()(network=net, num_classes=dm.num_classes, **module_opts)
+    if os.path.exists(weights):  # resumed: the supernet is trained already
+        net.load_state_dict(torch.load(weights, map_location="cpu"))
+        dm.prepare_data()
+        dm.setup("fit")
+        return module, dm
+
+    t = cfg.trainer
+    callbacks: list[Any] = [SinglePathSampling(ctx.space, cfg.seed, record_dir=folder if record_paths else None),
+                            FiniteLossGuard()]
+    bar = _Bar(console, "supernet epochs", o.epochs, show_progress and t.devices == 1)
+    if bar.bar is not None:
+        callbacks.append(_epoch_bar_callback(bar))
+    trainer = L.Trainer(
+        max_epochs=o.epochs, accelerator=t.accelerator, devices=t.devices,
+        strategy=_ddp_strategy(cfg) if t.devices > 1 else "auto", precision=t.precision, logger=False,
+        callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=folder, limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        gradient_clip_val=t.gradient_clip_val, num_sanity_val_steps=0,
+    )
+    try:
+        trainer.fit(module, datamodule=dm)
+    finally:
+        bar.close()
+    tmp = f"{weights}.{os.getpid()}.tmp"
+    torch.save(net.state_dict(), tmp)
+    os.replace(tmp, weights)  # a half-written file never looks like a trained supernet
+    with open(os.path.join(folder, "supernet.json"), "w") as f:
+        json.dump({"epochs": o.epochs, "sampling": o.sampling, "devices": t.devices,
+                   "global_step": trainer.global_step,
+                   "val/acc (one path)": float(trainer.callback_metrics.get("val/acc", float("nan")))}, f)
+    if t.devices > 1:  # spawned ranks ran the fit; this process only holds the returned weights
+        dm.setup("fit")
+    return module, dm
+
+
+# ----------------------------------------------------------------------------- 2. search
+def open_search_study(cfg: SweepConfig, space, storage_url: str, seed: int | None = None):
+    import optuna
+
+    from .strategies import create_sampler
+    from .study import create_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = create_sampler(cfg.strategy, space, cfg.seed if seed is None else seed, cfg.directions)
+    study = optuna.create_study(study_name=search_study_name(cfg.name), storage=create_storage(storage_url),
+                                sampler=sampler, directions=cfg.directions, load_if_exists=True)
+    if study.metric_names is None:
+        study.set_metric_names([o.metric for o in cfg.objectives])
+        study.set_user_attr("nasforge_config", cfg.to_dict())
+        study.set_user_attr("oneshot_phase", "search with inherited weights")
+    return study
+
+
+def search_supernet(study, space, scorer, n_trials: int, metric: str = "val/acc",
+                    show_progress: bool = False, console=None):
+    """Run ``study`` until ``n_trials`` trials are COMPLETE, each scored by ``scorer.score``
+    (samples already scored are not scored again: the score is deterministic). Returns the study."""
+    from nasforge.search_spaces import SampleValidationError
+    from optuna.trial import TrialState
+
+    cache = {t.user_attrs["key"]: t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+             if "key" in t.user_attrs}
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    bar = _Bar(console, "search (inherited weights)", n_trials, show_progress)
+    try:
+        while done < n_trials:
+            trial = study.ask()
+            try:
+                sample = space.validate(space.suggest(trial))
+            except SampleValidationError as e:
+                trial.set_user_attr("fail_reason", f"invalid sample: {e}")
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            key = space.key(sample)
+            if key not in cache:
+                cache[key] = scorer.score(sample)
+            trial.set_user_attr("sample", sample)
+            trial.set_user_attr("genotype", space.to_json(sample))
+            trial.set_user_attr("key", key)
+            trial.set_user_attr("metrics", {metric: cache[key]})
+            study.tell(trial, cache[key])
+            done += 1
+            bar.update(done, f"best {metric}={study.best_value:.4f}")
+    finally:
+        bar.close()
+    return study
+
+
+def top_samples(study, k: int) -> list[tuple[dict[str, Any], float]]:
+    """The ``k`` best distinct samples of a search study, best first."""
+    from optuna.trial import TrialState
+
+    best: dict[str, tuple[dict[str, Any], float]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        key = t.user_attrs.get("key") or json.dumps(t.params, sort_keys=True)
+        if key not in best or t.value > best[key][1]:
+            best[key] = (t.user_attrs.get("sample") or dict(t.params), t.value)
+    sign = -1 if study.directions[0].name == "MAXIMIZE" else 1
+    return sorted(best.values(), key=lambda sv: sign * sv[1])[:k]
+
+
+# ----------------------------------------------------------------------------- 3. retrain
+def retrain_config(cfg: SweepConfig) -> SweepConfig:
+    """The retrain sweep: the same file, budget = ``oneshot.top_k`` trials."""
+    return dataclasses.replace(cfg, budget=dataclasses.replace(cfg.budget, trials=cfg.oneshot.top_k))
+
+
+def enqueue_top(study, top: list[tuple[dict[str, Any], float]]) -> int:
+    """Enqueue the samples not yet in ``study`` (by params); returns how many were added."""
+    # enqueued trials not yet run keep their sample in ``fixed_params``
+    seen = [t.params or t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False)]
+    added = 0
+    for rank, (sample, value) in enumerate(top, start=1):
+        if sample in seen:
+            continue
+        study.enqueue_trial(sample, user_attrs={"oneshot_rank": rank, "supernet/val_acc": value})
+        added += 1
+    return added
+
+
+# ----------------------------------------------------------------------------- the sweep
+def run_oneshot(cfg: SweepConfig, root: str, show_progress: bool = True, console=None) -> dict[str, Any]:
+    """All three phases (each resumes from what the run folder and storage hold). Returns
+    {"supernet": module, "search": study, "retrain": study}."""
+    from .single_path import InheritedWeightScorer
+    from .study import resolve_storage_url, run_dir
+    from .sweep import open_study, run_sweep, write_config
+    from .trial_runner import TrialContext
+
+    if cfg.mode != "one_shot":
+        raise ConfigError(f"mode: run_oneshot needs mode one_shot, got {cfg.mode!r}")
+    rundir = run_dir(cfg.name, root)
+    try:
+        ctx = TrialContext.create(cfg, rundir)
+        ctx.space.dims  # noqa: B018 - bad space options fail before anything is written
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"space: {e}") from None
+    write_config(cfg, rundir)
+    storage_url = resolve_storage_url(cfg, root)
+    o = cfg.oneshot
+
+    module, dm = train_supernet(ctx, show_progress, console)
+    scorer = InheritedWeightScorer.from_datamodule(module.network, dm, o.calib_batches, o.val_batches)
+    search = open_search_study(cfg, ctx.space, storage_url)
+    search_supernet(search, ctx.space, scorer, o.search_trials, cfg.objectives[0].metric, show_progress, console)
+
+    rcfg = retrain_config(cfg)
+    retrain = open_study(rcfg, ctx, storage_url)
+    enqueue_top(retrain, top_samples(search, o.top_k))
+    retrain = run_sweep(rcfg, root=root, show_progress=show_progress, console=console)
+    return {"supernet": module, "search": search, "retrain": retrain}

@@ -1,0 +1,115 @@
+"""Training and scoring a supernet one path at a time (SPOS, Guo et al., ECCV 2020).
+
+* `SinglePathSampling`: a Lightning callback that activates one path of the supernet before
+  every training batch. The task is unchanged: its LightningModule trains the supernet as its
+  injected network and never knows. The path of step ``s`` is a function of ``(seed, s)``
+  only (a `random.Random` seeded by that string), so under DDP every rank activates the same
+  path on the same step without any communication, and a resumed fit redraws the same paths.
+  Validation during supernet training runs one path per epoch, seeded the same way.
+* `InheritedWeightScorer`: the score of a sample on the trained supernet: activate its path,
+  recalibrate the batch-norm statistics on a few training batches (the running statistics that
+  training accumulated are a mix over all paths; Guo et al. recompute them per path), then
+  top-1 accuracy on fixed validation batches. Nothing is trained; the weights are inherited.
+
+This module sees a supernet and batches; the strategies that choose the samples never import it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterable
+from typing import Any
+
+import lightning as L
+import torch
+from nasforge.search_spaces import Space
+from nasforge.search_spaces.supernet import activate, uniform_sample
+from torch import nn
+
+
+def path_for_step(space: Space, seed: int, step: int, stage: str = "train") -> dict[str, Any]:
+    """The uniform path of ``step``: the same on every process that asks (no global RNG)."""
+    return uniform_sample(space, random.Random(f"nasforge-spos:{seed}:{stage}:{step}"))
+
+
+class SinglePathSampling(L.Callback):
+    """Activates ``path_for_step(space, seed, trainer.global_step)`` before each training
+    batch. With ``record_dir``, each rank writes the paths it trained to
+    ``record_dir/paths_rank<r>.json`` when training ends (how the DDP test sees both ranks)."""
+
+    def __init__(self, space: Space, seed: int = 0, record_dir: str | None = None):
+        self.space, self.seed, self.record_dir = space, seed, record_dir
+        self.paths: list[tuple[int, str]] = []  # (global step, space key) on this rank
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        sample = path_for_step(self.space, self.seed, trainer.global_step)
+        activate(pl_module, sample)
+        if self.record_dir is not None:
+            self.paths.append((trainer.global_step, self.space.key(sample)))
+
+    def on_validation_start(self, trainer, pl_module):
+        activate(pl_module, path_for_step(self.space, self.seed, trainer.current_epoch, stage="val"))
+
+    def on_train_end(self, trainer, pl_module):
+        if self.record_dir is None:
+            return
+        os.makedirs(self.record_dir, exist_ok=True)
+        path = os.path.join(self.record_dir, f"paths_rank{trainer.global_rank}.json")
+        with open(path, "w") as f:
+            json.dump({"rank": trainer.global_rank, "world_size": trainer.world_size, "pid": os.getpid(),
+                       "paths": self.paths}, f)
+
+
+# ----------------------------------------------------------------------------- scoring
+def recalibrate_batchnorm(net: nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Recompute every BatchNorm's running statistics as the plain average over ``batches``
+    (inputs only), with the active path; leaves ``net`` in eval mode."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch weighs the same
+    net.train()
+    with torch.no_grad():
+        for x in batches:
+            net(x)
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    net.eval()
+
+
+class InheritedWeightScorer:
+    """Scores samples on a trained supernet (``net``: the supernet, or a module holding it).
+
+    ``calib``: input batches for the batch-norm recalibration; ``val``: (inputs, labels)
+    batches for the accuracy. Both are fixed, so every sample is scored on the same images."""
+
+    def __init__(self, net: nn.Module, calib: list[torch.Tensor], val: list[tuple[torch.Tensor, torch.Tensor]]):
+        self.net, self.calib, self.val = net, calib, val
+
+    @classmethod
+    def from_datamodule(cls, net: nn.Module, dm, calib_batches: int = 4, val_batches: int | None = None):
+        """Fixed batches from ``dm`` (already set up), prepared as the trainer would see them
+        in evaluation (``on_after_batch_transfer`` outside a fit: no augmentation)."""
+        def take(loader, n):
+            out = []
+            for i, batch in enumerate(loader):
+                if n is not None and i >= n:
+                    break
+                out.append(dm.on_after_batch_transfer(batch, 0))
+            return out
+
+        calib = [x for x, _ in take(dm.train_dataloader(), calib_batches)]
+        return cls(net, calib, take(dm.val_dataloader(), val_batches))
+
+    def score(self, sample: dict[str, Any]) -> float:
+        """Top-1 accuracy of ``sample``'s path with inherited weights (BN recalibrated)."""
+        activate(self.net, sample)
+        recalibrate_batchnorm(self.net, self.calib)
+        correct = total = 0
+        with torch.no_grad():
+            for x, y in self.val:
+                correct += int((self.net(x).argmax(1) == y).sum())
+                total += len(y)
+        return correct / max(1, total)
