@@ -225,3 +225,22 @@ def test_one_shot_config_is_checked(key, value, match):
 
     with pytest.raises(ConfigError, match=match):
         _oneshot_cfg("bad", **{key: value})
+
+
+@pytest.mark.slow
+def test_the_shipped_cifar10_one_shot_file_runs_through_the_command(cifar10_zip, run_root, capsys):
+    from nasforge.platform.cli import main
+    from nasforge.platform.run_folder import open_run
+    from tiny_sweeps import REPO
+
+    sets = {"task.data.path": str(cifar10_zip), "task.data.subset": 256, "task.data.val_subset": 128,
+            "oneshot.epochs": 1, "oneshot.search_trials": 4, "oneshot.top_k": 1, "oneshot.val_batches": 1,
+            "trainer.max_epochs": 1, "trainer.cpu_threads": 1, "tracking.mode": "disabled"}
+    args = ["sweep", "run", str(REPO / "sweeps" / "cifar10_oneshot_nb201.yaml"), "--root", str(run_root)]
+    for k, v in sets.items():
+        args += ["--set", f"{k}={v}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "supernet epochs" in out and "search (inherited weights)" in out and "retrained" in out
+    run = open_run("cifar10_oneshot_nb201", str(run_root))
+    assert [t.state.name for t in run.study.trials] == ["COMPLETE"]
