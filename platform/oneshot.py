@@ -6,8 +6,11 @@ runs three phases, each resumable, all in the sweep's run folder and storage:
 1. **Supernet.** The space builds its supernet (``space.build_supernet``); the task's
    LightningModule trains it as its injected network, unchanged, while `SinglePathSampling`
    activates one uniformly drawn path per batch, seeded by the global step so that every DDP
-   rank trains the same path (SPOS, Guo et al. 2020). With ``trainer.devices > 1`` the ranks
-   are spawned processes (gloo on the CPU). The weights go to ``supernet/supernet.pt``.
+   rank trains the same path (SPOS, Guo et al. 2020); or, with ``sampling: controller``, the
+   RL controller draws the paths and learns from validation batches (ENAS, Pham et al. 2018;
+   its episodes are the trials of study ``<name>.controller``, rank 0 broadcasts each path).
+   With ``trainer.devices > 1`` the ranks are spawned processes (gloo on the CPU). The weights
+   go to ``supernet/supernet.pt``.
 2. **Search.** An ordinary Optuna study, ``<name>.search``, in the same storage, with the
    sweep's strategy as its sampler (TPE, evolution, the controller, ... unchanged): each trial's
    value is the sample's ``val/acc`` with inherited weights after batch-norm recalibration
@@ -33,6 +36,11 @@ SUPERNET_FILE = "supernet.pt"
 
 def search_study_name(name: str) -> str:
     return f"{name}.search"
+
+
+def controller_study_name(name: str) -> str:
+    """The ENAS controller's episodes during supernet training (``oneshot.sampling: controller``)."""
+    return f"{name}.controller"
 
 
 class _Bar:
@@ -93,7 +101,7 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     import torch
 
     from .callbacks import FiniteLossGuard
-    from .single_path import SinglePathSampling
+    from .single_path import ControllerPathSampling, SinglePathSampling
     from .trial_runner import quiet_libraries
 
     quiet_libraries()
@@ -115,8 +123,15 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
         return module, dm
 
     t = cfg.trainer
-    callbacks: list[Any] = [SinglePathSampling(ctx.space, cfg.seed, record_dir=folder if record_paths else None),
-                            FiniteLossGuard()]
+    record = folder if record_paths else None
+    if o.sampling == "controller":
+        from .ddp import storage_url_of
+
+        paths = ControllerPathSampling(ctx.space, storage_url_of(ctx), controller_study_name(cfg.name), cfg.seed,
+                                       every=o.controller_every, record_dir=record)
+    else:
+        paths = SinglePathSampling(ctx.space, cfg.seed, record_dir=record)
+    callbacks: list[Any] = [paths, FiniteLossGuard()]
     bar = _Bar(console, "supernet epochs", o.epochs, show_progress and t.devices == 1)
     if bar.bar is not None:
         callbacks.append(_epoch_bar_callback(bar))

@@ -6,6 +6,9 @@
   only (a `random.Random` seeded by that string), so under DDP every rank activates the same
   path on the same step without any communication, and a resumed fit redraws the same paths.
   Validation during supernet training runs one path per epoch, seeded the same way.
+* `ControllerPathSampling`: the same callback with ENAS's paths: drawn by the RL controller
+  (an Optuna study with the `controller` sampler), rank 0 draws and broadcasts, and each
+  path's accuracy on a validation batch is the controller's reward.
 * `InheritedWeightScorer`: the score of a sample on the trained supernet: activate its path,
   recalibrate the batch-norm statistics on a few training batches (the running statistics that
   training accumulated are a mix over all paths; Guo et al. recompute them per path), then
@@ -42,8 +45,12 @@ class SinglePathSampling(L.Callback):
         self.space, self.seed, self.record_dir = space, seed, record_dir
         self.paths: list[tuple[int, str]] = []  # (global step, space key) on this rank
 
+    def draw(self, trainer, step: int) -> dict[str, Any]:
+        """The path of training step ``step`` (the same on every rank)."""
+        return path_for_step(self.space, self.seed, step)
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        sample = path_for_step(self.space, self.seed, trainer.global_step)
+        sample = self.draw(trainer, trainer.global_step)
         activate(pl_module, sample)
         if self.record_dir is not None:
             self.paths.append((trainer.global_step, self.space.key(sample)))
@@ -59,6 +66,76 @@ class SinglePathSampling(L.Callback):
         with open(path, "w") as f:
             json.dump({"rank": trainer.global_rank, "world_size": trainer.world_size, "pid": os.getpid(),
                        "paths": self.paths}, f)
+
+
+class ControllerPathSampling(SinglePathSampling):
+    """ENAS (Pham et al. 2018): the paths come from the RL controller, an ordinary Optuna
+    study (``study_name`` in ``storage_url``, the `controller` sampler) whose trials are paths.
+    Every ``every`` training steps rank 0 asks the study for a path, broadcasts it (every rank
+    trains it), and after those steps tells the study the path's accuracy on the next of a few
+    fixed validation batches (the reward; the policy updates from these as from any trial).
+    The policy's state is the study's trials, so it is stored, resumed and shown like any
+    strategy's."""
+
+    def __init__(self, space: Space, storage_url: str, study_name: str, seed: int = 0, every: int = 10,
+                 reward_batches: int = 8, record_dir: str | None = None):
+        super().__init__(space, seed, record_dir)
+        self.storage_url, self.study_name, self.every, self.reward_batches = storage_url, study_name, every, reward_batches
+        self._study = self._trial = self._sample = None
+        self._val: list = []
+
+    def _open(self):
+        if self._study is None:
+            import optuna
+
+            from .strategies import create_sampler
+            from .study import create_storage
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            self._study = optuna.create_study(
+                study_name=self.study_name, storage=create_storage(self.storage_url), direction="maximize",
+                sampler=create_sampler("controller", self.space, self.seed), load_if_exists=True)
+        return self._study
+
+    def setup(self, trainer, pl_module, stage):
+        if not trainer.is_global_zero:
+            return
+        # fixed reward batches, prepared as for evaluation: the trainer is already "training"
+        # here, which would make an image data module augment them
+        dm = trainer.datamodule
+        dm.setup("fit")
+        augment = getattr(dm, "augment", None)
+        if augment is not None:
+            dm.augment = 0.0
+        try:
+            for i, batch in enumerate(dm.val_dataloader()):
+                if i >= self.reward_batches:
+                    break
+                self._val.append(dm.on_after_batch_transfer(batch, 0))
+        finally:
+            if augment is not None:
+                dm.augment = augment
+
+    def draw(self, trainer, step: int) -> dict[str, Any]:
+        if step % self.every == 0 or self._sample is None:
+            sample = None
+            if trainer.is_global_zero:
+                self._trial = self._open().ask()
+                sample = self.space.validate(self.space.suggest(self._trial))
+                self._trial.set_user_attr("sample", sample)
+                self._trial.set_user_attr("step", step)
+            self._sample = trainer.strategy.broadcast(sample, src=0)
+        return self._sample
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self._trial is None or trainer.global_step % self.every != 0 or not trainer.is_global_zero:
+            return
+        x, y = self._val[(trainer.global_step // self.every) % len(self._val)]
+        with torch.no_grad():  # batch statistics, as in training (ENAS's reward)
+            reward = float((pl_module(x.to(pl_module.device)).argmax(1).cpu() == y).float().mean())
+        self._trial.set_user_attr("metrics", {"val/acc": reward})
+        self._open().tell(self._trial, reward)
+        self._trial = None
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -145,11 +145,13 @@ def test_every_strategy_searches_the_supernet_as_an_ordinary_study(strategy):
 
 # ----------------------------------------------------------------------------- DDP
 @pytest.mark.slow
-def test_ddp_supernet_training_activates_the_same_path_on_both_ranks_at_every_step(tmp_path):
+@pytest.mark.parametrize("sampling", ["uniform", "controller"])
+def test_ddp_supernet_training_activates_the_same_path_on_both_ranks_at_every_step(tmp_path, sampling):
     from nasforge.platform.oneshot import train_supernet
     from nasforge.platform.trial_runner import TrialContext
 
-    cfg = _oneshot_cfg("ddp_paths", **{"trainer.devices": 2, "trainer.limit_train_batches": 3})
+    cfg = _oneshot_cfg("ddp_paths", **{"trainer.devices": 2, "trainer.limit_train_batches": 3,
+                                       "oneshot.sampling": sampling, "oneshot.controller_every": 1})
     ctx = TrialContext.create(cfg, str(tmp_path / "ddp_paths"))
     train_supernet(ctx, record_paths=True)
     folder = tmp_path / "ddp_paths" / "supernet"
@@ -244,3 +246,27 @@ def test_the_shipped_cifar10_one_shot_file_runs_through_the_command(cifar10_zip,
     assert "supernet epochs" in out and "search (inherited weights)" in out and "retrained" in out
     run = open_run("cifar10_oneshot_nb201", str(run_root))
     assert [t.state.name for t in run.study.trials] == ["COMPLETE"]
+
+
+def test_enas_controller_draws_the_trained_paths_and_learns_from_validation_batches(tmp_path):
+    import optuna
+
+    from nasforge.platform.oneshot import controller_study_name, train_supernet
+    from nasforge.platform.trial_runner import TrialContext
+
+    cfg = _oneshot_cfg("enas", **{"oneshot.sampling": "controller", "oneshot.controller_every": 2})
+    ctx = TrialContext.create(cfg, str(tmp_path / "enas"))
+    train_supernet(ctx, record_paths=True)
+    paths = json.loads((tmp_path / "enas" / "supernet" / "paths_rank0.json").read_text())["paths"]
+    assert len(paths) == 2 * 4  # 2 epochs x 4 batches
+    from nasforge.platform.study import create_storage
+
+    study = optuna.load_study(study_name=controller_study_name("enas"),
+                              storage=create_storage(f"journal://{tmp_path / 'enas' / 'study.journal'}"))
+    episodes = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state.name for t in episodes] == ["COMPLETE"] * 4  # one episode per 2 steps
+    assert all(0.0 <= t.value <= 1.0 for t in episodes)  # the reward: accuracy on a validation batch
+    space = ctx.space
+    for t in episodes:  # each episode's path is what the supernet trained for its steps
+        step = t.user_attrs["step"]
+        assert [p for s, p in paths if step <= s < step + 2] == [space.key(t.user_attrs["sample"])] * 2

@@ -106,7 +106,10 @@ class OneShotConfig:
     samples on it with inherited weights, retrain the ``top_k`` best as an ordinary sweep."""
 
     epochs: int = 10  # supernet training epochs (trainer.max_epochs is for the retrained trials)
-    sampling: Literal["uniform"] = "uniform"  # one path per batch, drawn uniformly (SPOS)
+    # uniform: one path per batch drawn uniformly (SPOS); controller: drawn by the RL
+    # controller, whose policy learns from validation batches (ENAS)
+    sampling: Literal["uniform", "controller"] = "uniform"
+    controller_every: int = 10  # controller: training steps per drawn path (one policy episode)
     search_trials: int = 100  # samples scored with inherited weights, chosen by `strategy`
     calib_batches: int = 4  # training batches that recalibrate batch norm before each score
     val_batches: int | None = None  # validation batches per score (default: all)
@@ -271,7 +274,7 @@ def _check_oneshot(cfg: SweepConfig) -> None:
     from nasforge.search_spaces import Space, get_space_class, list_spaces
 
     o = cfg.oneshot
-    for key in ("epochs", "search_trials", "calib_batches", "top_k"):
+    for key in ("epochs", "search_trials", "calib_batches", "top_k", "controller_every"):
         if getattr(o, key) < 1:
             raise ConfigError(f"oneshot.{key}: must be >= 1, got {getattr(o, key)}")
     if o.val_batches is not None and o.val_batches < 1:
