@@ -250,7 +250,6 @@ def test_the_shipped_cifar10_one_shot_file_runs_through_the_command(cifar10_zip,
 
 def test_enas_controller_draws_the_trained_paths_and_learns_from_validation_batches(tmp_path):
     import optuna
-
     from nasforge.platform.oneshot import controller_study_name, train_supernet
     from nasforge.platform.trial_runner import TrialContext
 
