@@ -10,7 +10,7 @@ def run_oneshot_command(cfg, root: str, show_progress: bool = True) -> int:
     from rich.console import Console
 
     from .leaderboard import render_leaderboard
-    from .oneshot import run_oneshot, search_study_name
+    from .oneshot import run_oneshot
 
     console = Console(width=None if Console().is_terminal else 160)
     o = cfg.oneshot
@@ -19,8 +19,29 @@ def run_oneshot_command(cfg, root: str, show_progress: bool = True) -> int:
                   f"search {o.search_trials} samples with {cfg.strategy.name}, retrain top {o.top_k} "
                   f"→ {os.path.join(root, cfg.name)}")
     out = run_oneshot(cfg, root, show_progress=show_progress, console=console)
-    render_leaderboard(out["search"], cfg, console=console, limit=o.top_k + 3,
-                       title=f"search on the supernet: {search_study_name(cfg.name)} (inherited weights)")
+    _render_search(out["search"], cfg, console, o.top_k + 3)
     render_leaderboard(out["retrain"], cfg, console=console,
                        title=f"retrained: {cfg.name} (promote with `nasforge promote {cfg.name} --best`)")
     return 0
+
+
+def _render_search(study, cfg, console, limit: int) -> None:
+    from .leaderboard import render_leaderboard
+
+    render_leaderboard(study, cfg, console=console, limit=limit,
+                       title=f"search on the supernet: {study.study_name} (inherited weights)")
+
+
+def render_search(run, console, limit: int = 10) -> None:
+    """The search study's leaderboard for `nasforge sweep status` of a one-shot sweep."""
+    import optuna
+
+    from .oneshot import search_study_name
+    from .study import create_storage
+
+    try:
+        study = optuna.load_study(study_name=search_study_name(run.name), storage=create_storage(run.storage_url))
+    except KeyError:
+        console.print("search on the supernet: not started")
+        return
+    _render_search(study, run.cfg, console, limit)

@@ -165,7 +165,7 @@ def test_ddp_supernet_training_activates_the_same_path_on_both_ranks_at_every_st
 
 
 # ----------------------------------------------------------------------------- the sweep
-def test_a_tiny_one_shot_sweep_runs_end_to_end_and_its_best_is_promoted(run_root, tmp_path):
+def test_a_tiny_one_shot_sweep_runs_end_to_end_and_its_best_is_promoted(run_root, tmp_path, capsys):
     from nasforge.platform.oneshot import search_study_name, top_samples
     from nasforge.platform.registry import load, promote
     from nasforge.platform.run_folder import open_run
@@ -194,6 +194,15 @@ def test_a_tiny_one_shot_sweep_runs_end_to_end_and_its_best_is_promoted(run_root
     assert promotion.meta["trial"]["number"] == run.study.best_trial.number
     model = load(promotion.version.ref, registry=tmp_path / "registry")
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+    from nasforge.platform.cli import (
+        main,  # status shows the search beside the retrained trials
+    )
+
+    capsys.readouterr()
+    assert main(["sweep", "status", "tiny_oneshot", "--root", str(run_root)]) == 0
+    out = capsys.readouterr().out
+    assert "leaderboard: tiny_oneshot" in out and "tiny_oneshot.search (inherited weights)" in out
 
     # run again: every phase resumes from what is there (no retraining, no new trials)
     again = run_oneshot(cfg, str(run_root), show_progress=False)
@@ -269,3 +278,4 @@ def test_enas_controller_draws_the_trained_paths_and_learns_from_validation_batc
     for t in episodes:  # each episode's path is what the supernet trained for its steps
         step = t.user_attrs["step"]
         assert [p for s, p in paths if step <= s < step + 2] == [space.key(t.user_attrs["sample"])] * 2
+

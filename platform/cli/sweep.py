@@ -136,6 +136,10 @@ def cmd_status(args) -> int:
                   f"  |  finished {finished}/{total if total is not None else '∞'}")
     console.print(f"best so far: {best_value_text(run.study, run.cfg)}")
     render_leaderboard(run.study, run.cfg, console=console, limit=args.top)
+    if run.cfg.mode == "one_shot":  # the search on the supernet lives beside it, in the same storage
+        from .oneshot_cmd import render_search
+
+        render_search(run, console, limit=args.top)
     return 0
 
 
