@@ -249,7 +249,7 @@ def run_oneshot(cfg: SweepConfig, root: str, show_progress: bool = True, console
     {"supernet": module, "search": study, "retrain": study}."""
     from .single_path import InheritedWeightScorer
     from .study import resolve_storage_url, run_dir
-    from .sweep import open_study, run_sweep, write_config
+    from .sweep import open_study, run_sweep, sampler_seed, write_config
     from .trial_runner import TrialContext
 
     if cfg.mode != "one_shot":
@@ -267,6 +267,9 @@ def run_oneshot(cfg: SweepConfig, root: str, show_progress: bool = True, console
     module, dm = train_supernet(ctx, show_progress, console)
     scorer = InheritedWeightScorer.from_datamodule(module.network, dm, o.calib_batches, o.val_batches)
     search = open_search_study(cfg, ctx.space, storage_url)
+    seed = sampler_seed(cfg.seed, len(search.get_trials(deepcopy=False)), None, cfg.strategy.name)
+    if seed != cfg.seed:  # resumed: a sampler seeded alike would redraw the samples it drew
+        search = open_search_study(cfg, ctx.space, storage_url, seed)
     search_supernet(search, ctx.space, scorer, o.search_trials, cfg.objectives[0].metric, show_progress, console)
 
     rcfg = retrain_config(cfg)

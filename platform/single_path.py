@@ -182,11 +182,12 @@ class InheritedWeightScorer:
 
     def score(self, sample: dict[str, Any]) -> float:
         """Top-1 accuracy of ``sample``'s path with inherited weights (BN recalibrated)."""
+        device = next(self.net.parameters()).device  # where training left it (a GPU, say)
         activate(self.net, sample)
-        recalibrate_batchnorm(self.net, self.calib)
+        recalibrate_batchnorm(self.net, [x.to(device) for x in self.calib])
         correct = total = 0
         with torch.no_grad():
             for x, y in self.val:
-                correct += int((self.net(x).argmax(1) == y).sum())
+                correct += int((self.net(x.to(device)).argmax(1).cpu() == y).sum())
                 total += len(y)
         return correct / max(1, total)
