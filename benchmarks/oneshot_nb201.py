@@ -67,6 +67,8 @@ def main(argv=None) -> int:
 
     import optuna
     import torch
+    from scipy.stats import kendalltau, spearmanr
+
     from nasforge.platform.config import parse_sweep
     from nasforge.platform.oneshot import search_supernet, top_samples, train_supernet
     from nasforge.platform.single_path import InheritedWeightScorer
@@ -74,7 +76,6 @@ def main(argv=None) -> int:
     from nasforge.platform.trial_runner import TrialContext
     from nasforge.search_spaces.supernet import uniform_sample
     from nasforge.tasks.tabular import TabularBenchmark
-    from scipy.stats import kendalltau, spearmanr
 
     torch.set_num_threads(a.threads)
     table = TabularBenchmark(os.path.join(a.data, "nb201", "cifar10.csv"), signal="val_acc_12ep",

@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, Iterable
 
 import lightning as L
 import torch
+from torch import nn
+
 from nasforge.search_spaces import Space
 from nasforge.search_spaces.supernet import activate, uniform_sample
-from torch import nn
 
 
 def path_for_step(space: Space, seed: int, step: int, stage: str = "train") -> dict[str, Any]:
