@@ -18,6 +18,7 @@ a scatter plot (supernet accuracy against table accuracy) under benchmarks/resul
 
     nice -n 10 .venv/bin/python benchmarks/oneshot_nb201.py --subset 20000 --epochs 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,13 +31,23 @@ import time
 
 # NAS-Bench-201 (Dong & Yang, ICLR 2020), CIFAR-10 test accuracy of the cell each weight-sharing
 # method returns; multi-trial random search for comparison; the table's best cell.
-ANCHORS = {"DARTS-V1/V2": 54.30, "ENAS": 54.30, "RSPS (random search, parameter sharing)": 87.66,
-           "SETN": 87.64, "GDAS": 93.61, "multi-trial random search": 93.70, "best cell": 94.37}
+ANCHORS = {
+    "DARTS-V1/V2": 54.30,
+    "ENAS": 54.30,
+    "RSPS (random search, parameter sharing)": 87.66,
+    "SETN": 87.64,
+    "GDAS": 93.61,
+    "multi-trial random search": 93.70,
+    "best cell": 94.37,
+}
 TARGETS = {"searched_cell_test_acc": 93.6, "kendall_tau": 0.5}
 
 
 def default_data() -> str:
-    for root in (os.environ.get("NASFORGE_DATA"), os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")):
+    for root in (
+        os.environ.get("NASFORGE_DATA"),
+        os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
+    ):
         if root and os.path.isdir(root):
             return os.path.abspath(root)
     return os.path.abspath(os.path.join("..", "shared", "data"))
@@ -48,21 +59,34 @@ def log(msg: str) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=default_data(), help="folder holding cifar10-jpeg.zip and nb201/cifar10.csv")
+    p.add_argument(
+        "--data",
+        default=default_data(),
+        help="folder holding cifar10-jpeg.zip and nb201/cifar10.csv",
+    )
     p.add_argument("--subset", type=int, default=20000, help="training images for the supernet")
-    p.add_argument("--val", type=int, default=1000, help="held-out training images that score a cell")
+    p.add_argument(
+        "--val", type=int, default=1000, help="held-out training images that score a cell"
+    )
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--C", type=int, default=16, help="stem width (the benchmark's is 16)")
     p.add_argument("--N", type=int, default=1, help="cells per stage (the benchmark's is 5)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--cells", type=int, default=100, help="uniformly drawn cells scored for the rank correlation")
+    p.add_argument(
+        "--cells",
+        type=int,
+        default=100,
+        help="uniformly drawn cells scored for the rank correlation",
+    )
     p.add_argument("--search-trials", type=int, default=100)
     p.add_argument("--strategy", default="evolution")
     p.add_argument("--calib-batches", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", default=os.path.join(os.path.dirname(__file__), "results", "oneshot_nb201.png"))
+    p.add_argument(
+        "--plot", default=os.path.join(os.path.dirname(__file__), "results", "oneshot_nb201.png")
+    )
     a = p.parse_args(argv)
 
     import optuna
@@ -78,19 +102,37 @@ def main(argv=None) -> int:
     from nasforge.tasks.tabular import TabularBenchmark
 
     torch.set_num_threads(a.threads)
-    table = TabularBenchmark(os.path.join(a.data, "nb201", "cifar10.csv"), signal="val_acc_12ep",
-                             report="test_acc_200ep")
-    cfg = parse_sweep({
-        "name": "oneshot_nb201", "seed": a.seed, "mode": "one_shot",
-        "task": {"name": "classification",
-                 "data": {"name": "cifar10", "path": os.path.join(a.data, "cifar10-jpeg.zip"),
-                          "val_fraction": 0.1, "subset": a.subset, "val_subset": a.val},
-                 "options": {"batch_size": a.batch_size, "lr": a.lr, "warmup_epochs": 0}},
-        "space": [{"name": "nb201", "options": {"C": a.C, "N": a.N}}],
-        "strategy": {"name": a.strategy}, "pruner": {"name": "none"},
-        "oneshot": {"epochs": a.epochs, "calib_batches": a.calib_batches, "search_trials": a.search_trials},
-        "trainer": {"accelerator": "cpu", "cpu_threads": a.threads}, "tracking": {"mode": "disabled"},
-    })
+    table = TabularBenchmark(
+        os.path.join(a.data, "nb201", "cifar10.csv"), signal="val_acc_12ep", report="test_acc_200ep"
+    )
+    cfg = parse_sweep(
+        {
+            "name": "oneshot_nb201",
+            "seed": a.seed,
+            "mode": "one_shot",
+            "task": {
+                "name": "classification",
+                "data": {
+                    "name": "cifar10",
+                    "path": os.path.join(a.data, "cifar10-jpeg.zip"),
+                    "val_fraction": 0.1,
+                    "subset": a.subset,
+                    "val_subset": a.val,
+                },
+                "options": {"batch_size": a.batch_size, "lr": a.lr, "warmup_epochs": 0},
+            },
+            "space": [{"name": "nb201", "options": {"C": a.C, "N": a.N}}],
+            "strategy": {"name": a.strategy},
+            "pruner": {"name": "none"},
+            "oneshot": {
+                "epochs": a.epochs,
+                "calib_batches": a.calib_batches,
+                "search_trials": a.search_trials,
+            },
+            "trainer": {"accelerator": "cpu", "cpu_threads": a.threads},
+            "tracking": {"mode": "disabled"},
+        }
+    )
     with tempfile.TemporaryDirectory(prefix="oneshot_nb201-") as tmp:
         ctx = TrialContext.create(cfg, tmp)
         t0 = time.perf_counter()
@@ -124,26 +166,46 @@ def main(argv=None) -> int:
 
     log(f"search: {a.strategy}, {a.search_trials} trials with inherited weights")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=create_sampler(cfg.strategy, space, a.seed))
+    study = optuna.create_study(
+        direction="maximize", sampler=create_sampler(cfg.strategy, space, a.seed)
+    )
     search_supernet(study, space, scorer, a.search_trials)
-    (found, found_score), = top_samples(study, 1)
+    ((found, found_score),) = top_samples(study, 1)
     found_key = space.key(found)
     found_table = table.evaluate(found_key)
 
     out = {
-        "benchmark": "oneshot_nb201", "subset": a.subset, "val_images": a.val, "epochs": a.epochs, "C": a.C,
-        "N": a.N, "batch_size": a.batch_size, "lr": a.lr, "calib_batches": a.calib_batches,
-        "threads": a.threads, "seed": a.seed, "cells": len(rows), "live_cells": len(live),
-        "kendall_tau": round(float(tau), 4), "spearman_rho": round(float(rho), 4),
-        "kendall_tau_live": round(float(tau_live), 4), "spearman_rho_live": round(float(rho_live), 4),
-        "search_strategy": a.strategy, "search_trials": a.search_trials,
-        "searched_cell": found_key, "searched_cell_supernet_acc": round(found_score, 4),
+        "benchmark": "oneshot_nb201",
+        "subset": a.subset,
+        "val_images": a.val,
+        "epochs": a.epochs,
+        "C": a.C,
+        "N": a.N,
+        "batch_size": a.batch_size,
+        "lr": a.lr,
+        "calib_batches": a.calib_batches,
+        "threads": a.threads,
+        "seed": a.seed,
+        "cells": len(rows),
+        "live_cells": len(live),
+        "kendall_tau": round(float(tau), 4),
+        "spearman_rho": round(float(rho), 4),
+        "kendall_tau_live": round(float(tau_live), 4),
+        "spearman_rho_live": round(float(rho_live), 4),
+        "search_strategy": a.strategy,
+        "search_trials": a.search_trials,
+        "searched_cell": found_key,
+        "searched_cell_supernet_acc": round(found_score, 4),
         "searched_cell_test_acc": found_table["test_acc_200ep"],
         "best_drawn_cell_test_acc": best_drawn["test_acc_200ep"],
-        "supernet_train_s": round(train_s, 1), "score_s_per_cell": round(score_s, 2),
-        "targets": TARGETS, "targets_met": {
-            "searched_cell_test_acc": found_table["test_acc_200ep"] >= TARGETS["searched_cell_test_acc"],
-            "kendall_tau": float(tau) >= TARGETS["kendall_tau"]},
+        "supernet_train_s": round(train_s, 1),
+        "score_s_per_cell": round(score_s, 2),
+        "targets": TARGETS,
+        "targets_met": {
+            "searched_cell_test_acc": found_table["test_acc_200ep"]
+            >= TARGETS["searched_cell_test_acc"],
+            "kendall_tau": float(tau) >= TARGETS["kendall_tau"],
+        },
         "anchors_nb201_paper": ANCHORS,
     }
     print(json.dumps(out))
@@ -161,14 +223,29 @@ def plot(rows, found_key, found_test, found_score, out, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    ax.scatter([r["test_acc_200ep"] for r in rows], [100 * r["supernet"] for r in rows], s=14, alpha=0.7,
-               label=f"{len(rows)} uniformly drawn cells")
-    ax.scatter([found_test], [100 * found_score], marker="*", s=160, color="crimson",
-               label=f"cell returned by the search ({found_test:.2f} %)")
+    ax.scatter(
+        [r["test_acc_200ep"] for r in rows],
+        [100 * r["supernet"] for r in rows],
+        s=14,
+        alpha=0.7,
+        label=f"{len(rows)} uniformly drawn cells",
+    )
+    ax.scatter(
+        [found_test],
+        [100 * found_score],
+        marker="*",
+        s=160,
+        color="crimson",
+        label=f"cell returned by the search ({found_test:.2f} %)",
+    )
     ax.set_xlabel("NAS-Bench-201 test accuracy after 200 epochs (%)")
     ax.set_ylabel("supernet val accuracy, inherited weights (%)")
-    ax.set_title(f"one-shot nb201 (C={out['C']}, N={out['N']}, {out['subset']} images x {out['epochs']} epochs): "
-                 f"tau {out['kendall_tau']:.2f}, rho {out['spearman_rho']:.2f}", fontsize=8)
+    ax.set_title(
+        f"one-shot nb201 (C={out['C']}, N={out['N']}, "
+        f"{out['subset']} images x {out['epochs']} epochs): "
+        f"tau {out['kendall_tau']:.2f}, rho {out['spearman_rho']:.2f}",
+        fontsize=8,
+    )
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -20,6 +20,7 @@ runs three phases, each resumable, all in the sweep's run folder and storage:
    and trained from scratch by `run_sweep` (full ``trainer.max_epochs``), so the sweep ends
    with ordinary trials, checkpoints and ``nasforge promote NAME --best``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,7 +40,7 @@ def search_study_name(name: str) -> str:
 
 
 def controller_study_name(name: str) -> str:
-    """The ENAS controller's episodes during supernet training (``oneshot.sampling: controller``)."""
+    """The ENAS controller's episodes while the supernet trains (``sampling: controller``)."""
     return f"{name}.controller"
 
 
@@ -58,8 +59,14 @@ class _Bar:
             TimeElapsedColumn,
         )
 
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
         self.task = self.bar.add_task(description, total=total, status="")
         self.bar.start()
 
@@ -78,7 +85,10 @@ def _epoch_bar_callback(bar: _Bar):
     class EpochBar(L.Callback):
         def on_validation_end(self, trainer, pl_module):
             acc = trainer.callback_metrics.get("val/acc")
-            bar.update(trainer.current_epoch + 1, f"one-path val/acc {float(acc):.3f}" if acc is not None else "")
+            bar.update(
+                trainer.current_epoch + 1,
+                f"one-path val/acc {float(acc):.3f}" if acc is not None else "",
+            )
 
     return EpochBar()
 
@@ -90,8 +100,11 @@ def _ddp_strategy(cfg: SweepConfig):
     from lightning.pytorch.strategies import DDPStrategy
 
     cpu = cfg.trainer.accelerator == "cpu"
-    return DDPStrategy(start_method="spawn", find_unused_parameters=True,
-                       process_group_backend="gloo" if cpu else None)
+    return DDPStrategy(
+        start_method="spawn",
+        find_unused_parameters=True,
+        process_group_backend="gloo" if cpu else None,
+    )
 
 
 def train_supernet(ctx, show_progress: bool = False, console=None, record_paths: bool = False):
@@ -127,8 +140,14 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     if o.sampling == "controller":
         from .ddp import storage_url_of
 
-        paths = ControllerPathSampling(ctx.space, storage_url_of(ctx), controller_study_name(cfg.name), cfg.seed,
-                                       every=o.controller_every, record_dir=record)
+        paths = ControllerPathSampling(
+            ctx.space,
+            storage_url_of(ctx),
+            controller_study_name(cfg.name),
+            cfg.seed,
+            every=o.controller_every,
+            record_dir=record,
+        )
     else:
         paths = SinglePathSampling(ctx.space, cfg.seed, record_dir=record)
     callbacks: list[Any] = [paths, FiniteLossGuard()]
@@ -136,11 +155,21 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     if bar.bar is not None:
         callbacks.append(_epoch_bar_callback(bar))
     trainer = L.Trainer(
-        max_epochs=o.epochs, accelerator=t.accelerator, devices=t.devices,
-        strategy=_ddp_strategy(cfg) if t.devices > 1 else "auto", precision=t.precision, logger=False,
-        callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=folder, limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        gradient_clip_val=t.gradient_clip_val, num_sanity_val_steps=0,
+        max_epochs=o.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=_ddp_strategy(cfg) if t.devices > 1 else "auto",
+        precision=t.precision,
+        logger=False,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=folder,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        num_sanity_val_steps=0,
     )
     try:
         trainer.fit(module, datamodule=dm)
@@ -150,9 +179,16 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     torch.save(net.state_dict(), tmp)
     os.replace(tmp, weights)  # a half-written file never looks like a trained supernet
     with open(os.path.join(folder, "supernet.json"), "w") as f:
-        json.dump({"epochs": o.epochs, "sampling": o.sampling, "devices": t.devices,
-                   "global_step": trainer.global_step,
-                   "val/acc (one path)": float(trainer.callback_metrics.get("val/acc", float("nan")))}, f)
+        json.dump(
+            {
+                "epochs": o.epochs,
+                "sampling": o.sampling,
+                "devices": t.devices,
+                "global_step": trainer.global_step,
+                "val/acc (one path)": float(trainer.callback_metrics.get("val/acc", float("nan"))),
+            },
+            f,
+        )
     if t.devices > 1:  # spawned ranks ran the fit; this process only holds the returned weights
         dm.setup("fit")
     return module, dm
@@ -166,9 +202,16 @@ def open_search_study(cfg: SweepConfig, space, storage_url: str, seed: int | Non
     from .study import create_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = create_sampler(cfg.strategy, space, cfg.seed if seed is None else seed, cfg.directions)
-    study = optuna.create_study(study_name=search_study_name(cfg.name), storage=create_storage(storage_url),
-                                sampler=sampler, directions=cfg.directions, load_if_exists=True)
+    sampler = create_sampler(
+        cfg.strategy, space, cfg.seed if seed is None else seed, cfg.directions
+    )
+    study = optuna.create_study(
+        study_name=search_study_name(cfg.name),
+        storage=create_storage(storage_url),
+        sampler=sampler,
+        directions=cfg.directions,
+        load_if_exists=True,
+    )
     if study.metric_names is None:
         study.set_metric_names([o.metric for o in cfg.objectives])
         study.set_user_attr("nasforge_config", cfg.to_dict())
@@ -176,15 +219,25 @@ def open_search_study(cfg: SweepConfig, space, storage_url: str, seed: int | Non
     return study
 
 
-def search_supernet(study, space, scorer, n_trials: int, metric: str = "val/acc",
-                    show_progress: bool = False, console=None):
+def search_supernet(
+    study,
+    space,
+    scorer,
+    n_trials: int,
+    metric: str = "val/acc",
+    show_progress: bool = False,
+    console=None,
+):
     """Run ``study`` until ``n_trials`` trials are COMPLETE, each scored by ``scorer.score``
     (samples already scored are not scored again: the score is deterministic). Returns the study."""
     from nasforge.search_spaces import SampleValidationError
     from optuna.trial import TrialState
 
-    cache = {t.user_attrs["key"]: t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-             if "key" in t.user_attrs}
+    cache = {
+        t.user_attrs["key"]: t.value
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "key" in t.user_attrs
+    }
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     bar = _Bar(console, "search (inherited weights)", n_trials, show_progress)
     try:
@@ -227,13 +280,17 @@ def top_samples(study, k: int) -> list[tuple[dict[str, Any], float]]:
 # ----------------------------------------------------------------------------- 3. retrain
 def retrain_config(cfg: SweepConfig) -> SweepConfig:
     """The retrain sweep: the same file, budget = ``oneshot.top_k`` trials."""
-    return dataclasses.replace(cfg, budget=dataclasses.replace(cfg.budget, trials=cfg.oneshot.top_k))
+    return dataclasses.replace(
+        cfg, budget=dataclasses.replace(cfg.budget, trials=cfg.oneshot.top_k)
+    )
 
 
 def enqueue_top(study, top: list[tuple[dict[str, Any], float]]) -> int:
     """Enqueue the samples not yet in ``study`` (by params); returns how many were added."""
     # enqueued trials not yet run keep their sample in ``fixed_params``
-    seen = [t.params or t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False)]
+    seen = [
+        t.params or t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False)
+    ]
     added = 0
     for rank, (sample, value) in enumerate(top, start=1):
         if sample in seen:
@@ -244,7 +301,9 @@ def enqueue_top(study, top: list[tuple[dict[str, Any], float]]) -> int:
 
 
 # ----------------------------------------------------------------------------- the sweep
-def run_oneshot(cfg: SweepConfig, root: str, show_progress: bool = True, console=None) -> dict[str, Any]:
+def run_oneshot(
+    cfg: SweepConfig, root: str, show_progress: bool = True, console=None
+) -> dict[str, Any]:
     """All three phases (each resumes from what the run folder and storage hold). Returns
     {"supernet": module, "search": study, "retrain": study}."""
     from .single_path import InheritedWeightScorer
@@ -265,12 +324,16 @@ def run_oneshot(cfg: SweepConfig, root: str, show_progress: bool = True, console
     o = cfg.oneshot
 
     module, dm = train_supernet(ctx, show_progress, console)
-    scorer = InheritedWeightScorer.from_datamodule(module.network, dm, o.calib_batches, o.val_batches)
+    scorer = InheritedWeightScorer.from_datamodule(
+        module.network, dm, o.calib_batches, o.val_batches
+    )
     search = open_search_study(cfg, ctx.space, storage_url)
     seed = sampler_seed(cfg.seed, len(search.get_trials(deepcopy=False)), None, cfg.strategy.name)
     if seed != cfg.seed:  # resumed: a sampler seeded alike would redraw the samples it drew
         search = open_search_study(cfg, ctx.space, storage_url, seed)
-    search_supernet(search, ctx.space, scorer, o.search_trials, cfg.objectives[0].metric, show_progress, console)
+    search_supernet(
+        search, ctx.space, scorer, o.search_trials, cfg.objectives[0].metric, show_progress, console
+    )
 
     rcfg = retrain_config(cfg)
     retrain = open_study(rcfg, ctx, storage_url)

@@ -1,6 +1,7 @@
 """`nasforge sweep run FILE` for a ``mode: one_shot`` sweep file: the three phases of
 `oneshot.run_oneshot` with progress bars, then two leaderboards: the search on the supernet
 (inherited weights) and the retrained top-k (full training; promote from this one)."""
+
 from __future__ import annotations
 
 import os
@@ -14,22 +15,34 @@ def run_oneshot_command(cfg, root: str, show_progress: bool = True) -> int:
 
     console = Console(width=None if Console().is_terminal else 160)
     o = cfg.oneshot
-    console.print(f"[bold]nasforge[/] one-shot sweep [cyan]{cfg.name}[/]: task {cfg.task.name} on "
-                  f"{cfg.task.data.name}, supernet of {cfg.space[0].name} ({o.epochs} epochs, {o.sampling} paths), "
-                  f"search {o.search_trials} samples with {cfg.strategy.name}, retrain top {o.top_k} "
-                  f"→ {os.path.join(root, cfg.name)}")
+    console.print(
+        f"[bold]nasforge[/] one-shot sweep [cyan]{cfg.name}[/]: task {cfg.task.name} on "
+        f"{cfg.task.data.name}, supernet of {cfg.space[0].name} "
+        f"({o.epochs} epochs, {o.sampling} paths), "
+        f"search {o.search_trials} samples with {cfg.strategy.name}, retrain top {o.top_k} "
+        f"→ {os.path.join(root, cfg.name)}"
+    )
     out = run_oneshot(cfg, root, show_progress=show_progress, console=console)
     _render_search(out["search"], cfg, console, o.top_k + 3)
-    render_leaderboard(out["retrain"], cfg, console=console,
-                       title=f"retrained: {cfg.name} (promote with `nasforge promote {cfg.name} --best`)")
+    render_leaderboard(
+        out["retrain"],
+        cfg,
+        console=console,
+        title=f"retrained: {cfg.name} (promote with `nasforge promote {cfg.name} --best`)",
+    )
     return 0
 
 
 def _render_search(study, cfg, console, limit: int) -> None:
     from .leaderboard import render_leaderboard
 
-    render_leaderboard(study, cfg, console=console, limit=limit,
-                       title=f"search on the supernet: {study.study_name} (inherited weights)")
+    render_leaderboard(
+        study,
+        cfg,
+        console=console,
+        limit=limit,
+        title=f"search on the supernet: {study.study_name} (inherited weights)",
+    )
 
 
 def render_search(run, console, limit: int = 10) -> None:
@@ -40,7 +53,9 @@ def render_search(run, console, limit: int = 10) -> None:
     from .study import create_storage
 
     try:
-        study = optuna.load_study(study_name=search_study_name(run.name), storage=create_storage(run.storage_url))
+        study = optuna.load_study(
+            study_name=search_study_name(run.name), storage=create_storage(run.storage_url)
+        )
     except KeyError:
         console.print("search on the supernet: not started")
         return

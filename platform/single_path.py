@@ -16,6 +16,7 @@
 
 This module sees a supernet and batches; the strategies that choose the samples never import it.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ class SinglePathSampling(L.Callback):
             self.paths.append((trainer.global_step, self.space.key(sample)))
 
     def on_validation_start(self, trainer, pl_module):
-        activate(pl_module, path_for_step(self.space, self.seed, trainer.current_epoch, stage="val"))
+        activate(
+            pl_module, path_for_step(self.space, self.seed, trainer.current_epoch, stage="val")
+        )
 
     def on_train_end(self, trainer, pl_module):
         if self.record_dir is None:
@@ -64,8 +67,15 @@ class SinglePathSampling(L.Callback):
         os.makedirs(self.record_dir, exist_ok=True)
         path = os.path.join(self.record_dir, f"paths_rank{trainer.global_rank}.json")
         with open(path, "w") as f:
-            json.dump({"rank": trainer.global_rank, "world_size": trainer.world_size, "pid": os.getpid(),
-                       "paths": self.paths}, f)
+            json.dump(
+                {
+                    "rank": trainer.global_rank,
+                    "world_size": trainer.world_size,
+                    "pid": os.getpid(),
+                    "paths": self.paths,
+                },
+                f,
+            )
 
 
 class ControllerPathSampling(SinglePathSampling):
@@ -77,10 +87,23 @@ class ControllerPathSampling(SinglePathSampling):
     The policy's state is the study's trials, so it is stored, resumed and shown like any
     strategy's."""
 
-    def __init__(self, space: Space, storage_url: str, study_name: str, seed: int = 0, every: int = 10,
-                 reward_batches: int = 8, record_dir: str | None = None):
+    def __init__(
+        self,
+        space: Space,
+        storage_url: str,
+        study_name: str,
+        seed: int = 0,
+        every: int = 10,
+        reward_batches: int = 8,
+        record_dir: str | None = None,
+    ):
         super().__init__(space, seed, record_dir)
-        self.storage_url, self.study_name, self.every, self.reward_batches = storage_url, study_name, every, reward_batches
+        self.storage_url, self.study_name, self.every, self.reward_batches = (
+            storage_url,
+            study_name,
+            every,
+            reward_batches,
+        )
         self._study = self._trial = self._sample = None
         self._val: list = []
 
@@ -93,8 +116,12 @@ class ControllerPathSampling(SinglePathSampling):
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             self._study = optuna.create_study(
-                study_name=self.study_name, storage=create_storage(self.storage_url), direction="maximize",
-                sampler=create_sampler("controller", self.space, self.seed), load_if_exists=True)
+                study_name=self.study_name,
+                storage=create_storage(self.storage_url),
+                direction="maximize",
+                sampler=create_sampler("controller", self.space, self.seed),
+                load_if_exists=True,
+            )
         return self._study
 
     def setup(self, trainer, pl_module, stage):
@@ -128,7 +155,11 @@ class ControllerPathSampling(SinglePathSampling):
         return self._sample
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self._trial is None or trainer.global_step % self.every != 0 or not trainer.is_global_zero:
+        if (
+            self._trial is None
+            or trainer.global_step % self.every != 0
+            or not trainer.is_global_zero
+        ):
             return
         x, y = self._val[(trainer.global_step // self.every) % len(self._val)]
         with torch.no_grad():  # batch statistics, as in training (ENAS's reward)
@@ -162,13 +193,21 @@ class InheritedWeightScorer:
     ``calib``: input batches for the batch-norm recalibration; ``val``: (inputs, labels)
     batches for the accuracy. Both are fixed, so every sample is scored on the same images."""
 
-    def __init__(self, net: nn.Module, calib: list[torch.Tensor], val: list[tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(
+        self,
+        net: nn.Module,
+        calib: list[torch.Tensor],
+        val: list[tuple[torch.Tensor, torch.Tensor]],
+    ):
         self.net, self.calib, self.val = net, calib, val
 
     @classmethod
-    def from_datamodule(cls, net: nn.Module, dm, calib_batches: int = 4, val_batches: int | None = None):
+    def from_datamodule(
+        cls, net: nn.Module, dm, calib_batches: int = 4, val_batches: int | None = None
+    ):
         """Fixed batches from ``dm`` (already set up), prepared as the trainer would see them
         in evaluation (``on_after_batch_transfer`` outside a fit: no augmentation)."""
+
         def take(loader, n):
             out = []
             for i, batch in enumerate(loader):

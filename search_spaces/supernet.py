@@ -18,6 +18,7 @@ declaration (labels and choices), never from a second list.
 Spaces that can build a supernet implement ``Space.build_supernet(input_shape, num_classes)``.
 This is not DARTS: nothing here mixes candidates with weights; one path runs at a time.
 """
+
 from __future__ import annotations
 
 import random
@@ -47,7 +48,9 @@ class LayerChoice(nn.Module):
         key = str(choice)
         if key not in self.candidates:
             raise SampleValidationError(
-                f"{self.label}={choice!r} has no candidate; valid: {', '.join(self.candidates)}", self.label)
+                f"{self.label}={choice!r} has no candidate; valid: {', '.join(self.candidates)}",
+                self.label,
+            )
         self.active = key
 
     def forward(self, *args, **kwargs):
@@ -102,10 +105,10 @@ def subnet_state_dict(net: nn.Module, sample: Mapping[str, Any]) -> dict[str, An
         if owner is None:
             out[key] = value
             continue
-        rest = key[len(owner):]
+        rest = key[len(owner) :]
         head = f"candidates.{prefixes[owner].active}."
         if rest.startswith(head):
-            out[owner + rest[len(head):]] = value
+            out[owner + rest[len(head) :]] = value
     return out
 
 

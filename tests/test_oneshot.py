@@ -3,6 +3,7 @@ search with inherited weights by any strategy, and a one-shot sweep that ends in
 model. Everything runs for real (Lightning fits, Optuna storage, spawned gloo ranks) on
 scikit-learn's digits, which ship with the dependencies.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,13 +26,24 @@ def _oneshot_cfg(name: str, **over):
     from nasforge.platform.config import parse_sweep
 
     data = {
-        "name": name, "seed": 0, "mode": "one_shot",
-        "task": {"name": "classification", "data": {"name": "digits", "subset": 256, "val_subset": 128},
-                 "options": {"batch_size": 32}},
+        "name": name,
+        "seed": 0,
+        "mode": "one_shot",
+        "task": {
+            "name": "classification",
+            "data": {"name": "digits", "subset": 256, "val_subset": 128},
+            "options": {"batch_size": 32},
+        },
         "space": [{"name": "nb201", "options": {"C": 4, "N": 1}}],
-        "strategy": {"name": "evolution"}, "pruner": {"name": "none"},
+        "strategy": {"name": "evolution"},
+        "pruner": {"name": "none"},
         "oneshot": {"epochs": 2, "search_trials": 12, "top_k": 2, "calib_batches": 2},
-        "trainer": {"accelerator": "cpu", "max_epochs": 1, "limit_train_batches": 4, "cpu_threads": 1},
+        "trainer": {
+            "accelerator": "cpu",
+            "max_epochs": 1,
+            "limit_train_batches": 4,
+            "cpu_threads": 1,
+        },
         "tracking": {"mode": "disabled"},
     }
     for dotted, value in over.items():
@@ -71,7 +83,9 @@ def test_one_active_path_equals_the_standalone_network_with_the_same_weights(see
         torch.nn.init.normal_(p, std=0.3)
     sample = uniform_sample(space, random.Random(seed))
     alone = space.build(sample, SHAPE, 10)
-    alone.load_state_dict(subnet_state_dict(supernet, sample), strict=True)  # every weight, no extra
+    alone.load_state_dict(
+        subnet_state_dict(supernet, sample), strict=True
+    )  # every weight, no extra
     activate(supernet, sample)
     x = torch.randn(8, *SHAPE)
     for train in (True, False):  # batch statistics, then running statistics
@@ -132,31 +146,44 @@ def test_every_strategy_searches_the_supernet_as_an_ordinary_study(strategy):
 
     space = _nb201(N=1)
     scorer = _digits_scorer(space)
-    study = optuna.create_study(direction="maximize", sampler=create_sampler(strategy, space, seed=0))
+    study = optuna.create_study(
+        direction="maximize", sampler=create_sampler(strategy, space, seed=0)
+    )
     search_supernet(study, space, scorer, n_trials=6)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(done) == 6
     for t in done:
         assert t.value == t.user_attrs["metrics"]["val/acc"] and 0.0 <= t.value <= 1.0
         assert space.validate(t.user_attrs["sample"]) == t.user_attrs["sample"]
-    (best, value), = top_samples(study, 1)
+    ((best, value),) = top_samples(study, 1)
     assert value == study.best_value and best == study.best_trial.user_attrs["sample"]
 
 
 # ----------------------------------------------------------------------------- DDP
 @pytest.mark.slow
 @pytest.mark.parametrize("sampling", ["uniform", "controller"])
-def test_ddp_supernet_training_activates_the_same_path_on_both_ranks_at_every_step(tmp_path, sampling):
+def test_ddp_supernet_training_activates_the_same_path_on_both_ranks_at_every_step(
+    tmp_path, sampling
+):
     from nasforge.platform.oneshot import train_supernet
     from nasforge.platform.trial_runner import TrialContext
 
-    cfg = _oneshot_cfg("ddp_paths", **{"trainer.devices": 2, "trainer.limit_train_batches": 3,
-                                       "oneshot.sampling": sampling, "oneshot.controller_every": 1})
+    cfg = _oneshot_cfg(
+        "ddp_paths",
+        **{
+            "trainer.devices": 2,
+            "trainer.limit_train_batches": 3,
+            "oneshot.sampling": sampling,
+            "oneshot.controller_every": 1,
+        },
+    )
     ctx = TrialContext.create(cfg, str(tmp_path / "ddp_paths"))
     train_supernet(ctx, record_paths=True)
     folder = tmp_path / "ddp_paths" / "supernet"
     r0, r1 = (json.loads((folder / f"paths_rank{r}.json").read_text()) for r in (0, 1))
-    assert r0["pid"] != r1["pid"] and r0["world_size"] == r1["world_size"] == 2  # two real processes
+    assert (
+        r0["pid"] != r1["pid"] and r0["world_size"] == r1["world_size"] == 2
+    )  # two real processes
     steps = [s for s, _ in r0["paths"]]
     assert steps == list(range(cfg.oneshot.epochs * 3))  # one path per step, every step
     assert r0["paths"] == r1["paths"]
@@ -190,7 +217,9 @@ def test_a_tiny_one_shot_sweep_runs_end_to_end_and_its_best_is_promoted(run_root
     assert [t.user_attrs["oneshot_rank"] for t in trials] == [1, 2]
     assert all(t.user_attrs["checkpoint"].endswith("best.ckpt") for t in trials)
 
-    promotion = promote("tiny_oneshot", best=True, root=str(run_root), registry=tmp_path / "registry")
+    promotion = promote(
+        "tiny_oneshot", best=True, root=str(run_root), registry=tmp_path / "registry"
+    )
     assert promotion.meta["trial"]["number"] == run.study.best_trial.number
     model = load(promotion.version.ref, registry=tmp_path / "registry")
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
@@ -218,19 +247,36 @@ def test_one_shot_sweep_file_errors_are_one_line_and_write_nothing(tmp_path):
     data["space"] = [{"name": "convnet", "options": {}}]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
-    res = subprocess.run([sys.executable, "-m", "nasforge.platform.cli", "sweep", "run", str(path),
-                          "--root", str(tmp_path / "runs")], check=False, capture_output=True,
-                         text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nasforge.platform.cli",
+            "sweep",
+            "run",
+            str(path),
+            "--root",
+            str(tmp_path / "runs"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2
-    assert res.stderr.strip().count("\n") == 0 and "supernet" in res.stderr and "nb201" in res.stderr
+    assert (
+        res.stderr.strip().count("\n") == 0 and "supernet" in res.stderr and "nb201" in res.stderr
+    )
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("oneshot.top_k", 0, "oneshot.top_k"),
-    ("oneshot.sampling", "darts", "oneshot.sampling"),
-    ("objectives", [{"metric": "val/loss", "direction": "minimize"}], "val/acc"),
-])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("oneshot.top_k", 0, "oneshot.top_k"),
+        ("oneshot.sampling", "darts", "oneshot.sampling"),
+        ("objectives", [{"metric": "val/loss", "direction": "minimize"}], "val/acc"),
+    ],
+)
 def test_one_shot_config_is_checked(key, value, match):
     from nasforge.platform.errors import ConfigError
 
@@ -244,10 +290,25 @@ def test_the_shipped_cifar10_one_shot_file_runs_through_the_command(cifar10_zip,
     from nasforge.platform.run_folder import open_run
     from tiny_sweeps import REPO
 
-    sets = {"task.data.path": str(cifar10_zip), "task.data.subset": 256, "task.data.val_subset": 128,
-            "oneshot.epochs": 1, "oneshot.search_trials": 4, "oneshot.top_k": 1, "oneshot.val_batches": 1,
-            "trainer.max_epochs": 1, "trainer.cpu_threads": 1, "tracking.mode": "disabled"}
-    args = ["sweep", "run", str(REPO / "sweeps" / "cifar10_oneshot_nb201.yaml"), "--root", str(run_root)]
+    sets = {
+        "task.data.path": str(cifar10_zip),
+        "task.data.subset": 256,
+        "task.data.val_subset": 128,
+        "oneshot.epochs": 1,
+        "oneshot.search_trials": 4,
+        "oneshot.top_k": 1,
+        "oneshot.val_batches": 1,
+        "trainer.max_epochs": 1,
+        "trainer.cpu_threads": 1,
+        "tracking.mode": "disabled",
+    }
+    args = [
+        "sweep",
+        "run",
+        str(REPO / "sweeps" / "cifar10_oneshot_nb201.yaml"),
+        "--root",
+        str(run_root),
+    ]
     for k, v in sets.items():
         args += ["--set", f"{k}={v}"]
     assert main(args) == 0
@@ -269,13 +330,18 @@ def test_enas_controller_draws_the_trained_paths_and_learns_from_validation_batc
     assert len(paths) == 2 * 4  # 2 epochs x 4 batches
     from nasforge.platform.study import create_storage
 
-    study = optuna.load_study(study_name=controller_study_name("enas"),
-                              storage=create_storage(f"journal://{tmp_path / 'enas' / 'study.journal'}"))
+    study = optuna.load_study(
+        study_name=controller_study_name("enas"),
+        storage=create_storage(f"journal://{tmp_path / 'enas' / 'study.journal'}"),
+    )
     episodes = sorted(study.trials, key=lambda t: t.number)
     assert [t.state.name for t in episodes] == ["COMPLETE"] * 4  # one episode per 2 steps
-    assert all(0.0 <= t.value <= 1.0 for t in episodes)  # the reward: accuracy on a validation batch
+    assert all(
+        0.0 <= t.value <= 1.0 for t in episodes
+    )  # the reward: accuracy on a validation batch
     space = ctx.space
     for t in episodes:  # each episode's path is what the supernet trained for its steps
         step = t.user_attrs["step"]
-        assert [p for s, p in paths if step <= s < step + 2] == [space.key(t.user_attrs["sample"])] * 2
-
+        assert [p for s, p in paths if step <= s < step + 2] == [
+            space.key(t.user_attrs["sample"])
+        ] * 2
