@@ -141,8 +141,8 @@ class NB201Space(Space):
         from .nb201_network import NB201Network, create_op
         from .supernet import choice_factory
 
-        return NB201Network(LABELS, int(input_shape[0]), num_classes, C=self.options["C"], N=self.options["N"],
-                            op_factory=choice_factory(self, create_op))
+        return NB201Network(LABELS, int(input_shape[0]), num_classes, C=self.options["C"],
+                            N=self.options["N"], op_factory=choice_factory(self, create_op))
 
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         """The cell as a DAG of 4 nodes, each edge labelled with its op (zero edges dashed)."""

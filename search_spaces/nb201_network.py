@@ -55,7 +55,8 @@ class NB201Cell(nn.Module):
     ``op_factory(name, C)`` builds each edge (the supernet passes labels and a factory of
     `LayerChoice`s, so both networks are this one builder)."""
 
-    def __init__(self, ops: Sequence[str], C: int, op_factory: Callable[[str, int], nn.Module] = create_op):
+    def __init__(self, ops: Sequence[str], C: int,
+                 op_factory: Callable[[str, int], nn.Module] = create_op):
         super().__init__()
         self.edges = [(j, i) for j in range(1, 4) for i in range(j)]
         self.ops = nn.ModuleList(op_factory(op, C) for op in ops)
@@ -86,8 +87,8 @@ class ResidualReduction(nn.Module):
 
 
 class NB201Network(nn.Module):
-    def __init__(self, ops: Sequence[str], in_channels: int, num_classes: int, C: int = 16, N: int = 5,
-                 op_factory: Callable[[str, int], nn.Module] = create_op):
+    def __init__(self, ops: Sequence[str], in_channels: int, num_classes: int, C: int = 16,
+                 N: int = 5, op_factory: Callable[[str, int], nn.Module] = create_op):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
         layers: list[nn.Module] = []

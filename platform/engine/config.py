@@ -288,8 +288,8 @@ def _check_oneshot(cfg: SweepConfig) -> None:
                           f"{', '.join(p.name for p in cfg.space)}; valid: "
                           f"{', '.join(n for n in list_spaces() if has_supernet(n))}")
     if cfg.task.name != "classification" or [ob.metric for ob in cfg.objectives] != ["val/acc"]:
-        raise ConfigError("objectives: mode one_shot scores classification samples by val/acc with inherited "
-                          f"weights; set task.name: classification and one objective val/acc "
+        raise ConfigError("objectives: mode one_shot scores classification samples by val/acc with "
+                          "inherited weights; set task.name: classification and one objective val/acc "
                           f"(got {cfg.task.name}, {', '.join(ob.metric for ob in cfg.objectives)})")
 
 
