@@ -15,7 +15,8 @@ so strategies can skip isomorphic cells (it reads the space only, never the tabl
 ``build`` makes the NAS-Bench-201 macro network: a 3x3 conv stem (C channels), three stages of
 N cells (C, 2C, 4C channels) joined by residual reduction blocks (stride 2), BN-ReLU, global
 average pooling and a linear classifier. The paper uses C=16, N=5; the default N=1 keeps CPU
-trials small.
+trials small. ``build_supernet`` is the same builder with all 5 ops on every edge, one
+`LayerChoice` per edge label (weight-sharing NAS, see supernet.py).
 """
 from __future__ import annotations
 
