@@ -107,6 +107,19 @@ def _ddp_strategy(cfg: SweepConfig):
     )
 
 
+def _check_resumed(folder: str, cfg: SweepConfig) -> None:
+    """A trained supernet is reused only for the same training settings."""
+    with open(os.path.join(folder, "supernet.json")) as f:
+        done = json.load(f)
+    o = cfg.oneshot
+    for key, want in (("epochs", o.epochs), ("sampling", o.sampling)):
+        if done.get(key) != want:
+            raise ConfigError(
+                f"oneshot.{key}: the supernet in {folder} was trained with {key}={done.get(key)!r}, "
+                f"not {want!r}; use --name NEW for a new sweep (or delete the run folder)"
+            )
+
+
 def train_supernet(ctx, show_progress: bool = False, console=None, record_paths: bool = False):
     """Train (or load, when ``supernet/supernet.pt`` exists) the sweep's supernet; return the
     task module holding it and the set-up data module."""
@@ -130,6 +143,7 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     net = ctx.space.build_supernet(dm.input_shape, dm.num_classes)
     module = ctx.task.load()(network=net, num_classes=dm.num_classes, **module_opts)
     if os.path.exists(weights):  # resumed: the supernet is trained already
+        _check_resumed(folder, cfg)
         net.load_state_dict(torch.load(weights, map_location="cpu"))
         dm.prepare_data()
         dm.setup("fit")
@@ -175,9 +189,6 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
         trainer.fit(module, datamodule=dm)
     finally:
         bar.close()
-    tmp = f"{weights}.{os.getpid()}.tmp"
-    torch.save(net.state_dict(), tmp)
-    os.replace(tmp, weights)  # a half-written file never looks like a trained supernet
     with open(os.path.join(folder, "supernet.json"), "w") as f:
         json.dump(
             {
@@ -189,6 +200,9 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
             },
             f,
         )
+    tmp = f"{weights}.{os.getpid()}.tmp"
+    torch.save(net.state_dict(), tmp)
+    os.replace(tmp, weights)  # written last and at once: its presence means "trained"
     if t.devices > 1:  # spawned ranks ran the fit; this process only holds the returned weights
         dm.setup("fit")
     return module, dm

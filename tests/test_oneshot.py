@@ -237,6 +237,10 @@ def test_a_tiny_one_shot_sweep_runs_end_to_end_and_its_best_is_promoted(run_root
     again = run_oneshot(cfg, str(run_root), show_progress=False)
     assert len(again["search"].trials) == len(search.trials)
     assert len(again["retrain"].trials) == 2
+    from nasforge.platform.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="oneshot.epochs"):  # a different supernet: a new sweep
+        run_oneshot(_oneshot_cfg("tiny_oneshot", **{"oneshot.epochs": 3}), str(run_root))
 
 
 def test_one_shot_sweep_file_errors_are_one_line_and_write_nothing(tmp_path):

@@ -37,7 +37,7 @@ from nasforge.platform.engine.storage import (
 
 FINISHED = ("COMPLETE", "PRUNED")
 # keys whose change makes an existing sweep a different experiment
-IDENTITY_KEYS = ("task", "space", "strategy", "objectives", "constraints", "seed", "pruner")
+IDENTITY_KEYS = ("task", "space", "strategy", "objectives", "constraints", "seed", "pruner", "mode")
 # one line per trial and per recovered trial (workers send it to their log file)
 log = logging.getLogger("nasforge.sweep")
 
