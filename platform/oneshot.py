@@ -115,7 +115,7 @@ def _check_resumed(folder: str, cfg: SweepConfig) -> None:
     for key, want in (("epochs", o.epochs), ("sampling", o.sampling)):
         if done.get(key) != want:
             raise ConfigError(
-                f"oneshot.{key}: the supernet in {folder} was trained with {key}={done.get(key)!r}, "
+                f"oneshot.{key}: the supernet in {folder} was trained with {done.get(key)!r}, "
                 f"not {want!r}; use --name NEW for a new sweep (or delete the run folder)"
             )
 
