@@ -87,6 +87,12 @@ def main(argv=None) -> int:
     p.add_argument(
         "--plot", default=os.path.join(os.path.dirname(__file__), "results", "oneshot_nb201.png")
     )
+    p.add_argument(
+        "--run-dir",
+        default=None,
+        help="keep the supernet here (a later run with the same training settings reuses it); "
+        "default: a temporary folder",
+    )
     a = p.parse_args(argv)
 
     import optuna
@@ -134,12 +140,12 @@ def main(argv=None) -> int:
         }
     )
     with tempfile.TemporaryDirectory(prefix="oneshot_nb201-") as tmp:
-        ctx = TrialContext.create(cfg, tmp)
+        ctx = TrialContext.create(cfg, a.run_dir or tmp)
         t0 = time.perf_counter()
         log(f"training the supernet: {a.subset} images x {a.epochs} epochs, C={a.C} N={a.N}")
-        module, dm = train_supernet(ctx)
+        module, dm = train_supernet(ctx)  # loads the one in --run-dir when it is there
         train_s = time.perf_counter() - t0
-        log(f"supernet trained in {train_s:.0f}s")
+        log(f"supernet trained (or loaded) in {train_s:.0f}s")
     scorer = InheritedWeightScorer.from_datamodule(module.network, dm, a.calib_batches)
     space = ctx.space
 
