@@ -127,6 +127,20 @@ def _digits_scorer(space):
     return InheritedWeightScorer.from_datamodule(net, dm, calib_batches=2, val_batches=2)
 
 
+def test_batchnorm_recalibration_gives_the_plain_average_over_the_batches():
+    from nasforge.platform.single_path import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    net[1].running_mean.fill_(5.0)  # statistics left over from other paths
+    batches = [torch.randn(8, 3, 6, 6) * (i + 1) + i for i in range(3)]
+    recalibrate_batchnorm(net, batches)
+    with torch.no_grad():
+        means = torch.stack([net[0](x).mean(dim=(0, 2, 3)) for x in batches])
+    torch.testing.assert_close(net[1].running_mean, means.mean(0))
+    assert not net.training and net[1].momentum == 0.1  # eval mode, momentum restored
+
+
 def test_inherited_weight_score_does_not_depend_on_what_was_scored_before():
     from nasforge.search_spaces.supernet import uniform_sample
 
