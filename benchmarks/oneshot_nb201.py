@@ -1,7 +1,7 @@
 """One-shot NAS on NAS-Bench-201: how well does a CPU-sized supernet rank cells?
 
 Trains the ``nb201`` supernet on a CIFAR-10 subset (the shared JPEG copy) exactly as a
-``mode: one_shot`` sweep does (`nasforge.platform.oneshot.train_supernet`: the classification
+``mode: one_shot`` sweep does (`nasforge.platform.engine.oneshot.train_supernet`: the classification
 task unchanged, one uniform path per batch, SPOS), then:
 
 * scores ``--cells`` distinct cells drawn uniformly with inherited weights (batch norm
@@ -99,11 +99,11 @@ def main(argv=None) -> int:
     import torch
     from scipy.stats import kendalltau, spearmanr
 
-    from nasforge.platform.config import parse_sweep
-    from nasforge.platform.oneshot import search_supernet, top_samples, train_supernet
-    from nasforge.platform.single_path import InheritedWeightScorer
+    from nasforge.platform.engine.config import parse_sweep
+    from nasforge.platform.engine.oneshot import search_supernet, top_samples, train_supernet
+    from nasforge.platform.engine.single_path import InheritedWeightScorer
     from nasforge.platform.strategies import create_sampler
-    from nasforge.platform.trial_runner import TrialContext
+    from nasforge.platform.engine.trial import TrialContext
     from nasforge.search_spaces.supernet import uniform_sample
     from nasforge.tasks.tabular import TabularBenchmark
 

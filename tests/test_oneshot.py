@@ -23,7 +23,7 @@ def _nb201(**options):
 
 
 def _oneshot_cfg(name: str, **over):
-    from nasforge.platform.config import parse_sweep
+    from nasforge.platform.engine.config import parse_sweep
 
     data = {
         "name": name,
@@ -117,7 +117,7 @@ def test_spaces_without_a_supernet_say_so():
 
 # ----------------------------------------------------------------------------- scoring + search
 def _digits_scorer(space):
-    from nasforge.platform.single_path import InheritedWeightScorer
+    from nasforge.platform.engine.single_path import InheritedWeightScorer
     from nasforge.tasks.digits import DigitsDataModule
 
     torch.manual_seed(0)
@@ -128,7 +128,7 @@ def _digits_scorer(space):
 
 
 def test_batchnorm_recalibration_gives_the_plain_average_over_the_batches():
-    from nasforge.platform.single_path import recalibrate_batchnorm
+    from nasforge.platform.engine.single_path import recalibrate_batchnorm
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
@@ -155,7 +155,7 @@ def test_inherited_weight_score_does_not_depend_on_what_was_scored_before():
 @pytest.mark.parametrize("strategy", ["tpe", "random", "evolution", "controller", "gp", "qmc"])
 def test_every_strategy_searches_the_supernet_as_an_ordinary_study(strategy):
     import optuna
-    from nasforge.platform.oneshot import search_supernet, top_samples
+    from nasforge.platform.engine.oneshot import search_supernet, top_samples
     from nasforge.platform.strategies import create_sampler
 
     space = _nb201(N=1)
@@ -179,8 +179,8 @@ def test_every_strategy_searches_the_supernet_as_an_ordinary_study(strategy):
 def test_ddp_supernet_training_activates_the_same_path_on_both_ranks_at_every_step(
     tmp_path, sampling
 ):
-    from nasforge.platform.oneshot import train_supernet
-    from nasforge.platform.trial_runner import TrialContext
+    from nasforge.platform.engine.oneshot import train_supernet
+    from nasforge.platform.engine.trial import TrialContext
 
     cfg = _oneshot_cfg(
         "ddp_paths",
@@ -207,12 +207,12 @@ def test_ddp_supernet_training_activates_the_same_path_on_both_ranks_at_every_st
 
 # ----------------------------------------------------------------------------- the sweep
 def test_a_tiny_one_shot_sweep_runs_end_to_end_and_its_best_is_promoted(run_root, tmp_path, capsys):
-    from nasforge.platform.oneshot import search_study_name, top_samples
+    from nasforge.platform.engine.oneshot import search_study_name, top_samples
     from nasforge.platform.registry import load, promote
-    from nasforge.platform.run_folder import open_run
+    from nasforge.platform.engine.run_folder import open_run
 
     cfg = _oneshot_cfg("tiny_oneshot")
-    from nasforge.platform.oneshot import run_oneshot
+    from nasforge.platform.engine.oneshot import run_oneshot
 
     out = run_oneshot(cfg, str(run_root), show_progress=False)
     supernet_dir = run_root / "tiny_oneshot" / "supernet"
@@ -238,9 +238,7 @@ def test_a_tiny_one_shot_sweep_runs_end_to_end_and_its_best_is_promoted(run_root
     model = load(promotion.version.ref, registry=tmp_path / "registry")
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
-    from nasforge.platform.cli import (
-        main,  # status shows the search beside the retrained trials
-    )
+    from nasforge.platform.cli import main  # status: the search beside the retrained trials
 
     capsys.readouterr()
     assert main(["sweep", "status", "tiny_oneshot", "--root", str(run_root)]) == 0
@@ -305,7 +303,7 @@ def test_one_shot_config_is_checked(key, value, match):
 @pytest.mark.slow
 def test_the_shipped_cifar10_one_shot_file_runs_through_the_command(cifar10_zip, run_root, capsys):
     from nasforge.platform.cli import main
-    from nasforge.platform.run_folder import open_run
+    from nasforge.platform.engine.run_folder import open_run
     from tiny_sweeps import REPO
 
     sets = {
@@ -338,15 +336,15 @@ def test_the_shipped_cifar10_one_shot_file_runs_through_the_command(cifar10_zip,
 
 def test_enas_controller_draws_the_trained_paths_and_learns_from_validation_batches(tmp_path):
     import optuna
-    from nasforge.platform.oneshot import controller_study_name, train_supernet
-    from nasforge.platform.trial_runner import TrialContext
+    from nasforge.platform.engine.oneshot import controller_study_name, train_supernet
+    from nasforge.platform.engine.trial import TrialContext
 
     cfg = _oneshot_cfg("enas", **{"oneshot.sampling": "controller", "oneshot.controller_every": 2})
     ctx = TrialContext.create(cfg, str(tmp_path / "enas"))
     train_supernet(ctx, record_paths=True)
     paths = json.loads((tmp_path / "enas" / "supernet" / "paths_rank0.json").read_text())["paths"]
     assert len(paths) == 2 * 4  # 2 epochs x 4 batches
-    from nasforge.platform.study import create_storage
+    from nasforge.platform.engine.storage import create_storage
 
     study = optuna.load_study(
         study_name=controller_study_name("enas"),

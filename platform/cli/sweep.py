@@ -87,7 +87,7 @@ def cmd_run(args) -> int:
         if args.workers > 1:
             raise ConfigError("--workers: a one-shot sweep trains one supernet; run it with one "
                               "worker (trainer.devices > 1 spreads the supernet over devices)")
-        from .oneshot_cmd import run_oneshot_command
+        from nasforge.platform.cli.oneshot import run_oneshot_command
 
         return run_oneshot_command(cfg, args.root, show_progress=not args.no_progress)
     if args.workers > 1:
@@ -137,7 +137,7 @@ def cmd_status(args) -> int:
     console.print(f"best so far: {best_value_text(run.study, run.cfg)}")
     render_leaderboard(run.study, run.cfg, console=console, limit=args.top)
     if run.cfg.mode == "one_shot":  # the search on the supernet: beside it, in the same storage
-        from .oneshot_cmd import render_search
+        from nasforge.platform.cli.oneshot import render_search
 
         render_search(run, console, limit=args.top)
     return 0

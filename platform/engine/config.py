@@ -102,7 +102,7 @@ class TrackingConfig:
 
 @dataclass
 class OneShotConfig:
-    """``mode: one_shot`` (platform/oneshot.py): train one supernet, score ``search_trials``
+    """``mode: one_shot`` (engine/oneshot.py): train one supernet, score ``search_trials``
     samples on it with inherited weights, retrain the ``top_k`` best as an ordinary sweep."""
 
     epochs: int = 10  # supernet training epochs (trainer.max_epochs is for the retrained trials)

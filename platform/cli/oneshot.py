@@ -1,5 +1,5 @@
 """`nasforge sweep run FILE` for a ``mode: one_shot`` sweep file: the three phases of
-`oneshot.run_oneshot` with progress bars, then two leaderboards: the search on the supernet
+`engine.oneshot.run_oneshot` with progress bars, then two leaderboards: the search on the supernet
 (inherited weights) and the retrained top-k (full training; promote from this one)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import os
 def run_oneshot_command(cfg, root: str, show_progress: bool = True) -> int:
     from rich.console import Console
 
-    from .leaderboard import render_leaderboard
-    from .oneshot import run_oneshot
+    from nasforge.platform.views.leaderboard import render_leaderboard
+    from nasforge.platform.engine.oneshot import run_oneshot
 
     console = Console(width=None if Console().is_terminal else 160)
     o = cfg.oneshot
@@ -34,7 +34,7 @@ def run_oneshot_command(cfg, root: str, show_progress: bool = True) -> int:
 
 
 def _render_search(study, cfg, console, limit: int) -> None:
-    from .leaderboard import render_leaderboard
+    from nasforge.platform.views.leaderboard import render_leaderboard
 
     render_leaderboard(
         study,
@@ -49,8 +49,8 @@ def render_search(run, console, limit: int = 10) -> None:
     """The search study's leaderboard for `nasforge sweep status` of a one-shot sweep."""
     import optuna
 
-    from .oneshot import search_study_name
-    from .study import create_storage
+    from nasforge.platform.engine.oneshot import search_study_name
+    from nasforge.platform.engine.storage import create_storage
 
     try:
         study = optuna.load_study(

@@ -111,8 +111,8 @@ class ControllerPathSampling(SinglePathSampling):
         if self._study is None:
             import optuna
 
-            from .strategies import create_sampler
-            from .study import create_storage
+            from nasforge.platform.strategies import create_sampler
+            from nasforge.platform.engine.storage import create_storage
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             self._study = optuna.create_study(

@@ -28,8 +28,8 @@ import json
 import os
 from typing import Any
 
-from .config import SweepConfig
-from .errors import ConfigError
+from nasforge.platform.engine.config import SweepConfig
+from nasforge.platform.errors import ConfigError
 
 SUPERNET_DIR = "supernet"
 SUPERNET_FILE = "supernet.pt"
@@ -126,9 +126,10 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     import lightning as L
     import torch
 
-    from .callbacks import FiniteLossGuard
-    from .single_path import ControllerPathSampling, SinglePathSampling
-    from .trial_runner import quiet_libraries
+    from nasforge.platform.engine.callbacks import FiniteLossGuard
+    from nasforge.platform.engine.single_path import ControllerPathSampling, SinglePathSampling
+    from nasforge.platform.engine.assembly import create_module
+    from nasforge.platform.engine.trial import quiet_libraries, set_cpu_threads
 
     quiet_libraries()
     cfg, o = ctx.cfg, ctx.cfg.oneshot
@@ -136,12 +137,11 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     os.makedirs(folder, exist_ok=True)
     weights = os.path.join(folder, SUPERNET_FILE)
     module_opts, data_opts, _ = ctx.split_options({})
-    if cfg.trainer.cpu_threads:
-        torch.set_num_threads(cfg.trainer.cpu_threads)
+    set_cpu_threads(cfg.trainer.cpu_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = ctx.datamodule(data_opts)
     net = ctx.space.build_supernet(dm.input_shape, dm.num_classes)
-    module = ctx.task.load()(network=net, num_classes=dm.num_classes, **module_opts)
+    module = create_module(ctx.task, net, dm.num_classes, module_opts)
     if os.path.exists(weights):  # resumed: the supernet is trained already
         _check_resumed(folder, cfg)
         net.load_state_dict(torch.load(weights, map_location="cpu"))
@@ -152,7 +152,7 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     t = cfg.trainer
     record = folder if record_paths else None
     if o.sampling == "controller":
-        from .ddp import storage_url_of
+        from nasforge.platform.engine.ddp import storage_url_of
 
         paths = ControllerPathSampling(
             ctx.space,
@@ -212,8 +212,8 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
 def open_search_study(cfg: SweepConfig, space, storage_url: str, seed: int | None = None):
     import optuna
 
-    from .strategies import create_sampler
-    from .study import create_storage
+    from nasforge.platform.strategies import create_sampler
+    from nasforge.platform.engine.storage import create_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = create_sampler(
@@ -320,10 +320,10 @@ def run_oneshot(
 ) -> dict[str, Any]:
     """All three phases (each resumes from what the run folder and storage hold). Returns
     {"supernet": module, "search": study, "retrain": study}."""
-    from .single_path import InheritedWeightScorer
-    from .study import resolve_storage_url, run_dir
-    from .sweep import open_study, run_sweep, sampler_seed, write_config
-    from .trial_runner import TrialContext
+    from nasforge.platform.engine.single_path import InheritedWeightScorer
+    from nasforge.platform.engine.storage import resolve_storage_url, run_dir
+    from nasforge.platform.engine.sweep import open_study, run_sweep, sampler_seed, write_config
+    from nasforge.platform.engine.trial import TrialContext
 
     if cfg.mode != "one_shot":
         raise ConfigError(f"mode: run_oneshot needs mode one_shot, got {cfg.mode!r}")
