@@ -22,6 +22,7 @@ _BUILTIN_MODULES = (
     "attention",
     "reallocation",
     "segmentation",
+    "adaptive",
 )
 
 

@@ -118,6 +118,10 @@ TASKS: dict[str, TaskSpec] = {
         "detection", "lightning", "nasforge.tasks.detection:DetectionTask",
         datasets=("pennfudan", "coco"), default_metric="val/map",
     ),
+    "adaptive": TaskSpec(  # per-input block skipping of a registered model (the `adaptive` space)
+        "adaptive", "lightning", "nasforge.platform.registry.adaptive_task:AdaptiveTask",
+        datasets=("digits", "cifar10"), default_metric="val/acc",
+    ),
     "tabular": TaskSpec(
         "tabular", "tabular", "nasforge.tasks.tabular:TabularBenchmark",
         datasets=("nb201",), default_metric="val_acc_12ep",

@@ -45,7 +45,7 @@ def _run(args, capsys):
     [
         ({"trainer.max_epoch": 3}, "unknown key 'trainer.max_epoch'; valid keys: accelerator, devices"),
         ({"budget.trials": "ten"}, "budget.trials: expected an integer or null, got 'ten'"),
-        ({"task.name": "keypoints"}, "task.name: unknown task 'keypoints'; valid: classification, detection, segmentation, tabular"),
+        ({"task.name": "keypoints"}, "task.name: unknown task 'keypoints'; valid: adaptive, classification, detection, segmentation, tabular"),
         ({"strategy.name": "bayes"}, "strategy.name: unknown strategy 'bayes'; valid: tpe, random"),
         ({"pruner.name": "asha"}, "pruner.name: unknown pruner 'asha'; valid: none, median"),
         ({"tracking.mode": "cloud"}, "tracking.mode: 'cloud' is not valid; choose one of auto, online, offline, disabled"),

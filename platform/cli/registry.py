@@ -6,6 +6,7 @@
     nasforge registry alias MODEL:VERSION ALIAS [ALIAS ...]
     nasforge registry load MODEL[:VERSION|:ALIAS]
     nasforge registry evaluate MODEL[:VERSION|:ALIAS]
+    nasforge registry adapt MODEL[:VERSION|:ALIAS] [--kind policy|gates] [--cost-weight W] ...
     nasforge registry push MODEL:VERSION [--alias ALIAS ...]
     nasforge registry export MODEL[:VERSION|:ALIAS] --format onnx|torchscript [-o FILE]
 
@@ -15,6 +16,7 @@ Handlers import torch and W&B inside, so `nasforge --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 
@@ -72,6 +74,8 @@ def register(subparsers) -> None:
     s.add_argument("--data-path", default=None, help="the data set's folder or zip, if not the recorded one")
     _add_registry_opt(s)
     s.set_defaults(func=_evaluate)
+
+    _add_adapt_parser(sub)
 
     s = sub.add_parser("push", help="log a version as a W&B artifact and link it into the W&B Registry")
     s.add_argument("ref", metavar="MODEL:VERSION")
@@ -228,4 +232,41 @@ def _export(args) -> int:
           f"max |difference| from eager PyTorch {res['max_abs_diff']:.2e}")
     if res.get("exported"):
         print(res["exported"])
+    return 0
+
+
+def _add_adapt_parser(sub) -> None:
+    from nasforge.platform.registry.adaptive import AdaptiveOptions
+
+    s = sub.add_parser("adapt", help="train per-input block skipping (BlockDrop / ConvNet-AIG) on a version; "
+                                     "register it as the next version",
+                       description="Wrap a registered residual model in a decider that skips blocks per input, "
+                                   "train it on the version's own data, measure accuracy and mean FLOPs per "
+                                   "image, and register the result as the model's next version.")
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
+    defaults = AdaptiveOptions()
+    for f in dataclasses.fields(AdaptiveOptions):
+        if f.name in ("decider", "limit_train_batches"):
+            continue
+        kw = {"choices": ("policy", "gates")} if f.name == "kind" else {}
+        s.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
+                       default=getattr(defaults, f.name), **kw)
+    s.add_argument("--model", default=None, help="register under this model name (default: the same model)")
+    s.add_argument("--alias", action="append", default=[], metavar="ALIAS")
+    s.add_argument("--data-path", default=None, help="the data set's folder or zip, if not the recorded one")
+    _add_registry_opt(s)
+    s.set_defaults(func=_adapt)
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from nasforge.platform.registry.adaptive import AdaptiveOptions, promote_adaptive
+
+    names = {f.name for f in dataclasses.fields(AdaptiveOptions)}
+    o = AdaptiveOptions(**{k: v for k, v in vars(args).items() if k in names})
+    v = promote_adaptive(args.ref, o, model=args.model, aliases=args.alias, registry=args.registry,
+                         data_path=args.data_path)
+    m = v.meta()["metrics"]
+    print(f"adaptive {o.kind} version of {v.meta()['adaptive']['base']} registered as {v.ref}: "
+          f"val/acc={m['val/acc']:.4f}, mean FLOPs per image {m['cost/flops_mean'] / 1e6:.2f} M "
+          f"(static {m['cost/flops_static'] / 1e6:.2f} M), blocks run {m['blocks_mean']:.0%}")
     return 0

@@ -5,7 +5,9 @@ network again.
 diagram) as the next version of a model in `versions.Registry`; `load` rebuilds the network from
 the genotype, verifies the manifest and loads the weights; `evaluate` runs the sweep's own task
 over the same validation split to check a version against its recorded metric. The layout on
-disk and the version/alias rules are in `versions`.
+disk and the version/alias rules are in `versions`. Adaptive versions (per-input block skipping,
+made by `adaptive.promote_adaptive`) record ``adaptive`` in model.json: `load` wraps the rebuilt
+network in its decider, `evaluate` also re-counts the mean FLOPs per input.
 """
 from __future__ import annotations
 
@@ -226,6 +228,10 @@ def load_version(ref: str, registry: str | os.PathLike | None = None, map_locati
     with open(os.path.join(v.path, GENOTYPE)) as f:
         genotype = json.load(f)
     net = _build(meta, genotype)
+    if meta.get("adaptive"):  # a version made by `adaptive.promote_adaptive`: blocks skip per input
+        from nasforge.platform.registry.adaptive import wrap
+
+        net = wrap(net, meta["adaptive"]["network"])
     state = torch.load(os.path.join(v.path, WEIGHTS), map_location=map_location, weights_only=True)
     net.load_state_dict(state, strict=True)
     net.eval()
@@ -253,4 +259,10 @@ def evaluate(ref: str, registry: str | os.PathLike | None = None, data_path: str
     module = create_module(TASKS[meta["task"]["name"]], net, meta["num_classes"], meta["task"]["options"])
     trainer = validation_trainer(meta["trainer"].get("limit_val_batches"))
     out = trainer.validate(module, datamodule=dm, verbose=False)
-    return {k: float(v_) for k, v_ in out[0].items()}
+    result = {k: float(v_) for k, v_ in out[0].items()}
+    if meta.get("adaptive"):  # its cost depends on the inputs: re-count the FLOPs each one ran
+        from nasforge.platform.registry.adaptive import remeasure
+
+        m = remeasure(net, dm, meta)
+        result.update({k: float(x) for k, x in m.items() if k.startswith("cost/flops")})
+    return result

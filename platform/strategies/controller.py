@@ -58,13 +58,12 @@ are set for that budget. With ENAS's own values (lr 0.00035, baseline decay 0.99
 """
 from __future__ import annotations
 
-import bisect
 import contextlib
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
+from nasforge.platform.strategies.reinforce import TRANSFORMS, EmaBaseline, policy_gradient_loss, reward_transform
 
 
 @dataclass
@@ -103,8 +102,8 @@ class ControllerOptions(RewardOptions):
             raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 or null, got {self.temperature}")
-        if self.reward_transform not in ("rank", "zscore", "none"):
-            raise ValueError(f"reward_transform must be one of rank, zscore, none; got {self.reward_transform!r}")
+        if self.reward_transform not in TRANSFORMS:
+            raise ValueError(f"reward_transform must be one of {', '.join(TRANSFORMS)}; got {self.reward_transform!r}")
         if self.tanh_constant is not None and not self.tanh_constant > 0:
             raise ValueError(f"tanh_constant must be > 0 or null, got {self.tanh_constant}")
 
@@ -186,7 +185,8 @@ class ControllerSampler(SampleStrategy):
         return {"policy": policy, "opt": torch.optim.Adam(policy.parameters(), lr=self.options.lr,
                                                          betas=(self.options.adam_beta1, 0.999),
                                                          eps=self.options.adam_eps),
-                "batches": 0, "baseline": None, "rewards": [], "episodes": []}
+                "batches": 0, "baseline": EmaBaseline(self.options.baseline_decay), "rewards": [],
+                "episodes": []}
 
     def policy_state(self, history: list[Record], number: int) -> dict[str, Any]:
         """The policy after every batch that lies entirely below trial ``number``."""
@@ -253,11 +253,7 @@ class ControllerSampler(SampleStrategy):
         penalty = o.invalid_reward if o.invalid_reward is not None else (lowest if lowest is not None else 0.0)
         transform = self._transform(seen)
         rewards = [transform(penalty if rew is None else rew) for _, rew in eps]
-        if st["baseline"] is None:
-            st["baseline"] = sum(rewards) / len(rewards)
-        baseline = st["baseline"]  # the advantage uses the baseline from before this batch
-        for rw in rewards:
-            st["baseline"] = o.baseline_decay * st["baseline"] + (1 - o.baseline_decay) * rw
+        baseline = st["baseline"].update(rewards)  # the advantage uses the baseline from before this batch
         idx = [[self.index(i, s[d.label]) if d.label in s else -1 for i, d in enumerate(self.decisions)]
                for s, _ in eps]
         penalized = [rew is None for _, rew in eps]
@@ -279,9 +275,7 @@ class ControllerSampler(SampleStrategy):
                 logp, ent = self._log_prob(st["policy"], idx)
                 if o.replay_batches:  # truncated importance weights for episodes of older policies
                     weights = torch.exp(logp.detach() - behaviour).clamp(max=1.0)
-                    loss = -(weights * a * logp).mean() - o.entropy_weight * ent.mean()
-                else:
-                    loss = -(a * logp).mean() - o.entropy_weight * ent.mean()
+                loss = policy_gradient_loss(logp, a, ent, o.entropy_weight, weights)
                 st["opt"].zero_grad()
                 loss.backward()
                 if o.grad_clip:
@@ -290,16 +284,7 @@ class ControllerSampler(SampleStrategy):
 
     def _transform(self, seen: list[float]):
         """The reward transform given every real reward seen so far (see the module docstring)."""
-        o = self.options
-        if o.reward_transform == "rank" and seen:
-            ordered = sorted(seen)
-            n = len(ordered)
-            return lambda r: (bisect.bisect_left(ordered, r) + bisect.bisect_right(ordered, r)) / (2.0 * n)
-        if o.reward_transform == "zscore" and len(seen) > 1:
-            mean = sum(seen) / len(seen)
-            std = math.sqrt(sum((r - mean) ** 2 for r in seen) / (len(seen) - 1))
-            return lambda r: (r - mean) / std if std > 0 else 0.0
-        return lambda r: r
+        return reward_transform(self.options.reward_transform, seen)
 
     def _log_prob(self, policy, idx: list[list[int]]):
         """Log-probability and entropy of each given sample (decision indices, -1 = inactive)."""
