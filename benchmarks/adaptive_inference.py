@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from nasforge.platform.registry.adaptive import AdaptiveOptions, measure, train_adaptive
+    from nasforge.platform.engine.adaptive_cost import measure
+    from nasforge.platform.registry.adaptive import AdaptiveOptions, train_adaptive
     from nasforge.platform.engine.trial import quiet_libraries
     from nasforge.search_spaces.resnet import build_resnet
     from nasforge.tasks.cifar10 import CIFAR10DataModule

@@ -146,7 +146,8 @@ def cifar_trained(cifar10_zip):
 
 
 def test_the_policy_uses_fewer_blocks_as_the_cost_weight_grows(cifar_trained):
-    from nasforge.platform.registry.adaptive import AdaptiveOptions, measure, train_adaptive
+    from nasforge.platform.engine.adaptive_cost import measure
+    from nasforge.platform.registry.adaptive import AdaptiveOptions, train_adaptive
 
     bb, dm = cifar_trained
     used = []

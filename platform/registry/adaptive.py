@@ -4,15 +4,13 @@ cost, and register it as a new version of the same model.
 * `train_adaptive(backbone, datamodule, options)` wraps a trained residual backbone in an
   `AdaptiveResNet` (``search_spaces.gated``) and fits `AdaptiveTask` with Lightning: the decider
   first, backbone frozen; then the backbone with the decisions fixed.
-* `measure(model, datamodule)` runs a network over the validation batches as at inference and returns its
-  accuracy, the FLOPs of every input - for an adaptive network counted for the blocks that input
-  actually ran (the cost table's FlopCounterMode counts), reported as mean, quantiles and a
-  histogram - and the median wall time per batch with the dropped blocks really skipped.
-* `promote_adaptive(ref, options)` does both on the data a registered version was trained and
+* `promote_adaptive(ref, options)` trains one and measures it (``engine.adaptive_cost.measure``:
+  accuracy, FLOPs per input for the blocks each input ran, latency with blocks really skipped) on
+  the data a registered version was trained and
   validated with and writes the result as the next version of that model: the full adaptive
   state, the base's genotype and config, ``adaptive.json`` (the decider's kind and options and
   the version it came from) and the measured metrics. `registry.load` rebuilds such a version
-  through `wrap`; `registry.evaluate` re-measures accuracy and mean FLOPs through `remeasure`.
+  around its decider; `registry.evaluate` re-measures accuracy and mean FLOPs (`remeasure`).
 """
 from __future__ import annotations
 
@@ -20,13 +18,10 @@ import datetime as _dt
 import json
 import os
 import shutil
-import statistics
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 ADAPTIVE = "adaptive.json"
-QUANTILES = (0.1, 0.5, 0.9)
 
 
 @dataclass
@@ -114,86 +109,13 @@ def train_adaptive(backbone, datamodule, o: AdaptiveOptions):
     return net.eval()
 
 
-def _limit(n_batches: int, limit) -> int:
-    """Lightning's reading of ``limit_*_batches``: an int is a count, a float a fraction."""
-    if limit is None:
-        return n_batches
-    if isinstance(limit, float):
-        return int(n_batches * limit)
-    return min(n_batches, int(limit))
-
-
-def measure(model, datamodule, limit_batches=None, static_flops: int | None = None,
-            split: str = "val") -> dict[str, Any]:
-    """Accuracy, per-input FLOPs and per-batch latency of ``model`` over the data module's
-    validation (or, with ``split="test"``, test) batches, preprocessed as in validation (eval
-    mode, no gradients, CPU). For an
-    `AdaptiveResNet` the FLOPs of each input are those of the blocks it ran; for a static network
-    every input costs ``static_flops`` (measured when not given)."""
-    import torch
-
-    from nasforge.search_spaces.gated import AdaptiveResNet
-
-    from nasforge.platform.engine.cost import measure_cost
-
-    input_shape = tuple(int(s) for s in datamodule.input_shape)
-    if split not in ("val", "test"):
-        raise ValueError(f"split must be val or test, got {split!r}")
-    loader = datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
-    adaptive = isinstance(model, AdaptiveResNet)
-    if adaptive:
-        table = model.cost_table(input_shape)
-    elif static_flops is None:
-        static_flops = measure_cost(model, input_shape, latency_runs=1, warmup_runs=0)["cost/flops"]
-    model.eval()
-    n = _limit(len(loader), limit_batches)
-    correct, flops, kept, times = 0, [], [], []
-    with torch.no_grad():
-        for i, batch in enumerate(loader):
-            if i >= n:
-                break
-            x, y = datamodule.on_after_batch_transfer(batch, 0)  # uint8 -> normalised float
-            start = time.perf_counter()
-            logits = model(x)
-            times.append(time.perf_counter() - start)
-            correct += int((logits.argmax(1) == y).sum())
-            if adaptive:
-                flops += table.per_input(model.last_keep).tolist()
-                kept += model.last_keep.float().mean(1).tolist()
-            else:
-                flops += [float(static_flops)] * len(y)
-    if not flops:
-        raise ValueError("measure: the loader gave no batch")
-    qs = statistics.quantiles(flops, n=10) if len(flops) > 1 else [flops[0]] * 9
-    counts, edges = torch.histogram(torch.tensor(flops, dtype=torch.float64), bins=10)
-    out = {
-        "val/acc": correct / len(flops),
-        "cost/flops_mean": statistics.fmean(flops),
-        **{f"cost/flops_p{int(q * 100)}": qs[int(q * 10) - 1] for q in QUANTILES},
-        "cost/flops_hist": {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]},
-        "cost/latency_ms_per_batch": statistics.median(times) * 1000.0,
-        "images": len(flops),
-    }
-    if adaptive:
-        out["blocks_mean"] = statistics.fmean(kept)
-        out["cost/flops_static"] = table.static
-    return out
-
-
-def remeasure(model, datamodule, meta: dict[str, Any]) -> dict[str, Any]:
-    """`measure` over a registered version's own validation split and batch limit."""
-    datamodule.prepare_data()
-    datamodule.setup("validate")
-    m = measure(model, datamodule, limit_batches=meta["trainer"].get("limit_val_batches"))
-    return {k: v for k, v in m.items() if k != "cost/flops_hist"}
-
-
 def promote_adaptive(ref: str, o: AdaptiveOptions, model: str | None = None, aliases=(),
                      registry=None, data_path: str | None = None):
     """Make an adaptive version of registered model ``ref`` and register it as the next version
     of ``model`` (default: the same model). Returns the new `Version`."""
     import torch
 
+    from nasforge.platform.engine.adaptive_cost import remeasure
     from nasforge.platform.errors import UsageError
     from nasforge.platform.registry.promote import create_datamodule, load_version
     from nasforge.platform.registry.versions import (CONFIG, GENOTYPE, LATEST, META, VERSION_RE, WEIGHTS, Registry,
@@ -217,7 +139,7 @@ def promote_adaptive(ref: str, o: AdaptiveOptions, model: str | None = None, ali
     model = _check_name("model name", model or meta["model"])
     dm = create_datamodule(meta, data_path)
     net = train_adaptive(base, dm, o)
-    metrics = remeasure(net, dm, meta)
+    metrics = remeasure(net, dm, meta)  # the same measurement `registry evaluate` repeats
     spec = {"base": v.ref, "network": o.network_options(), "training": asdict(o)}
 
     reg = Registry(registry)

@@ -229,9 +229,9 @@ def load_version(ref: str, registry: str | os.PathLike | None = None, map_locati
         genotype = json.load(f)
     net = _build(meta, genotype)
     if meta.get("adaptive"):  # a version made by `adaptive.promote_adaptive`: blocks skip per input
-        from nasforge.platform.registry.adaptive import wrap
+        from nasforge.search_spaces.gated import AdaptiveResNet
 
-        net = wrap(net, meta["adaptive"]["network"])
+        net = AdaptiveResNet(net, **meta["adaptive"]["network"])
     state = torch.load(os.path.join(v.path, WEIGHTS), map_location=map_location, weights_only=True)
     net.load_state_dict(state, strict=True)
     net.eval()
@@ -261,7 +261,7 @@ def evaluate(ref: str, registry: str | os.PathLike | None = None, data_path: str
     out = trainer.validate(module, datamodule=dm, verbose=False)
     result = {k: float(v_) for k, v_ in out[0].items()}
     if meta.get("adaptive"):  # its cost depends on the inputs: re-count the FLOPs each one ran
-        from nasforge.platform.registry.adaptive import remeasure
+        from nasforge.platform.engine.adaptive_cost import remeasure
 
         m = remeasure(net, dm, meta)
         result.update({k: float(x) for k, x in m.items() if k.startswith("cost/flops")})
