@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interleaved_latency(models: dict, dm, rounds: int) -> dict[str, float]:
-    """Wall time of one forward of the first validation batch (128 images), every model once per
+    """Wall time of one forward of the first validation batch (256 images: the eval batch size), every model once per
     round, models interleaved so that a shared machine's load falls on all of them alike; prints
     the medians and returns each model's median / the static model's."""
     import statistics
