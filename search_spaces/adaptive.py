@@ -6,7 +6,8 @@ what ``genotype.json`` of a registry version holds) - and the space searches how
 adaptive:
 
 * ``adaptive/kind`` - ``policy`` (BlockDrop: one policy network decides every block from the
-  downsampled image, REINFORCE) or ``gates`` (ConvNet-AIG: a gate before each block, Gumbel-softmax);
+  downsampled image, REINFORCE) or ``gates`` (ConvNet-AIG: a gate before each block,
+  Gumbel-softmax);
 * ``hp/cost_weight`` - the price lambda of the FLOPs an image uses (log scale). It is a training
   hyperparameter, so it carries the ``hp/`` prefix and reaches the task as its ``cost_weight``
   option, like every `hparams` value.
@@ -37,11 +38,13 @@ class AdaptiveSpace(Space):
         known = {"backbone", "kinds", "cost_weight", *DECIDER_DEFAULTS}
         for key in options:
             if key not in known:
-                raise ValueError(f"unknown adaptive option {key!r}; valid: {', '.join(sorted(known))}")
+                raise ValueError(f"unknown adaptive option {key!r}; "
+                                 f"valid: {', '.join(sorted(known))}")
         bb = options.get("backbone")
         if not (isinstance(bb, Mapping) and isinstance(bb.get("space"), list)
                 and isinstance(bb.get("sample"), Mapping)):
-            raise ValueError("adaptive.backbone must be a genotype: {space: [{name, options}, ...], sample: {...}} "
+            raise ValueError("adaptive.backbone must be a genotype: "
+                             "{space: [{name, options}, ...], sample: {...}} "
                              "(a registry version's genotype.json)")
         from .gated import KINDS  # torch: after the checks above, so `space list` stays light
 
@@ -52,7 +55,8 @@ class AdaptiveSpace(Space):
         opts = {**DECIDER_DEFAULTS, "cost_weight": [0.1, 4.0], **options, "kinds": kinds}
         lo_hi = opts["cost_weight"]
         if not isinstance(lo_hi, list) or len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
-            raise ValueError(f"adaptive.cost_weight is a [low, high] range with 0 < low <= high, got {lo_hi}")
+            raise ValueError("adaptive.cost_weight is a [low, high] range with 0 < low <= high, "
+                             f"got {lo_hi}")
         super().__init__(**opts)
 
     def dimensions(self) -> list[Dim]:

@@ -113,7 +113,8 @@ class BlockDropPolicy(nn.Module):
         w = width
         layers: list[nn.Module] = [nn.AvgPool2d(downsample)] if downsample > 1 else []
         for cin, cout, stride in ((in_chans, w, 1), (w, 2 * w, 2), (2 * w, 4 * w, 2)):
-            layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                       nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(4 * w, num_blocks)
         nn.init.constant_(self.fc.bias, 2.0)  # start near "keep everything" (p = 0.88)
@@ -129,7 +130,8 @@ class BlockGate(nn.Module):
     def __init__(self, channels: int, hidden: int = 16):
         super().__init__()
         self.net = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, hidden),
-                                 nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2))
+                                 nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, 2))
         with torch.no_grad():
             self.net[-1].bias.copy_(torch.tensor([0.0, 2.0]))
 
@@ -251,7 +253,8 @@ def _in_channels(block: nn.Module) -> int:
     return int(block.conv1.in_channels)
 
 
-def _run_counted(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[int, torch.Tensor]:
+def _run_counted(fn: Callable[[torch.Tensor], torch.Tensor],
+                 x: torch.Tensor) -> tuple[int, torch.Tensor]:
     """(FLOPs of ``fn(x)`` as FlopCounterMode counts them, the output)."""
     counter = FlopCounterMode(display=False)
     with counter:

@@ -57,7 +57,8 @@ class AdaptiveOptions:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0.5 < self.alpha <= 1 or not 0 <= self.curriculum <= 1:
-            raise ValueError(f"alpha must be in (0.5, 1] and curriculum in [0, 1], got {self.alpha}, {self.curriculum}")
+            raise ValueError(f"alpha must be in (0.5, 1] and curriculum in [0, 1], "
+                             f"got {self.alpha}, {self.curriculum}")
         if min(self.policy_width, self.downsample, self.gate_hidden) < 1:
             raise ValueError("policy_width, downsample and gate_hidden must be >= 1")
 
@@ -79,8 +80,9 @@ def _trainer(epochs: int, limit_train_batches, seed: int):
 
     L.seed_everything(seed, workers=True, verbose=False)
     return L.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False,
-                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                     limit_train_batches=limit_train_batches, num_sanity_val_steps=0, limit_val_batches=0)
+                     enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, limit_train_batches=limit_train_batches,
+                     num_sanity_val_steps=0, limit_val_batches=0)
 
 
 def train_adaptive(backbone, datamodule, o: AdaptiveOptions):
@@ -118,8 +120,8 @@ def promote_adaptive(ref: str, o: AdaptiveOptions, model: str | None = None, ali
     from nasforge.platform.engine.adaptive_cost import remeasure
     from nasforge.platform.errors import UsageError
     from nasforge.platform.registry.promote import create_datamodule, load_version
-    from nasforge.platform.registry.versions import (CONFIG, GENOTYPE, LATEST, META, VERSION_RE, WEIGHTS, Registry,
-                                                     _check_name)
+    from nasforge.platform.registry.versions import (CONFIG, GENOTYPE, LATEST, META, VERSION_RE,
+                                                     WEIGHTS, Registry, _check_name)
 
     try:
         o.check()
@@ -128,14 +130,16 @@ def promote_adaptive(ref: str, o: AdaptiveOptions, model: str | None = None, ali
     base, v = load_version(ref, registry)
     meta = v.meta()
     if meta.get("adaptive"):
-        raise UsageError(f"{v.ref} is already adaptive; adapt its base {meta['adaptive']['base']} instead")
+        base_ref = meta["adaptive"]["base"]
+        raise UsageError(f"{v.ref} is already adaptive; adapt its base {base_ref} instead")
     if not hasattr(base, "layer1") or not hasattr(base, "forward_head"):
         raise UsageError(f"{v.ref} is not a residual network (timm ResNet): no blocks to skip")
     aliases = list(dict.fromkeys(aliases))
     for a in aliases:
         _check_name("alias", a)
         if a == LATEST or VERSION_RE.match(a):
-            raise UsageError(f"alias {a!r} is reserved (latest and vN name versions); choose another")
+            raise UsageError(f"alias {a!r} is reserved (latest and vN name versions); "
+                             "choose another")
     model = _check_name("model name", model or meta["model"])
     dm = create_datamodule(meta, data_path)
     net = train_adaptive(base, dm, o)

@@ -11,9 +11,9 @@ decider learns:
   (``wrong_penalty``) for a wrong one, where u is the fraction of the blocks' FLOPs used
   (BlockDrop counts blocks; the CIFAR ResNet's blocks cost nearly the same, and FLOPs are what
   the target measures). REINFORCE: the controller's reward transform, EMA baseline and loss
-  (`nasforge.platform.strategies.reinforce`). Curriculum as in the paper: at first only the last block is
-  decided and the others are kept; one more block (counting from the end) joins at equal steps
-  until, after the fraction ``curriculum`` of the phase's optimizer steps, all K are decided.
+  (`nasforge.platform.strategies.reinforce`). Curriculum as in the paper: at first only the last
+  block is decided and the others are kept; one more block (counting from the end) joins at equal
+  steps until, after the fraction ``curriculum`` of the phase's optimizer steps, all K are decided.
 * ``gates`` (ConvNet-AIG, Veit & Belongie ECCV 2018; SkipNet's hybrid RL is not used): the gates
   draw hard decisions with the Gumbel-softmax straight-through estimator; the loss is the cross
   entropy plus ``lambda * u`` (u as above, per image, differentiable through the gates).
@@ -44,7 +44,8 @@ from nasforge.platform.strategies.reinforce import reward_transform as make_tran
 
 
 class AdaptiveTask(L.LightningModule):
-    def __init__(self, network: AdaptiveResNet, num_classes: int, input_shape: tuple[int, ...] | None = None,
+    def __init__(self, network: AdaptiveResNet, num_classes: int,
+                 input_shape: tuple[int, ...] | None = None,
                  decide_epochs: int = 1, cost_weight: float = 1.0, wrong_penalty: float = 1.0,
                  lr: float = 1e-3, finetune_lr: float = 0.005, alpha: float = 0.8,
                  curriculum: float = 0.5, entropy_weight: float = 0.0, baseline_decay: float = 0.9,
@@ -75,7 +76,8 @@ class AdaptiveTask(L.LightningModule):
         if self.table is None:  # FLOPs per input need the input's shape: the data module knows it
             shape = getattr(self.trainer.datamodule, "input_shape", None)
             if shape is None:
-                raise ValueError("AdaptiveTask needs input_shape (C, H, W); the data module has none")
+                raise ValueError("AdaptiveTask needs input_shape (C, H, W); "
+                                 "the data module has none")
             self.table = self.network.cost_table(tuple(int(v) for v in shape))
 
     def on_fit_start(self) -> None:
@@ -163,7 +165,8 @@ class AdaptiveTask(L.LightningModule):
     def decided_blocks(self) -> int:
         """How many blocks (counting from the last) the policy decides at this step."""
         K = self.network.num_blocks
-        steps = self.hparams.curriculum * self.hparams.decide_epochs * self.trainer.num_training_batches
+        hp = self.hparams
+        steps = hp.curriculum * hp.decide_epochs * self.trainer.num_training_batches
         if steps <= 0:
             return K
         return min(K, 1 + int(self.global_step * K / steps))

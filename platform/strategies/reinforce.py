@@ -27,7 +27,8 @@ def reward_transform(kind: str, seen: Sequence[float]) -> Callable[[float], floa
     if kind == "rank" and seen:
         ordered = sorted(seen)
         n = len(ordered)
-        return lambda r: (bisect.bisect_left(ordered, r) + bisect.bisect_right(ordered, r)) / (2.0 * n)
+        return lambda r: ((bisect.bisect_left(ordered, r) + bisect.bisect_right(ordered, r))
+                          / (2.0 * n))
     if kind == "zscore" and len(seen) > 1:
         mean = sum(seen) / len(seen)
         std = math.sqrt(sum((r - mean) ** 2 for r in seen) / (len(seen) - 1))
