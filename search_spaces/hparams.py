@@ -65,7 +65,10 @@ class HParamsSpace(Space):
                 if kind == "int":
                     dims.append(Int(label, low=int(lo), high=int(hi), when=when))
                 else:
-                    dims.append(Float(label, low=float(lo), high=float(hi), log=log and lo > 0, when=when))
+                    if log and not float(lo) > 0:  # a log scale cannot start at 0; never drop it silently
+                        raise ValueError(f"hparams.{name}: searched on a log scale, so the range needs "
+                                         f"0 < low <= high, got {spec}")
+                    dims.append(Float(label, low=float(lo), high=float(hi), log=log, when=when))
         return dims
 
 

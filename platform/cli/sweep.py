@@ -19,20 +19,16 @@ def register(sub) -> None:
     s = p.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
 
     run = s.add_parser("run", help="run (or resume) the sweep of a YAML file")
-    run.add_argument("file", help="sweep file (YAML)")
-    run.add_argument("--trials", type=int, help="total number of finished trials to reach (overrides budget.trials)")
-    run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    run.add_argument("--storage", help="Optuna storage URL (journal://PATH, sqlite:///PATH, postgresql://...)")
-    run.add_argument("--name", help="sweep name (overrides the file's name)")
-    run.add_argument("--root", default="runs", help="folder holding run folders (default: runs)")
+    _file_arguments(run)
     run.add_argument("--workers", type=int, default=1, help="worker processes on this machine sharing the study")
-    run.add_argument("--devices-per-trial", type=int, default=None,
-                     help="devices each worker owns (GPUs pinned with CUDA_VISIBLE_DEVICES)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
-                     help="override any sweep-file key, value in YAML (e.g. --set strategy.name=evolution "
-                          "--set trainer.max_epochs=3); repeatable")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    run.add_argument("--no-preflight", action="store_true",
+                     help="skip the one-step preflight before the first trial (not recommended)")
     run.set_defaults(func=cmd_run)
+
+    check = s.add_parser("check", help="check a sweep file end to end (one training step), writing nothing")
+    _file_arguments(check)
+    check.set_defaults(func=cmd_check)
 
     st = s.add_parser("status", help="trial counts, best so far and the leaderboard of a sweep")
     st.add_argument("name")
@@ -47,6 +43,21 @@ def register(sub) -> None:
     b.add_argument("--storage")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.set_defaults(func=cmd_best)
+
+
+def _file_arguments(p) -> None:
+    """The arguments of a command that reads a sweep file (``run`` and ``check``)."""
+    p.add_argument("file", help="sweep file (YAML)")
+    p.add_argument("--trials", type=int, help="total number of finished trials to reach (overrides budget.trials)")
+    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    p.add_argument("--storage", help="Optuna storage URL (journal://PATH, sqlite:///PATH, postgresql://...)")
+    p.add_argument("--name", help="sweep name (overrides the file's name)")
+    p.add_argument("--root", default="runs", help="folder holding run folders (default: runs)")
+    p.add_argument("--devices-per-trial", type=int, default=None,
+                   help="devices each worker owns (GPUs pinned with CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
+                   help="override any sweep-file key, value in YAML (e.g. --set strategy.name=evolution "
+                        "--set trainer.max_epochs=3); repeatable")
 
 
 def _overrides(args) -> dict:
@@ -90,6 +101,10 @@ def cmd_run(args) -> int:
         from nasforge.platform.cli.oneshot import run_oneshot_command
 
         return run_oneshot_command(cfg, args.root, show_progress=not args.no_progress)
+    if not args.no_preflight:  # ordinary sweeps (a one-shot sweep has its own supernet checks)
+        from nasforge.platform.engine.preflight import preflight
+
+        preflight(cfg, args.root)  # one training step: a mistake is one line, exit 2, nothing written
     if args.workers > 1:
         from nasforge.platform.engine.workers import run_workers  # several processes sharing the study
 
@@ -111,6 +126,18 @@ def cmd_run(args) -> int:
     study = run_sweep(cfg, root=args.root, show_progress=not args.no_progress, console=console,
                       on_finish=log_summary_safely)
     render_leaderboard(study, cfg, console=console)
+    return 0
+
+
+def cmd_check(args) -> int:
+    """The preflight alone: every step a trial takes, on one sample, writing nothing."""
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.preflight import preflight
+
+    cfg = load_sweep(args.file, _overrides(args))
+    report = preflight(cfg, args.root)
+    steps = ", ".join(f"{k} {v:.2f}s" for k, v in report.steps.items())
+    print(f"sweep {cfg.name!r}: ok in {report.seconds:.1f}s ({steps}); metrics logged: {', '.join(report.metrics)}")
     return 0
 
 

@@ -4,8 +4,9 @@
 is met. The budget counts trials that *finished*: COMPLETE or PRUNED. A FAILED trial (a crash,
 a NaN loss, a killed worker) does not use up the budget, so the sweep still reaches its total;
 ``budget.max_failures`` failures in one invocation stop it (an always-crashing config must not
-loop forever). Re-running the same command with a larger ``--trials`` resumes: finished trials
-are kept and only the difference runs.
+loop forever), and so do `SAME_REASON_LIMIT` failures in a row with the same reason (numbers
+aside), which say the config is at fault, not the trial. Re-running the same command with a
+larger ``--trials`` resumes: finished trials are kept and only the difference runs.
 
 Several workers (processes on one machine, or machines sharing a PostgreSQL storage) run this
 same loop. Claiming a trial is ``count -> ask`` under a budget lock (a file lock beside a local
@@ -36,6 +37,8 @@ from nasforge.platform.engine.storage import (
 )
 
 FINISHED = ("COMPLETE", "PRUNED")
+# this many failures in a row with the same reason stop the sweep: the config is at fault, not the trial
+SAME_REASON_LIMIT = 3
 # keys whose change makes an existing sweep a different experiment
 IDENTITY_KEYS = ("task", "space", "strategy", "objectives", "constraints", "seed", "pruner", "mode")
 # one line per trial and per recovered trial (workers send it to their log file)
@@ -181,6 +184,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     deadline = time.monotonic() + cfg.budget.timeout if cfg.budget.timeout else math.inf
     max_failures = cfg.budget.max_failures or max(3, int(total) if total != math.inf else 10)
     failures = 0
+    streak: list[str] = []  # reasons of the failures since the last finished trial
     progress = _Progress(cfg, total, show_progress, console, worker)
     try:
         while True:
@@ -209,6 +213,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 with Heartbeat(trial, worker):
                     values = run_trial(ctx, trial)
             except optuna.TrialPruned as e:
+                streak.clear()
                 _tell(study, trial, state=TrialState.PRUNED)
                 progress.trial_done(trial.number, "PRUNED", str(e), time.perf_counter() - start)
             except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into sys.exit(1)
@@ -223,13 +228,20 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 _tell(study, trial, state=TrialState.FAIL)
                 release_memory()  # e.g. CUDA out of memory: the next trial gets the memory back
                 failures += 1
+                streak.append(reason)
                 progress.trial_done(trial.number, "FAIL", reason, time.perf_counter() - start)
+                if repeated_failure(streak):
+                    raise SweepFailed(
+                        f"stopped early: {len(streak)} trials in a row failed for the same reason "
+                        f"(budget.max_failures={max_failures} not reached): {reason}"
+                    ) from None
                 if failures >= max_failures:
                     raise SweepFailed(
                         f"{failures} trials failed in this run (budget.max_failures={max_failures}); "
                         f"last reason: {reason}"
                     ) from None
             else:
+                streak.clear()
                 if not _tell(study, trial, values):
                     progress.note(f"trial {trial.number}: result dropped, another worker declared it "
                                   "stale and retries it")
@@ -241,6 +253,17 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     if worker is None and on_finish is not None:  # workers: their parent's business
         on_finish(study, cfg, rundir)
     return study
+
+
+def repeated_failure(reasons: list[str], limit: int = SAME_REASON_LIMIT) -> bool:
+    """Whether the last ``limit`` failures in a row share one reason (numbers masked: a NaN at
+    step 12 and one at step 40 are the same fault)."""
+    import re
+
+    if len(reasons) < limit:
+        return False
+    last = {re.sub(r"[-+]?\d[\d.e+-]*", "#", r) for r in reasons[-limit:]}
+    return len(last) == 1
 
 
 def _others_alive(study) -> bool:

@@ -1,0 +1,251 @@
+"""The preflight: one sample trained for one step before a sweep costs anything (contract 10).
+
+`preflight(cfg, root)` runs, in this order, everything a trial will do, on a scale of seconds:
+the storage opens (or, for a new local sweep, its folder can be made), W&B can start in the mode
+the sweep asks for, the data module is built and one batch is read, one valid sample of the space
+is drawn and its network built, the task's LightningModule is instantiated (once per choice of
+each searched categorical hyperparameter, so ``optimizer: [sgd, lbfgs]`` fails whichever is
+drawn), and one training step and one validation step run with the sweep's trainer settings
+(accelerator, precision, clipping; ``limit_*_batches=1``, one epoch, no logger, no checkpoint),
+after which every objective and constraint metric must have been logged. Tabular tasks look one
+sample up instead of training.
+
+Every failure is a `ConfigError` (one line naming the key at fault, exit 2) raised before
+anything is written: the Trainer runs in a temporary folder that is removed afterwards, and
+nothing touches the run folder or the storage. The pieces come from the one trial assembly
+(`engine.assembly.TrialAssembly`), so whatever a trial builds, the preflight builds too.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasforge.platform.engine.config import SweepConfig
+from nasforge.platform.errors import ConfigError
+
+
+@dataclass
+class PreflightReport:
+    """What the preflight checked and how long each step took (seconds)."""
+
+    steps: dict[str, float] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=list)
+    sample: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.steps.values())
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+
+
+class _Step:
+    """Time one step; any exception becomes a ConfigError naming ``key``."""
+
+    def __init__(self, report: PreflightReport, name: str, key: str):
+        self.report, self.name, self.key = report, name, key
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, kind, e, tb):
+        self.report.steps[self.name] = round(time.perf_counter() - self.start, 3)
+        if e is None or isinstance(e, (ConfigError, KeyboardInterrupt, SystemExit)):
+            return False
+        message = _one_line(e)
+        if "task " in message and "TrialFailed" in message:  # create_module's own one line
+            message = str(e)
+        raise ConfigError(f"preflight: {self.key}: {message}") from None
+
+
+# ----------------------------------------------------------------------------- storage and W&B
+def check_writable_folder(path: str, key: str) -> None:
+    """``path`` is (or can be made as) a writable folder; nothing is created."""
+    path = os.path.abspath(path)
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise ConfigError(f"{key}: {path!r} cannot be a folder: {probe!r} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}: {path!r} is not writable (no write permission on {probe!r})")
+
+
+def check_storage(cfg: SweepConfig, root: str) -> None:
+    """The storage opens (a database answers), or a local journal's folder can be made."""
+    from nasforge.platform.engine.storage import create_storage, resolve_storage_url, run_dir
+
+    check_writable_folder(run_dir(cfg.name, root), "--root")
+    url = resolve_storage_url(cfg, root)
+    if url.startswith("journal://"):
+        path = url[len("journal://"):]
+        if os.path.exists(path):
+            if not os.access(path, os.R_OK | os.W_OK):
+                raise ConfigError(f"storage: {path!r} is not readable and writable")
+        else:
+            check_writable_folder(os.path.dirname(os.path.abspath(path)), "storage")
+        return
+    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///"):]):
+        check_writable_folder(os.path.dirname(os.path.abspath(url[len("sqlite:///"):])), "storage")
+        return
+    create_storage(url)  # a database: ConfigError naming the URL when it does not answer
+
+
+def check_tracking(cfg: SweepConfig) -> str:
+    """The W&B mode the trials will use, checked: online needs credentials."""
+    from nasforge.platform.engine import tracking
+
+    try:
+        mode = tracking.resolve_mode(cfg.tracking.mode)
+    except ValueError as e:
+        raise ConfigError(f"tracking.mode: {e}") from None
+    if mode == "online" and not tracking.has_credentials():
+        raise ConfigError(
+            "tracking.mode: W&B online needs credentials (WANDB_API_KEY or `wandb login`); "
+            "use tracking.mode: offline (run files, `wandb sync` later) or disabled"
+        )
+    if mode != "disabled":
+        import wandb
+
+        try:
+            wandb.Settings(mode=mode, silent=True)
+        except Exception as e:  # noqa: BLE001 - pydantic's ValidationError: a bad WANDB_* variable
+            raise ConfigError(f"tracking: W&B refuses its settings: {_one_line(e)}") from None
+    return mode
+
+
+# ----------------------------------------------------------------------------- one sample
+def draw_sample(space, seed: int, tries: int = 50) -> dict[str, Any]:
+    """One valid sample of ``space`` (random, seeded), drawn from an in-memory study."""
+    import optuna
+
+    from nasforge.search_spaces import SampleValidationError
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    last = None
+    for _ in range(tries):
+        trial = study.ask()
+        try:
+            return space.validate(space.suggest(trial))
+        except SampleValidationError as e:
+            last = e
+    raise ConfigError(f"space: no valid sample in {tries} random draws (last: {last})")
+
+
+def _categorical_module_choices(ctx, sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sample with each other choice of every searched categorical task option (``hp/...``),
+    so that a bad choice fails here whichever one a trial would draw."""
+    from nasforge.search_spaces.space import Categorical
+
+    variants = []
+    for dim in ctx.space.dims:
+        if isinstance(dim, Categorical) and dim.label.startswith("hp/") and dim.label in sample:
+            variants += [{**sample, dim.label: c} for c in dim.choices if c != sample[dim.label]]
+    return variants
+
+
+def _check_metrics(cfg: SweepConfig, logged: set[str]) -> None:
+    for i, o in enumerate(cfg.objectives):
+        if o.metric not in logged:
+            raise ConfigError(f"objectives[{i}].metric: {o.metric!r} is never logged; logged: "
+                              f"{', '.join(sorted(logged)) or 'nothing'}")
+    for i, c in enumerate(cfg.constraints):
+        if c.metric not in logged:
+            raise ConfigError(f"constraints[{i}].metric: {c.metric!r} is never logged; logged: "
+                              f"{', '.join(sorted(logged)) or 'nothing'}")
+
+
+def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdir: str) -> set[str]:
+    """Data, network, module and one training + one validation step; the metric names logged."""
+    import lightning as L
+
+    from nasforge.platform.engine.assembly import TrialAssembly
+    from nasforge.platform.engine.callbacks import FiniteLossGuard, MetricHistory
+    from nasforge.platform.engine.trial import quiet_libraries, set_cpu_threads
+
+    quiet_libraries()
+    set_cpu_threads(ctx.cfg.trainer.cpu_threads)
+    L.seed_everything(ctx.cfg.seed, workers=True, verbose=False)
+    build = TrialAssembly(ctx, sample)
+    data_key = "task.data"
+    if ctx.data_path is None and ctx.dataset.needs_path:
+        data_key = f"task.data.path: none given and no local copy of {ctx.dataset.name!r}, so a download was tried"
+    with _Step(report, "data", data_key):
+        dm = build.datamodule()
+        dm.prepare_data()
+        dm.setup("fit")
+        next(iter(dm.train_dataloader()))
+        next(iter(dm.val_dataloader()))
+    with _Step(report, "network", "space"):
+        net = build.network(dm)
+    with _Step(report, "module", "task.options"):
+        module = build.module(net, dm)
+        for variant in _categorical_module_choices(ctx, sample):
+            TrialAssembly(ctx, variant).module(net, dm)
+    history = MetricHistory()
+    callbacks = [history, FiniteLossGuard()]
+    cost = None
+    try:
+        from nasforge.platform.engine.cost import CostCallback
+
+        cost = CostCallback(dm.input_shape, latency_runs=1, warmup_runs=0)
+        callbacks.append(cost)
+    except ImportError:
+        pass
+    t = ctx.cfg.trainer
+    with _Step(report, "trainer", "trainer"):
+        trainer = L.Trainer(
+            accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            default_root_dir=workdir, max_epochs=1, limit_train_batches=1, limit_val_batches=1,
+            num_sanity_val_steps=0, gradient_clip_val=t.gradient_clip_val, callbacks=callbacks,
+        )
+    with _Step(report, "train+val step", "one training and validation step (task.options, space, trainer)"):
+        trainer.fit(module, datamodule=dm)
+    logged = set(trainer.callback_metrics) | set(cost.costs if cost is not None else ())
+    for row in history.epochs:
+        logged |= set(row) - {"epoch"}
+    return logged
+
+
+def _look_up_one(ctx, sample: dict[str, Any], report: PreflightReport) -> set[str]:
+    with _Step(report, "table", "task.data"):
+        arch = ctx.space.arch if getattr(ctx.space, "arch", None) is not None else ctx.space
+        arch_sample = ctx.space.part_sample(arch, sample) if arch is not ctx.space else sample
+        return set(ctx.bench.evaluate(arch.key(arch_sample)))
+
+
+def preflight(cfg: SweepConfig, root: str | os.PathLike = "runs") -> PreflightReport:
+    """Check ``cfg`` end to end on one sample; raise `ConfigError` (nothing written) on any fault."""
+    from nasforge.platform.engine.storage import run_dir
+    from nasforge.platform.engine.trial import TrialContext
+
+    root = os.fspath(root)
+    report = PreflightReport()
+    with _Step(report, "storage", "storage"):
+        check_storage(cfg, root)
+    with _Step(report, "tracking", "tracking"):
+        check_tracking(cfg)
+    with _Step(report, "space", "space"):
+        ctx = TrialContext.create(cfg, run_dir(cfg.name, root))
+        report.sample = draw_sample(ctx.space, cfg.seed)
+    with tempfile.TemporaryDirectory(prefix="nasforge-preflight-") as workdir:
+        ctx.run_dir = workdir  # nothing of the preflight lands in the run folder
+        if ctx.task.kind == "tabular":
+            logged = _look_up_one(ctx, report.sample, report)
+        else:
+            logged = _train_one_step(ctx, report.sample, report, workdir)
+    report.metrics = sorted(logged)
+    _check_metrics(cfg, logged)
+    return report
