@@ -153,3 +153,31 @@ def test_the_preflight_api_reports_its_steps_or_raises_a_config_error(tmp_path):
     cfg = load_sweep(quickstart_file(tmp_path, name="api", **{"task.options.batchsize": 1}))
     with pytest.raises(ConfigError, match="task.options"):
         preflight(cfg, tmp_path / "runs")
+
+
+# ----------------------------------------------------------------------------- W&B in the chosen mode
+def test_an_empty_wandb_mode_counts_as_unset_and_the_first_trial_no_longer_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: auto resolves to offline
+    cfg = load_sweep(quickstart_file(tmp_path, name="wm", **{"tracking.mode": "auto", "budget.trials": 1}))
+    study = run_sweep(cfg, root=tmp_path / "runs", show_progress=False)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"]
+    assert "offline-run-" in study.trials[0].user_attrs["wandb_run_dir"]
+
+
+def test_an_unknown_wandb_mode_is_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "off")
+    code, out, err = _check(tmp_path, capsys, **{"tracking.mode": "offline"})
+    assert code == 2 and "WANDB_MODE='off' is not a W&B mode; valid: online, run, offline, dryrun, disabled" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_wandb_online_without_credentials_stops_before_the_first_trial(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, out, err = _check(tmp_path, capsys, "run", **{"tracking.mode": "auto"})
+    assert code == 2 and "tracking.mode: W&B online needs credentials" in err
+    assert not (tmp_path / "runs").exists()

@@ -105,6 +105,10 @@ def _promote(args) -> int:
     res = promote(args.name, trial=args.trial, best=args.best, model=args.model, aliases=args.alias,
                   root=args.root, storage=args.storage, registry=args.registry)
     m = res.meta
+    if res.existing:
+        print(f"trial {m['trial']['number']} of sweep {m['sweep']['name']!r} is already {res.version.ref}; "
+              "no new version" + (f" (aliases: {', '.join(res.aliases)})" if res.aliases else ""))
+        return 0
     print(f"promoted trial {m['trial']['number']} of sweep {m['sweep']['name']!r} as {res.version.ref}"
           + (f" (aliases: {', '.join(res.aliases)})" if res.aliases else ""))
     print(f"  metrics: {_fmt_metrics(m['metrics'])}")
@@ -143,15 +147,22 @@ def _list(args) -> int:
 
 def _show(args) -> int:
     from nasforge.platform.registry import Registry
+    from nasforge.platform.registry.versions import IntegrityError
 
     reg = Registry(args.registry)
     v = reg.resolve(args.ref)
     meta, manifest = v.meta(), v.manifest()
     aliases = [a for a, tv in reg.aliases(v.model).items() if tv == v.version]
+    try:
+        v.verify()
+        integrity = "ok"
+    except IntegrityError as e:
+        integrity = f"FAILED: {e}"
+    code = 0 if integrity == "ok" else 1  # a tampered version is flagged, and scripts see it
     if args.json:
-        print(json.dumps({"ref": v.ref, "path": v.path, "aliases": aliases, "model": meta,
+        print(json.dumps({"ref": v.ref, "path": v.path, "aliases": aliases, "model": meta, "integrity": integrity,
                           "manifest": manifest, "wandb": v.wandb_state()}, indent=2, default=str))
-        return 0
+        return code
     print(f"{v.ref}" + (f"  (aliases: {', '.join(aliases)})" if aliases else ""))
     print(f"  created:   {meta['created']}")
     print(f"  from:      sweep {meta['sweep']['name']!r} trial {meta['trial']['number']} ({meta['sweep']['run_dir']})")
@@ -165,7 +176,8 @@ def _show(args) -> int:
     print(f"  files:     {v.path}")
     for name, rec in manifest["files"].items():
         print(f"    {name:<20} {rec['bytes']:>10} B  sha256 {rec['sha256']}")
-    return 0
+    print(f"  integrity: {integrity}")
+    return code
 
 
 def _alias(args) -> int:

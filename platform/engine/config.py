@@ -1,6 +1,7 @@
 """The sweep file: typed, validated, defaults in code, unknown keys fail loudly.
 
-A sweep file is YAML (read with ``yaml.safe_load``) that maps onto the dataclasses below.
+A sweep file is YAML (read with a safe loader that refuses duplicate keys) that maps onto the
+dataclasses below.
 `load_sweep(path)` returns a `SweepConfig` or raises `ConfigError` whose message is one line
 naming the key at fault and the valid choices (the CLI prints it and exits 2). Names of tasks,
 data sets, spaces, strategies and pruners are checked against their registries here, before
@@ -168,8 +169,9 @@ def _from_mapping(cls: type, data: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _check_names(cfg: SweepConfig) -> None:
-    """Check every name against its registry (imports are light: no torch here)."""
+def _check_names(cfg: SweepConfig, check_data: bool = True) -> None:
+    """Check every name against its registry (imports are light: no torch here); with
+    ``check_data`` the data path must resolve on this machine too."""
     from nasforge.platform.engine.pruners import PRUNERS
     from nasforge.platform.strategies import STRATEGIES
     from nasforge.search_spaces import get_space_class
@@ -185,7 +187,9 @@ def _check_names(cfg: SweepConfig) -> None:
             f"valid: {', '.join(valid_data)}"
         )
     data = DATASETS[cfg.task.data.name]
-    if cfg.task.data.path is not None:
+    if not check_data:
+        pass  # reading results back (status, best, report) never needs the training data
+    elif cfg.task.data.path is not None:
         path = os.path.expandvars(os.path.expanduser(cfg.task.data.path))
         if not os.path.exists(path):
             raise ConfigError(f"task.data.path: {cfg.task.data.path!r} does not exist")
@@ -232,7 +236,7 @@ def _check_search(cfg: SweepConfig) -> None:
         create_pruner(cfg.pruner, cfg.trainer.max_epochs)
 
 
-def validate(cfg: SweepConfig) -> SweepConfig:
+def validate(cfg: SweepConfig, check_data: bool = True) -> SweepConfig:
     if not cfg.name or any(c in cfg.name for c in "/\\ ") or cfg.name.startswith("."):
         raise ConfigError(f"name: {cfg.name!r} must be non-empty, with no spaces or slashes")
     if not cfg.objectives:
@@ -261,7 +265,7 @@ def validate(cfg: SweepConfig) -> SweepConfig:
     for i, c in enumerate(cfg.constraints):
         if c.max is None and c.min is None:
             raise ConfigError(f"constraints[{i}]: give max, min or both for {c.metric!r}")
-    _check_names(cfg)
+    _check_names(cfg, check_data)
     _check_search(cfg)
     if cfg.mode == "one_shot":
         _check_oneshot(cfg)
@@ -293,20 +297,39 @@ def _check_oneshot(cfg: SweepConfig) -> None:
                           f"(got {cfg.task.name}, {', '.join(ob.metric for ob in cfg.objectives)})")
 
 
-def parse_sweep(data: Any, source: str = "<sweep>") -> SweepConfig:
+def parse_sweep(data: Any, source: str = "<sweep>", check_data: bool = True) -> SweepConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a sweep file is a YAML mapping, got {type(data).__name__}")
-    return validate(_from_mapping(SweepConfig, data, ""))
+    return validate(_from_mapping(SweepConfig, data, ""), check_data)
 
 
-def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> SweepConfig:
-    """Read, apply dotted overrides (``{"budget.trials": 20}``) and validate a sweep file."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (PyYAML keeps the last
+    one silently, so a sweep would run with a value its author did not mean)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (PyYAML would keep the last one silently)",
+                    key_node.start_mark)
+            if isinstance(key, typing.Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
+               check_data: bool = True) -> SweepConfig:
+    """Read, apply dotted overrides (``{"budget.trials": 20}``) and validate a sweep file
+    (``check_data=False``: the data path need not resolve here, for reading results back)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError(f"sweep file {path!r} does not exist")
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -322,4 +345,4 @@ def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None)
             if not isinstance(node, dict):
                 raise ConfigError(f"{dotted}: {p} is not a mapping in {path}")
         node[leaf] = value
-    return parse_sweep(data, path)
+    return parse_sweep(data, path, check_data)

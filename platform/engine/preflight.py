@@ -66,24 +66,9 @@ class _Step:
 
 
 # ----------------------------------------------------------------------------- storage and W&B
-def check_writable_folder(path: str, key: str) -> None:
-    """``path`` is (or can be made as) a writable folder; nothing is created."""
-    path = os.path.abspath(path)
-    probe = path
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    if not os.path.isdir(probe):
-        raise ConfigError(f"{key}: {path!r} cannot be a folder: {probe!r} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{key}: {path!r} is not writable (no write permission on {probe!r})")
-
-
 def check_storage(cfg: SweepConfig, root: str) -> None:
     """The storage opens (a database answers), or a local journal's folder can be made."""
-    from nasforge.platform.engine.storage import create_storage, resolve_storage_url, run_dir
+    from nasforge.platform.engine.storage import check_writable_folder, create_storage, resolve_storage_url, run_dir
 
     check_writable_folder(run_dir(cfg.name, root), "--root")
     url = resolve_storage_url(cfg, root)

@@ -54,6 +54,29 @@ def check_storage_url(url: str) -> None:
         )
 
 
+def check_writable_folder(path: str, key: str) -> None:
+    """``path`` is (or can be made as) a writable folder, else a ConfigError naming ``key``.
+    Nothing is left behind: the nearest existing folder is probed with a temporary file (mode
+    bits alone say yes to root on a read-only file system)."""
+    import tempfile
+
+    path = os.path.abspath(path)
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise ConfigError(f"{key}: {path!r} cannot be a folder: {probe!r} is a file")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".nasforge-probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise ConfigError(f"{key}: {path!r} is not writable ({e.strerror} in {probe!r})") from None
+
+
 def sqlalchemy_url(url: str) -> str:
     """The SQLAlchemy URL for an RDB storage URL. ``postgres://`` is PostgreSQL's short form;
     a bare ``postgresql://`` gets the driver that is installed (SQLAlchemy 2.1 defaults to
@@ -114,7 +137,7 @@ def read_config(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> "SweepConf
             f"no sweep named {name!r} under {root_abs}"
             + (f"; sweeps there: {', '.join(known)}" if known else " (no sweeps there yet; use --root)")
         )
-    return load_sweep(path)
+    return load_sweep(path, check_data=False)  # results are read without the training data
 
 
 def load_study(name: str, root: str | os.PathLike = DEFAULT_ROOT, storage: str | None = None,

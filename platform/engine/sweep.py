@@ -33,7 +33,7 @@ from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import ConfigError, NasforgeError
 from nasforge.platform.engine.heartbeat import Heartbeat, recover_stale_trials, release_memory
 from nasforge.platform.engine.storage import (
-    CONFIG_FILE, DEFAULT_ROOT, create_storage, resolve_storage_url, run_dir, sqlalchemy_url,
+    CONFIG_FILE, DEFAULT_ROOT, check_writable_folder, create_storage, resolve_storage_url, run_dir, sqlalchemy_url,
 )
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -168,6 +168,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     from nasforge.platform.engine.trial_runner import run_trial
 
     rundir = run_dir(cfg.name, root)
+    check_writable_folder(rundir, "--root")  # a file or a read-only folder: one line, not a traceback
     storage_url = resolve_storage_url(cfg, root)
     try:
         ctx = TrialContext.create(cfg, rundir)

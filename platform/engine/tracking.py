@@ -18,7 +18,11 @@ import netrc
 import os
 from typing import Any
 
+from nasforge.platform.errors import ConfigError
+
 MODES = ("auto", "online", "offline", "disabled")
+# the values of WANDB_MODE that W&B accepts, and the mode each one means here
+ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
 
 
 def has_credentials() -> bool:
@@ -31,16 +35,31 @@ def has_credentials() -> bool:
         return False
 
 
+def env_mode() -> str | None:
+    """``WANDB_MODE`` from the environment, checked. Empty counts as unset (and is removed: W&B
+    itself refuses it, failing the first run of a process); anything W&B does not know is a
+    ConfigError (one line, exit 2), raised before any run starts."""
+    env = os.environ.get("WANDB_MODE")
+    if env is None:
+        return None
+    if not env.strip():
+        del os.environ["WANDB_MODE"]
+        return None
+    if env not in ENV_MODES:
+        raise ConfigError(f"WANDB_MODE={env!r} is not a W&B mode; valid: {', '.join(ENV_MODES)} (or unset it)")
+    return ENV_MODES[env]
+
+
 def resolve_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"unknown tracking mode {mode!r}; valid: {', '.join(MODES)}")
+    if mode == "disabled":
+        return mode
+    env = env_mode()  # checked even when the sweep names a mode: W&B reads the variable anyway
     if mode != "auto":
         return mode
-    env = os.environ.get("WANDB_MODE")
-    if env in ("online", "offline", "disabled"):
+    if env is not None:
         return env
-    if env == "dryrun":
-        return "offline"
     return "online" if has_credentials() else "offline"
 
 

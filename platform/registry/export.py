@@ -14,13 +14,17 @@ says so. The input is what the data module feeds the network: ``(B, C, H, W)`` f
 """
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 
+from nasforge.platform.engine.storage import check_writable_folder
 from nasforge.platform.errors import NasforgeError, UsageError
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+# the packages a format needs beyond the base install (the `export` extra)
+EXTRA = {"onnx": ("onnx", "onnxscript")}
 
 
 def _compare(ref, out, what: str) -> float:
@@ -41,10 +45,16 @@ def export(ref: str, fmt: str, out: str | None = None, registry=None) -> dict:
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
+    missing = [m for m in EXTRA.get(fmt, ()) if not _importable(m)]
+    if missing:
+        raise UsageError(f"--format {fmt} needs {', '.join(missing)}: pip install 'nasforge[export]'")
     net, v = load_version(ref, registry)
     meta = v.meta()
     net, note = _exportable_part(net, meta)
     out = out or f"{v.model}-{v.version}{SUFFIX[fmt]}"
+    if os.path.isdir(out):
+        raise UsageError(f"-o: {out!r} is a folder; give a file name")
+    check_writable_folder(os.path.dirname(os.path.abspath(out)), "-o")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, *meta["input_shape"], generator=g)  # (B, C, H, W), already normalised scale
@@ -111,6 +121,14 @@ def _compare_all(ref: list, got: list, what: str) -> float:
         raise NasforgeError(f"export check failed: {what} gives {len(got)} outputs, "
                             f"eager PyTorch {len(ref)}")
     return max(_compare(r, o, what) for r, o in zip(ref, got))
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+        return True
+    except ImportError:
+        return False
 
 
 def _arg_name(net) -> str | None:

@@ -74,6 +74,7 @@ class Promotion:
     meta: dict[str, Any]
     aliases: list[str]
     wandb_message: str
+    existing: bool = False  # the trial was promoted before: no new version, aliases moved to it
 
 
 def pick_trial(study, trial: int | None = None, best: bool = False):
@@ -123,6 +124,11 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     if not TASKS[cfg.task.name].trains_weights:
         raise UsageError(f"sweep {name!r} is a tabular benchmark ({cfg.task.name}): its trials train no weights to promote")
     t = pick_trial(run.study, trial, best)
+    done = Registry(registry).find_trial(model, name, run.storage_url, t.number)
+    if done is not None:  # promoting a trial twice makes no duplicate version
+        for a in aliases:
+            Registry(registry).set_alias(model, a, done.version)
+        return Promotion(version=done, meta=done.meta(), aliases=aliases, wandb_message="", existing=True)
     attrs = t.user_attrs
     ckpt = attrs.get("checkpoint")
     if not ckpt or not os.path.exists(ckpt):

@@ -71,6 +71,12 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new content, never half."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -80,6 +86,7 @@ def _write_atomic(path: str, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the rest of a version is 0644
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -233,6 +240,14 @@ class Registry:
         adir = os.path.join(self.model_dir(model), "aliases")
         os.makedirs(adir, exist_ok=True)
         _write_atomic(os.path.join(adir, alias), version + "\n")
+
+    def find_trial(self, model: str, sweep: str, storage: str, trial: int) -> Version | None:
+        """The complete version of ``model`` already promoted from this trial, if any."""
+        for v in self.versions(model):
+            m = v.meta()
+            if (m["sweep"]["name"], m["sweep"].get("storage"), m["trial"]["number"]) == (sweep, storage, trial):
+                return v
+        return None
 
     def allocate(self, model: str) -> Version:
         """Reserve the next version folder. ``os.mkdir`` fails if another process made it first,
