@@ -73,8 +73,19 @@ def states(study) -> dict[str, int]:
     return out
 
 
-def wait_for_running_trial(name: str, storage: str, timeout: float = 120):
-    """The first RUNNING trial that has a heartbeat (so its worker is inside the trial)."""
+def hold(root: Path, name: str) -> Path:
+    """Create ``<run folder>/HOLD``: the sweep's trials wait there, their sample recorded and their
+    heartbeat running, until the test removes it (no trial can finish before the test acts)."""
+    (root / name).mkdir(parents=True, exist_ok=True)
+    path = root / name / "HOLD"
+    path.touch()
+    return path
+
+
+def wait_for_running_trial(name: str, storage: str, timeout: float = 180, count: int = 1):
+    """The first RUNNING trial whose params are all set (its sample is recorded, so its worker
+    is past every suggestion, at the HOLD or training) and which has a heartbeat; with ``count``,
+    wait until that many are and return them all."""
     import optuna
 
     from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR
@@ -86,11 +97,35 @@ def wait_for_running_trial(name: str, storage: str, timeout: float = 120):
         except KeyError:
             time.sleep(0.5)
             continue
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if HEARTBEAT_ATTR in t.system_attrs:
-                return t
+        ready = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                 if HEARTBEAT_ATTR in t.system_attrs and "sample" in t.user_attrs]
+        if len(ready) >= count:
+            return ready[0] if count == 1 else ready
         time.sleep(0.3)
-    raise AssertionError(f"no trial of {name} started running within {timeout}s")
+    raise AssertionError(f"{count} trial(s) of {name} did not reach the running state within {timeout}s")
+
+
+def owner_pid(trial) -> int:
+    from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR
+
+    return int(trial.system_attrs[HEARTBEAT_ATTR]["owner"].split("|")[2])
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie nobody reaped has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def wait_until_dead(pids, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"processes {[p for p in pids if alive(p)]} still run after {timeout}s")
+        time.sleep(0.2)
 
 
 def assert_wandb_runs_accounted_for(run_dir: Path, trials, sweep_name: str) -> None:

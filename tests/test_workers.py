@@ -14,8 +14,9 @@ import subprocess
 import time
 
 import pytest
-from sweep_workers import (assert_wandb_runs_accounted_for, journal_url, load, states, sweep_run, sweep_start,
-                           tiny_sweep_file, wait_for_running_trial)
+from sweep_workers import (NASFORGE, assert_wandb_runs_accounted_for, env, hold, journal_url, load,
+                           owner_pid, states, sweep_run, sweep_start, tiny_sweep_file, wait_for_running_trial,
+                           wait_until_dead)
 
 
 # ----------------------------------------------------------------------------- heartbeats (fast)
@@ -164,10 +165,13 @@ def test_sigkill_mid_trial_fails_and_retries_it_and_the_sweep_reaches_its_total(
     name = "killed"
     storage = journal_url(run_root, name)
     file = tiny_sweep_file(run_root.parent, name, trials=4, epochs=2)
+    held = hold(run_root, name)
     proc = sweep_start(file, run_root, "--workers", "2")
-    victim = wait_for_running_trial(name, storage)
+    victim = wait_for_running_trial(name, storage)  # every param set, held before training
     pid = int(victim.system_attrs[HEARTBEAT_ATTR]["owner"].split("|")[2])
     os.kill(pid, signal.SIGKILL)
+    wait_until_dead([pid])
+    held.unlink()
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out
     assert "worker died (SIGKILL)" in out
@@ -196,6 +200,7 @@ def test_ctrl_c_stops_workers_gracefully_and_a_rerun_resumes_to_the_total(run_ro
     name = "interrupted"
     storage = journal_url(run_root, name)
     file = tiny_sweep_file(run_root.parent, name, trials=3, epochs=2)
+    held = hold(run_root, name)  # the trials wait for the signal: none can finish before it
     proc = sweep_start(file, run_root, "--workers", "2")
     wait_for_running_trial(name, storage)
     proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends to the parent
@@ -207,10 +212,65 @@ def test_ctrl_c_stops_workers_gracefully_and_a_rerun_resumes_to_the_total(run_ro
     interrupted = [t for t in study.trials if t.state.name == "FAIL"]
     assert interrupted and all("interrupted" in t.user_attrs["fail_reason"] for t in interrupted)
 
+    held.unlink()
     res = sweep_run(file, run_root, "--workers", "2")
     assert res.returncode == 0, res.stdout + res.stderr
     counts = states(load(name, storage))
     assert counts.get("COMPLETE") == 3 and "RUNNING" not in counts and "WAITING" not in counts
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_parent_is_killed(run_root):
+    name = "orphans"
+    storage = journal_url(run_root, name)
+    held = hold(run_root, name)
+    proc = sweep_start(tiny_sweep_file(run_root.parent, name, trials=2), run_root, "--workers", "2")
+    trials = wait_for_running_trial(name, storage, count=2)
+    pids = [owner_pid(t) for t in trials]
+    proc.kill()  # kill -9 of the launcher: no chance to stop its workers itself
+    proc.wait()
+    wait_until_dead(pids)  # they noticed (PR_SET_PDEATHSIG / parent watch) and stopped
+    held.unlink()
+    study = load(name, storage)
+    assert states(study) == {"FAIL": 2}
+    assert all("interrupted" in t.user_attrs["fail_reason"] for t in study.trials)
+
+
+@pytest.mark.slow
+def test_sighup_stops_a_one_process_sweep_and_status_shows_no_dead_trial_as_running(run_root):
+    name = "hangup"
+    storage = journal_url(run_root, name)
+    held = hold(run_root, name)
+    file = tiny_sweep_file(run_root.parent, name, trials=2)
+    proc = sweep_start(file, run_root)
+    wait_for_running_trial(name, storage)
+    proc.send_signal(signal.SIGHUP)  # the terminal closed
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert states(load(name, storage)) == {"FAIL": 1}
+
+    proc = sweep_start(file, run_root)  # again, and this time the process is killed outright
+    victim = wait_for_running_trial(name, storage)
+    proc.kill()
+    proc.wait()
+    held.unlink()
+    res = subprocess.run([*NASFORGE, "sweep", "status", name, "--root", str(run_root)], capture_output=True,
+                         text=True, env=env(), timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "stale 1" in res.stdout and "running" not in res.stdout.split("|")[0], res.stdout
+    assert f"trial {victim.number}: stale: worker" in res.stdout and f"{owner_pid(victim)}" in res.stdout
+    assert "died while running it" in res.stdout
+
+
+def test_worker_names_are_unique_per_command_in_one_folder(tmp_path):
+    from nasforge.platform.engine.workers import claim_worker_ids
+
+    first = claim_worker_ids(str(tmp_path), 2)
+    second = claim_worker_ids(str(tmp_path), 2)  # another command in the same run folder, meanwhile
+    assert [w for w, _ in first] == ["w0", "w1"] and [w for w, _ in second] == ["w2", "w3"]
+    for _, f in first:
+        f.close()
+    assert [w for w, _ in claim_worker_ids(str(tmp_path), 1)] == ["w0"]  # free again once the first ended
 
 
 def test_parallel_workers_do_not_redraw_the_same_samples():

@@ -8,8 +8,10 @@ libraries are imported inside the handlers only.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 
 
@@ -123,10 +125,26 @@ def cmd_run(args) -> int:
     console.print(f"[bold]nasforge[/] sweep [cyan]{cfg.name}[/]: task {cfg.task.name} on {cfg.task.data.name}, "
                   f"space {'+'.join(p.name for p in cfg.space)}, strategy {cfg.strategy.name}, "
                   f"budget {cfg.budget.trials} trials → {os.path.join(args.root, cfg.name)}")
-    study = run_sweep(cfg, root=args.root, show_progress=not args.no_progress, console=console,
-                      on_finish=log_summary_safely)
+    with stop_signals_interrupt():
+        study = run_sweep(cfg, root=args.root, show_progress=not args.no_progress, console=console,
+                          on_finish=log_summary_safely)
     render_leaderboard(study, cfg, console=console)
     return 0
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt():
+    """SIGTERM and SIGHUP (a closed terminal, a dropped ssh) stop a one-process sweep as Ctrl-C
+    does: the running trial is recorded as interrupted, not left RUNNING until the next run."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def cmd_check(args) -> int:
@@ -156,18 +174,41 @@ def cmd_status(args) -> int:
     run = _open(args)
     console = Console()
     counts = state_counts(run.study)
+    dead = dead_running_trials(run.study)
+    if dead:  # their workers are gone: not running, whatever the storage still says
+        counts["RUNNING"] -= len(dead)
+        counts = {k: v for k, v in counts.items() if v}
+        counts["stale"] = len(dead)
     total = run.cfg.budget.trials
     finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
     console.print(f"sweep [cyan]{run.name}[/]  ({run.storage_url})")
     console.print("trials: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) +
                   f"  |  finished {finished}/{total if total is not None else '∞'}")
     console.print(f"best so far: {best_value_text(run.study, run.cfg)}")
+    for number, reason in dead:
+        console.print(f"trial {number}: {reason}; the next `sweep run` fails and retries it", markup=False)
     render_leaderboard(run.study, run.cfg, console=console, limit=args.top)
     if run.cfg.mode == "one_shot":  # the search on the supernet: beside it, in the same storage
         from nasforge.platform.cli.oneshot import render_search
 
         render_search(run, console, limit=args.top)
     return 0
+
+
+def dead_running_trials(study) -> list[tuple[int, str]]:
+    """(number, why) of the RUNNING trials whose worker is gone (read only: recovery is the
+    sweep loop's, under its budget lock)."""
+    from optuna.trial import TrialState
+
+    from nasforge.platform.engine.heartbeat import grace_period, stale_reason
+
+    grace = grace_period(study._storage)  # private: the grace depends on the storage kind
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        reason = stale_reason(t, grace)
+        if reason is not None:
+            out.append((t.number, reason))
+    return out
 
 
 def best_trials_info(study, cfg) -> list[dict]:

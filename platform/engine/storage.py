@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_ROOT = "runs"
 JOURNAL_FILE = "study.journal"
 CONFIG_FILE = "sweep.yaml"
+HOLD_FILE = "HOLD"  # while <run folder>/HOLD exists, trials wait before training (trial_runner.wait_while_held)
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 
 

@@ -187,6 +187,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     failures = 0
     streak: list[str] = []  # reasons of the failures since the last finished trial
     progress = _Progress(cfg, total, show_progress, console, worker)
+    trial = None
     try:
         while True:
             with budget_lock(storage_url, rundir, cfg.name):
@@ -201,9 +202,10 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 if finished + in_flight >= total:
                     trial = None  # others are running the rest of the budget
                 else:
-                    trial = study.ask()
-                    if worker:
-                        trial.set_user_attr("worker", worker)
+                    with _stop_signals_deferred():  # a trial is never made without us holding it
+                        trial = study.ask()
+                        if worker:
+                            trial.set_user_attr("worker", worker)
             if trial is None:
                 if not _others_alive(study):
                     break
@@ -218,8 +220,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 _tell(study, trial, state=TrialState.PRUNED)
                 progress.trial_done(trial.number, "PRUNED", str(e), time.perf_counter() - start)
             except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into sys.exit(1)
-                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
-                _tell(study, trial, state=TrialState.FAIL)
+                _fail_interrupted(study, trial)
                 progress.trial_done(trial.number, "FAIL", "interrupted", time.perf_counter() - start)
                 raise KeyboardInterrupt from None
             except Exception as e:  # a crash inside one trial fails that trial, not the worker
@@ -249,6 +250,13 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                     continue
                 text = ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(cfg.objectives, values))
                 progress.trial_done(trial.number, "COMPLETE", text, time.perf_counter() - start)
+    except KeyboardInterrupt:
+        if trial is not None and _fail_interrupted(study, trial):  # claimed, not started yet
+            progress.trial_done(trial.number, "FAIL", "interrupted", 0.0)
+        # a SIGTERM or Ctrl-C that lands after the last trial was told: finished, not interrupted
+        finished = sum(state_counts(study).get(s, 0) for s in FINISHED)
+        if finished < total:
+            raise
     finally:
         progress.close(study)
     if worker is None and on_finish is not None:  # workers: their parent's business
@@ -265,6 +273,31 @@ def repeated_failure(reasons: list[str], limit: int = SAME_REASON_LIMIT) -> bool
         return False
     last = {re.sub(r"[-+]?\d[\d.e+-]*", "#", r) for r in reasons[-limit:]}
     return len(last) == 1
+
+
+def _fail_interrupted(study, trial) -> bool:
+    """Record ``trial`` as FAIL ("interrupted") unless it already finished; whether it was."""
+    from optuna.trial import TrialState
+
+    # private: re-read the state (another worker may have failed it as stale); no public getter by trial
+    if study._storage.get_trial(trial._trial_id).state.is_finished():
+        return False
+    trial.set_user_attr("fail_reason", "interrupted (Ctrl-C, SIGTERM or SIGHUP)")
+    return _tell(study, trial, state=TrialState.FAIL)
+
+
+@contextlib.contextmanager
+def _stop_signals_deferred():
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a trial is claimed; they are delivered right after,
+    when the claimed trial is ours to record as interrupted."""
+    import signal
+
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _others_alive(study) -> bool:

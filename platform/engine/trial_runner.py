@@ -9,6 +9,9 @@ objective values, or raises:
   never logged); the sweep records the reason and goes on;
 * anything else is a crash inside the trial: the sweep records it as a failure too.
 
+Between the recorded sample and training, a trial waits while ``<run folder>/HOLD`` exists
+(`wait_while_held`): an operator's pause, and the fault tests' known state.
+
 The objective values of a trained trial come from one epoch: the best by the first objective,
 whose checkpoint (``trials/<n>/best.ckpt``) is kept for promotion. ``cost/*`` metrics (params,
 FLOPs, latency on the trial's device) are measured before training and can be objectives or
@@ -41,8 +44,20 @@ def run_trial(ctx: TrialContext, trial) -> list[float]:
     _record_sample(ctx, trial, sample)
     trial_dir = ctx.trial_dir(trial.number)
     trial.set_user_attr("trial_dir", trial_dir)
-
+    wait_while_held(ctx.run_dir)
     return EVALUATE[ctx.task.kind](ctx, trial, sample, trial_dir)
+
+
+def wait_while_held(run_dir: str, poll: float = 0.2) -> None:
+    """Pause here, the sample recorded and the heartbeat running, while ``<run folder>/HOLD``
+    exists (``touch runs/NAME/HOLD`` holds a sweep's next trials; ``rm`` lets them go). The
+    fault tests use it to signal or kill a worker whose trial is in a known state. Ctrl-C and
+    SIGTERM end the wait like any other part of a trial."""
+    from nasforge.platform.engine.storage import HOLD_FILE
+
+    hold = os.path.join(run_dir, HOLD_FILE)
+    while os.path.exists(hold):
+        time.sleep(poll)
 
 
 def _look_up(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str) -> list[float]:

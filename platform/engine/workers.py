@@ -13,9 +13,12 @@ recover each other's trials when one dies. The parent only watches:
   ``<run folder>/workers/wI.log`` (their Lightning and W&B output goes to ``wI.out``);
 * a worker that dies from a signal (SIGKILL, the OOM killer, a segfault) is started again
   (at most ``2 * N`` times), and its running trial is failed and retried by the survivors;
-* Ctrl-C (or SIGTERM) stops every worker gracefully: each records its running trial as FAIL
-  ("interrupted") and exits; workers that have not stopped after 30 s are killed (their
-  trials are recovered as stale on the next run). A second Ctrl-C kills at once.
+* workers never outlive the launcher: each stops (as on SIGTERM) when it dies, even by SIGKILL
+  (`die_with_parent`); worker ids are claimed per command (`claim_worker_ids`), so two
+  commands in one folder never share a name or a log file;
+* Ctrl-C (or SIGTERM, or SIGHUP from a closed terminal) stops every worker gracefully: each
+  records its running trial as FAIL ("interrupted") and exits; workers that have not stopped
+  after 30 s are killed (their trials are recovered as stale on the next run). A second Ctrl-C kills at once.
 
 With ``--devices-per-trial K`` (or ``trainer.devices: K``) and CUDA present, worker I owns
 GPUs ``I*K .. I*K+K-1`` of the visible ones, pinned with ``CUDA_VISIBLE_DEVICES``; trials with
@@ -40,8 +43,47 @@ WORKERS_DIR = "workers"
 STOP_GRACE = 30.0
 
 
-def worker_ids(n: int) -> list[str]:
-    return [f"w{i}" for i in range(n)]
+def claim_worker_ids(wdir: str, n: int) -> list[tuple[str, Any]]:
+    """``n`` worker ids free in this run folder, each held by a lock on ``workers/<id>.lock`` for
+    as long as the returned files stay open (the command's lifetime): two commands with
+    ``--workers`` in one folder never share a worker name or its log files, and a later command
+    reuses w0, w1, ... once they are free."""
+    import fcntl
+
+    held: list[tuple[str, Any]] = []
+    k = 0
+    while len(held) < n:
+        f = open(os.path.join(wdir, f"w{k}.lock"), "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append((f"w{k}", f))
+        except BlockingIOError:
+            f.close()
+        k += 1
+    return held
+
+
+# ----------------------------------------------------------------------------- a worker's parent
+def die_with_parent(parent: int, poll: float = 1.0) -> None:
+    """Stop this worker (SIGTERM: its running trial is recorded as interrupted) when the launcher
+    dies, however it dies (SIGKILL, a closed terminal): Linux's ``PR_SET_PDEATHSIG``, plus a
+    thread watching the parent pid for other systems and for a parent that died before."""
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="nasforge-parent-watch", daemon=True).start()
 
 
 # ----------------------------------------------------------------------------- devices
@@ -148,10 +190,12 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
         f.write(cfg.to_yaml())
     devices = assign_devices(cfg, workers, devices_per_trial)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    ids = worker_ids(workers)
+    claims = claim_worker_ids(wdir, workers)  # held until this command ends
+    ids = [wid for wid, _ in claims]
     pool = []
     for wid, dev in zip(ids, devices):
-        env = dict(os.environ, NASFORGE_WORKER=wid, NASFORGE_CPU_THREADS=str(threads), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, NASFORGE_WORKER=wid, NASFORGE_CPU_THREADS=str(threads), PYTHONUNBUFFERED="1",
+                   NASFORGE_PARENT_PID=str(os.getpid()))
         if dev is not None:
             env["CUDA_VISIBLE_DEVICES"] = dev
         cmd = [sys.executable, "-m", "nasforge.platform.engine.workers", "--config", cfg_path,
@@ -169,6 +213,7 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
     interrupted = False
     respawns_left = 2 * workers
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    old_hup = signal.signal(signal.SIGHUP, _raise_interrupt)  # a closed terminal or a dropped ssh
     try:
         while True:
             try:
@@ -186,6 +231,10 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
                     break
                 time.sleep(poll)
             except KeyboardInterrupt:
+                watch.refresh()
+                if not interrupted and watch.budget_reached():
+                    _wait(pool)  # the sweep is done and the workers are ending: finished, not interrupted
+                    break
                 if interrupted:  # second Ctrl-C: no more waiting
                     for w in pool:
                         w.signal(signal.SIGKILL)
@@ -196,6 +245,9 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
                 break
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGHUP, old_hup)
+        for _, f in claims:
+            f.close()
         for line in tail.lines():
             watch.print(line)
         study = watch.close()
@@ -232,6 +284,17 @@ def _stop(pool: list[_Worker], tail: _LogTail, watch: "_Watch") -> None:
             watch.print(f"[{w.wid}] did not stop in {STOP_GRACE:.0f}s; killed (its trial is recovered on the next run)")
             w.signal(signal.SIGKILL)
             w.proc.wait()
+
+
+def _wait(pool: list[_Worker]) -> None:
+    """Let workers that are ending on their own end (a signal now kills them)."""
+    try:
+        for w in pool:
+            if w.proc is not None:
+                w.proc.wait(timeout=STOP_GRACE)
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        for w in pool:
+            w.signal(signal.SIGKILL)
 
 
 def _last_line(path: str) -> str:
@@ -332,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     from nasforge.platform.engine.sweep import run_sweep
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SLURM/Kubernetes stop a worker with SIGTERM
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+    if os.environ.get("NASFORGE_PARENT_PID"):
+        die_with_parent(int(os.environ["NASFORGE_PARENT_PID"]))  # never an orphan
     cfg = load_sweep(args.config)
     log_path = os.path.join(run_dir(cfg.name, args.root), WORKERS_DIR, f"{args.worker}.log")
     handler = logging.FileHandler(log_path)
