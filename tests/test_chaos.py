@@ -1,0 +1,194 @@
+"""The chaos suite: real process and database faults, and nothing is lost.
+
+* 4 workers on the journal file and on PostgreSQL while a driver SIGKILLs random workers at random
+  moments (several kills per run; the launcher starts killed workers again);
+* a PostgreSQL restart mid-sweep, on a throw-away cluster the test makes itself (``initdb``,
+  ``pg_ctl`` on a free local port) and stops;
+* SIGKILL of ``nasforge promote`` while it writes a version.
+
+Afterwards: exactly the requested number of finished trials, distinct numbers, nothing RUNNING or
+WAITING, every COMPLETE trial's checkpoint present and loadable, the registry consistent. Each
+test is bounded (the sweep's own timeout plus a hard limit) and stops by itself; each prints one
+JSON line with its figures (kills made, trials finished, seconds).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from sweep_workers import (NASFORGE, alive, env, hold, journal_url, load, owner_pid, states, sweep_start,
+                           tiny_sweep_file, wait_for_running_trial)
+
+pytestmark = pytest.mark.slow
+LIMIT = 900  # seconds: no chaos test runs longer, whatever happens
+
+
+def _worker_pids_running_trials(name: str, storage: str) -> list[int]:
+    import optuna
+
+    from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR
+
+    try:
+        study = load(name, storage)
+    except KeyError:
+        return []
+    pids = [owner_pid(t) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if HEARTBEAT_ATTR in t.system_attrs]
+    return [p for p in pids if alive(p)]
+
+
+def _assert_nothing_lost(name: str, storage: str, total: int) -> list:
+    import torch
+
+    study = load(name, storage)
+    counts = states(study)
+    assert counts.get("COMPLETE", 0) == total, counts
+    assert "RUNNING" not in counts and "WAITING" not in counts, counts
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+    for t in study.trials:
+        if t.state.name == "COMPLETE":
+            ckpt = t.user_attrs["checkpoint"]
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+            assert any(k.startswith("network.") for k in state), ckpt
+    return study.trials
+
+
+def _chaos_run(run_root: Path, name: str, storage: str | None, kills_wanted: int = 3, total: int = 10) -> dict:
+    """4 workers, random SIGKILLs of workers while they run trials; returns the figures."""
+    rng = random.Random(12)
+    file = tiny_sweep_file(run_root.parent, name, trials=total, storage=storage, epochs=2, batches=4)
+    url = storage or journal_url(run_root, name)
+    start = time.monotonic()
+    proc = sweep_start(file, run_root, "--workers", "4")
+    kills = 0
+    try:
+        while proc.poll() is None and time.monotonic() - start < LIMIT:
+            time.sleep(rng.uniform(0.5, 4.0))  # a random moment: what chaos means, not a wait for a state
+            victims = _worker_pids_running_trials(name, url)
+            if kills < kills_wanted and victims:
+                pid = rng.choice(victims)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    kills += 1
+                except ProcessLookupError:
+                    pass
+        out, _ = proc.communicate(timeout=max(1, LIMIT - (time.monotonic() - start)))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, out[-3000:]
+    trials = _assert_nothing_lost(name, url, total)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert all("died while running it" in t.user_attrs["fail_reason"] for t in failed)
+    figures = {"what": "chaos_sigkill", "storage": "postgresql" if storage else "journal", "workers": 4,
+               "kills": kills, "trials_finished": total, "failed_and_retried": len(failed),
+               "lost": 0, "seconds": round(seconds, 1)}
+    print(json.dumps(figures))
+    assert kills >= 2, f"only {kills} kill(s) landed: {figures}"
+    return figures
+
+
+def test_random_sigkills_of_four_workers_on_the_journal_lose_nothing(run_root):
+    _chaos_run(run_root, "chaos_journal", None)
+
+
+@pytest.fixture
+def pg_cluster():
+    """A throw-away PostgreSQL cluster on a free local port, stopped and removed afterwards."""
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        pytest.skip("initdb/pg_ctl are not installed")
+    pytest.importorskip("psycopg2")
+    base = Path(tempfile.mkdtemp(prefix="nasforge-pg-"))
+    base.chmod(0o777)
+    data = base / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start a PostgreSQL cluster")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def pg_ctl(*args: str) -> None:
+        subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-w", "-t", "120", *args], check=True,
+                       capture_output=True, timeout=180)
+
+    subprocess.run([*as_user, "initdb", "-D", str(data), "-A", "trust", "-U", "postgres"], check=True,
+                   capture_output=True, timeout=300)
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl("-o", opts, "-l", str(base / "log"), "start")
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    try:
+        yield url, lambda: pg_ctl("-o", opts, "-l", str(base / "log"), "-m", "fast", "restart")
+    finally:
+        subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True,
+                       timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_random_sigkills_of_four_workers_on_postgresql_lose_nothing(run_root, pg_cluster):
+    url, _ = pg_cluster
+    _chaos_run(run_root, "chaos_pg", url)
+
+
+def test_a_postgresql_restart_mid_sweep_loses_nothing(run_root, pg_cluster):
+    url, restart = pg_cluster
+    name, total = "pg_restart", 4
+    held = hold(run_root, name)
+    start = time.monotonic()
+    proc = sweep_start(tiny_sweep_file(run_root.parent, name, trials=total, storage=url), run_root, "--workers", "2")
+    try:
+        wait_for_running_trial(name, url, count=2)  # both workers inside a trial, holding connections
+        restart()  # every connection is cut; the server comes back on the same port
+        held.unlink()
+        out, _ = proc.communicate(timeout=LIMIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out[-3000:]
+    trials = _assert_nothing_lost(name, url, total)
+    print(json.dumps({"what": "chaos_pg_restart", "restarts": 1, "trials_finished": total,
+                      "failed": sum(t.state.name == "FAIL" for t in trials), "lost": 0,
+                      "seconds": round(time.monotonic() - start, 1)}))
+
+
+def test_sigkill_during_promote_leaves_the_registry_consistent(quick_runs, tmp_path):
+    from nasforge.platform.registry import Registry
+
+    reg = tmp_path / "registry"
+    cmd = [*NASFORGE, "promote", "quickstart", "--best", "--alias", "best", "--root", str(quick_runs),
+           "--registry", str(reg)]
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    versions = reg / "quickstart" / "versions"
+    deadline = time.monotonic() + LIMIT
+    while not (versions / "v1").is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # the version folder is made: promote is writing it now
+    proc.kill()
+    proc.wait()
+    r = Registry(reg)
+    for v in r.versions("quickstart"):  # only sealed versions are listed, and each verifies
+        v.verify()
+    for alias, target in r.aliases("quickstart").items():
+        assert target in {v.version for v in r.versions("quickstart")}, (alias, target)
+    # the same command again completes, and the registry holds exactly one good version of the trial
+    res = subprocess.run(cmd, env=env(), capture_output=True, text=True, cwd=tmp_path, timeout=LIMIT)
+    assert res.returncode == 0, res.stdout + res.stderr
+    complete = r.versions("quickstart")
+    assert len(complete) == 1 and r.resolve("quickstart:best").version == complete[0].version
+    complete[0].verify()
+    print(json.dumps({"what": "chaos_promote_sigkill", "killed_while": "writing" if (versions / "v1").is_dir()
+                      else "starting", "complete_versions": len(complete), "consistent": True}))
