@@ -134,6 +134,8 @@ def pg_cluster():
     try:
         yield url, lambda: pg_ctl("-o", opts, "-l", str(base / "log"), "-m", "fast", "restart")
     finally:
+        log = base / "log"
+        print(log.read_text()[-3000:] if log.exists() else "no server log")  # shown with the failure
         subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True,
                        timeout=120)
         shutil.rmtree(base, ignore_errors=True)

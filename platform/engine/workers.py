@@ -356,14 +356,17 @@ class _Watch:
     def refresh(self) -> None:
         from nasforge.platform.engine.sweep import FINISHED, best_value_text, state_counts
 
-        study = self._load()
-        if study is None:
+        try:
+            study = self._load()
+            if study is None:
+                return
+            counts = state_counts(study)
+            best = best_value_text(study, self.cfg)
+        except Exception:  # noqa: BLE001 - a database restart or hiccup: the view waits, the workers go on
             return
-        counts = state_counts(study)
         self.finished = sum(counts.get(s, 0) for s in FINISHED)
         if self.bar is not None:
-            self.bar.update(self.task, completed=self.finished, running=counts.get("RUNNING", 0),
-                            best=best_value_text(study, self.cfg))
+            self.bar.update(self.task, completed=self.finished, running=counts.get("RUNNING", 0), best=best)
 
     def budget_reached(self) -> bool:
         return self.total is not None and self.finished >= self.total
