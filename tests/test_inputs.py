@@ -46,6 +46,15 @@ def test_a_root_on_a_read_only_file_system_is_one_line_and_exit_2(tmp_path, caps
     assert code == 2 and _one_line(err) and "--root: '/sys/nasforge-runs/tiny' is not writable" in err, err
 
 
+def test_an_unreachable_storage_is_one_line_before_anything_is_written(tmp_path, capsys):
+    pytest.importorskip("psycopg2")
+    url = "postgresql://nobody@127.0.0.1:1/none"  # port 1: nothing listens, the refusal is immediate
+    code, out, err = _cli(["sweep", "run", quickstart_file(tmp_path), "--root", tmp_path / "runs",
+                           "--storage", url], capsys)
+    assert code == 2 and _one_line(err) and "storage: cannot open" in err, err
+    assert not (tmp_path / "runs").exists()  # no sweep.yaml, no empty study.journal
+
+
 # ----------------------------------------------------------------------------- the sweep file
 def test_a_key_given_twice_is_refused_with_its_line(tmp_path, capsys):
     path = tmp_path / "dup.yaml"
