@@ -66,9 +66,9 @@ class TrialAssembly:
         return create_module(self.ctx.task, network, dm.num_classes, self.module_options)
 
     def callbacks(self, trial, trial_dir: str, network, dm, rank_zero: bool = True) -> "TrialCallbacks":
-        from lightning.pytorch.callbacks import ModelCheckpoint
-
-        from nasforge.platform.engine.callbacks import DropPathSchedule, FiniteLossGuard, MetricHistory, OptunaPruning
+        from nasforge.platform.engine.callbacks import (
+            BestCheckpoint, DropPathSchedule, FiniteLossGuard, MetricHistory, OptunaPruning,
+        )
 
         cfg = self.ctx.cfg
         first = cfg.objectives[0]
@@ -79,9 +79,7 @@ class TrialAssembly:
         if cfg.pruner.name != "none" and first.metric.startswith(("val/", "train/")):
             out.pruning = OptunaPruning(trial if rank_zero else None, first.metric)
             out.all.append(out.pruning)
-        out.checkpoint = ModelCheckpoint(dirpath=trial_dir, filename="best", monitor=first.metric,
-                                         mode="max" if first.direction == "maximize" else "min",
-                                         save_top_k=1, save_weights_only=False, enable_version_counter=False)
+        out.checkpoint = BestCheckpoint(trial_dir, first.metric, "max" if first.direction == "maximize" else "min")
         out.all.append(out.checkpoint)
         try:
             from nasforge.platform.engine.cost import CostCallback

@@ -9,6 +9,7 @@
   without an RDB storage; this one only needs rank 0 to hold the trial).
 * `DropPathSchedule`: ScheduledDropPath (NASNet, Zoph et al. 2018): the drop probability of a
   network that has one (``network.drop_path_prob``) grows linearly with the epoch.
+* `BestCheckpoint`: the best epoch by the first objective as ``trials/<n>/best.ckpt``.
 * `FiniteLossGuard`: a NaN or infinite training loss ends the trial at once with the reason
   (a defined outcome, instead of epochs of NaN and a meaningless objective).
 
@@ -20,6 +21,9 @@ import math
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from nasforge.platform.engine import phases
 
 
 class NonFiniteLossError(RuntimeError):
@@ -106,3 +110,15 @@ class DropPathSchedule(L.Callback):
         from nasforge.search_spaces.drop_path import set_drop_path_prob
 
         set_drop_path_prob(pl_module, trainer.current_epoch, trainer.max_epochs)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Keep the best epoch as ``<dirpath>/best.ckpt``."""
+
+    def __init__(self, dirpath: str, monitor: str, mode: str):
+        super().__init__(dirpath=dirpath, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                         save_weights_only=False, enable_version_counter=False)
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:  # timed for the trial's profile
+        with phases.phase("fit/checkpoint"):
+            super()._save_checkpoint(trainer, filepath)

@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nasforge.platform.engine import phases
+
 COST_KEYS = ("cost/params", "cost/flops", "cost/latency_ms")
 
 
@@ -120,7 +122,7 @@ class CostCallback(L.Callback):
         network = getattr(pl_module, "network", None)
         model = network if isinstance(network, nn.Module) else pl_module
         self.device = str(pl_module.device)
-        with trainer.precision_plugin.forward_context():
+        with phases.phase("fit/cost"), trainer.precision_plugin.forward_context():
             self.costs = measure_cost(model, shape, device=pl_module.device, batch_size=self.batch_size,
                                       latency_runs=self.latency_runs, warmup_runs=self.warmup_runs)
         for logger in trainer.loggers:

@@ -23,6 +23,7 @@ import os
 import time
 from typing import Any
 
+from nasforge.platform.engine import phases
 from nasforge.platform.engine.trial import (
     TrialContext, TrialFailed, objective_values, quiet_libraries, record_constraints, set_cpu_threads,
 )
@@ -35,17 +36,22 @@ def _record_sample(ctx: TrialContext, trial, sample: dict[str, Any]) -> None:
 def run_trial(ctx: TrialContext, trial) -> list[float]:
     from nasforge.search_spaces import SampleValidationError
 
-    sample = ctx.space.suggest(trial)
-    try:
-        sample = ctx.space.validate(sample)
-    except SampleValidationError as e:
-        trial.set_user_attr("invalid", True)
-        raise TrialFailed(f"invalid sample: {e}") from None
-    _record_sample(ctx, trial, sample)
-    trial_dir = ctx.trial_dir(trial.number)
-    trial.set_user_attr("trial_dir", trial_dir)
+    phases.start_trial()
+    with phases.phase("sample"):
+        sample = ctx.space.suggest(trial)
+        try:
+            sample = ctx.space.validate(sample)
+        except SampleValidationError as e:
+            trial.set_user_attr("invalid", True)
+            raise TrialFailed(f"invalid sample: {e}") from None
+        _record_sample(ctx, trial, sample)
+        trial_dir = ctx.trial_dir(trial.number)
+        trial.set_user_attr("trial_dir", trial_dir)
     wait_while_held(ctx.run_dir)
-    return EVALUATE[ctx.task.kind](ctx, trial, sample, trial_dir)
+    try:
+        return EVALUATE[ctx.task.kind](ctx, trial, sample, trial_dir)
+    finally:
+        phases.record(trial)
 
 
 def wait_while_held(run_dir: str, poll: float = 0.2) -> None:
@@ -84,7 +90,8 @@ def _train(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str) -> 
             return run_trial_ddp(ctx, trial, sample)
         return fit_trial(ctx, trial, sample, trial_dir)
     finally:
-        attach_artifacts(ctx, trial)
+        with phases.phase("artifacts"):
+            attach_artifacts(ctx, trial)
 
 
 # How a trial is scored, chosen by the task spec's kind (tasks/task_factory.py).
@@ -116,25 +123,34 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     from nasforge.platform.engine.assembly import TrialAssembly
     from nasforge.platform.engine.callbacks import NonFiniteLossError
 
-    quiet_libraries()
-    cfg = ctx.cfg
-    set_cpu_threads(cfg.trainer.cpu_threads)
-    L.seed_everything(cfg.seed + trial.number, workers=True, verbose=False)
-    build = TrialAssembly(ctx, sample)
-    dm = build.datamodule()
-    net = build.network(dm)
-    module = build.module(net, dm)
+    phase = phases.phase
+    with phase("setup"):
+        quiet_libraries()
+        cfg = ctx.cfg
+        set_cpu_threads(cfg.trainer.cpu_threads)
+        L.seed_everything(cfg.seed + trial.number, workers=True, verbose=False)
+        build = TrialAssembly(ctx, sample)
+    with phase("data module"):
+        dm = build.datamodule()
+    with phase("network + module"):
+        net = build.network(dm)
+        module = build.module(net, dm)
     if rank_zero:
-        build.draw(trial, trial_dir)
+        with phase("diagram"):
+            build.draw(trial, trial_dir)
     first = cfg.objectives[0]
-    cbs = build.callbacks(trial, trial_dir, net, dm, rank_zero)
+    with phase("callbacks"):
+        cbs = build.callbacks(trial, trial_dir, net, dm, rank_zero)
     history, pruning, ckpt, cost_cb = cbs.history, cbs.pruning, cbs.checkpoint, cbs.cost
-    logger = build.logger(trial) if rank_zero else None
-    trainer = build.trainer(cbs.all + list(extra_callbacks or []), logger, trial_dir, strategy)
+    with phase("wandb start"):
+        logger = build.logger(trial) if rank_zero else None
+    with phase("trainer build"):
+        trainer = build.trainer(cbs.all + list(extra_callbacks or []), logger, trial_dir, strategy)
     start = time.perf_counter()
     exit_code = 1
     try:
-        trainer.fit(module, datamodule=dm)
+        with phase("fit"):
+            trainer.fit(module, datamodule=dm)
         exit_code = 0
     except NonFiniteLossError as e:
         raise TrialFailed(str(e)) from None
@@ -148,8 +164,9 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
             trial.set_user_attr("epochs_run", len(history.epochs))
             trial.set_user_attr("fit_seconds", round(time.perf_counter() - start, 3))
             summary = {f"objective/{o.metric}": metrics.get(o.metric) for o in cfg.objectives}
-            tracking.finish(logger, summary={**summary, "best_epoch": metrics_best.get("epoch")},
-                            exit_code=exit_code)
+            with phase("wandb finish"):
+                tracking.finish(logger, summary={**summary, "best_epoch": metrics_best.get("epoch")},
+                                exit_code=exit_code)
     if pruning is not None and pruning.pruned_epoch is not None:
         trial.set_user_attr("pruned_epoch", pruning.pruned_epoch)
         raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_epoch}")
