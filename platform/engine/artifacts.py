@@ -10,6 +10,11 @@ Each trial's architecture diagram, overlays and checkpoint are Optuna artifacts 
   ``trial<N>-<file>``; `attach_missing_artifacts(run)` does that for a whole sweep when the
   dashboard starts, and is idempotent.
 * `trial_files(trial)` is the one list of a trial's files worth showing.
+
+The store hard-links a file instead of copying it where it can (`LinkingArtifactStore`): the
+dashboard serves the trial's own ``best.ckpt``, so a checkpoint takes its disk space once.
+`remove_trial_artifacts(study, number, filename, artifact_dir)` deletes a trial's attached file
+(the retention policy, `engine/retention.py`, removes a dropped checkpoint's link with it).
 """
 from __future__ import annotations
 
@@ -18,16 +23,35 @@ import shutil
 import tempfile
 from typing import Any, Iterable
 
+from optuna.artifacts import FileSystemArtifactStore
+
 ARTIFACT_DIR = "artifacts"
 # what a trial folder holds that is worth showing: diagrams, overlays, the checkpoint
 ATTACH_SUFFIXES = (".png", ".svg", ".ckpt")
 
 
-def artifact_store(artifact_dir: str):
-    from optuna.artifacts import FileSystemArtifactStore
+class LinkingArtifactStore(FileSystemArtifactStore):
+    """A ``FileSystemArtifactStore`` whose ``write`` hard-links an uploaded file (one inode, no
+    second copy) and copies only where a link cannot be made (another file system)."""
 
+    def __init__(self, base_path: str):
+        super().__init__(base_path)
+        self.base_path = base_path
+
+    def write(self, artifact_id: str, content_body) -> None:
+        source = getattr(content_body, "name", None)
+        if isinstance(source, str) and os.path.isfile(source) and os.path.basename(artifact_id) == artifact_id:
+            try:
+                os.link(source, os.path.join(self.base_path, artifact_id))
+                return
+            except OSError:
+                pass
+        super().write(artifact_id, content_body)
+
+
+def artifact_store(artifact_dir: str) -> LinkingArtifactStore:
     os.makedirs(artifact_dir, exist_ok=True)
-    return FileSystemArtifactStore(artifact_dir)
+    return LinkingArtifactStore(artifact_dir)
 
 
 def _study_prefix(number: int) -> str:
@@ -105,4 +129,24 @@ def attach_missing_artifacts(run) -> int:
         if get_all_artifact_meta(t, storage=study._storage):  # private: no public storage handle
             continue  # the runner attached this trial's files while it ran
         n += len(attach_trial_artifacts(study, t, trial_files(t), run.artifact_dir))
+    return n
+
+
+def remove_trial_artifacts(study, trial, filename: str, artifact_dir: str) -> int:
+    """Delete the stored file of ``trial``'s artifact named ``filename`` (attached to the trial,
+    or to the study as ``trial<N>-<filename>``); returns how many were removed. The artifact's
+    record stays with the finished trial (storages refuse changes to it); its file is gone."""
+    from optuna.artifacts import get_all_artifact_meta
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    # private: a Study has no public storage handle, and artifacts of a FrozenTrial need one
+    metas = [m for m in get_all_artifact_meta(trial, storage=study._storage) if m.filename == filename]
+    metas += [m for m in get_all_artifact_meta(study) if m.filename == _study_prefix(trial.number) + filename]
+    store, n = artifact_store(artifact_dir), 0
+    for m in metas:
+        try:
+            store.remove(m.artifact_id)
+            n += 1
+        except ArtifactNotFound:
+            pass
     return n

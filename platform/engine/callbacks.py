@@ -9,7 +9,9 @@
   without an RDB storage; this one only needs rank 0 to hold the trial).
 * `DropPathSchedule`: ScheduledDropPath (NASNet, Zoph et al. 2018): the drop probability of a
   network that has one (``network.drop_path_prob``) grows linearly with the epoch.
-* `BestCheckpoint`: the best epoch by the first objective as ``trials/<n>/best.ckpt``.
+* `BestCheckpoint`: the best epoch's weights by the first objective as ``trials/<n>/best.ckpt``
+  (the LightningModule's state_dict and hparams: what promotion and evaluation load; no
+  optimizer or loop state, which no one resumes from and which doubles the file with momentum).
 * `FiniteLossGuard`: a NaN or infinite training loss ends the trial at once with the reason
   (a defined outcome, instead of epochs of NaN and a meaningless objective).
 
@@ -113,11 +115,11 @@ class DropPathSchedule(L.Callback):
 
 
 class BestCheckpoint(ModelCheckpoint):
-    """Keep the best epoch as ``<dirpath>/best.ckpt``."""
+    """Keep the best epoch's weights (no optimizer state) as ``<dirpath>/best.ckpt``."""
 
     def __init__(self, dirpath: str, monitor: str, mode: str):
         super().__init__(dirpath=dirpath, filename="best", monitor=monitor, mode=mode, save_top_k=1,
-                         save_weights_only=False, enable_version_counter=False)
+                         save_weights_only=True, enable_version_counter=False)
 
     def _save_checkpoint(self, trainer, filepath: str) -> None:  # timed for the trial's profile
         with phases.phase("fit/checkpoint"):

@@ -118,6 +118,12 @@ class OneShotConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    # the best k COMPLETE trials by each objective keep their best.ckpt; null keeps every one's
+    keep_top: int | None = 3
+
+
+@dataclass
 class SweepConfig:
     name: str = "sweep"
     seed: int = 0
@@ -130,6 +136,7 @@ class SweepConfig:
     constraints: list[Constraint] = field(default_factory=list)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     storage: str | None = None  # default: an embedded file in the run folder
     mode: Literal["multi_trial", "one_shot"] = "multi_trial"
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
@@ -262,6 +269,8 @@ def validate(cfg: SweepConfig, check_data: bool = True) -> SweepConfig:
             f"pruner.name: Optuna cannot prune multi-objective sweeps; set pruner.name to none "
             f"(got {cfg.pruner.name!r})"
         )
+    if cfg.checkpoints.keep_top is not None and cfg.checkpoints.keep_top < 0:
+        raise ConfigError(f"checkpoints.keep_top: must be >= 0 (or null: keep all), got {cfg.checkpoints.keep_top}")
     for i, c in enumerate(cfg.constraints):
         if c.max is None and c.min is None:
             raise ConfigError(f"constraints[{i}]: give max, min or both for {c.metric!r}")

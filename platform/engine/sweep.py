@@ -164,6 +164,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     import optuna
     from optuna.trial import TrialState
 
+    from nasforge.platform.engine.retention import apply_retention
     from nasforge.platform.engine.trial import TrialContext, TrialFailed
     from nasforge.platform.engine.trial_runner import run_trial
 
@@ -192,6 +193,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
         while True:
             with budget_lock(storage_url, rundir, cfg.name):
                 recover_stale_trials(study, log=progress.note)  # dead workers' trials: FAIL + retry
+                apply_retention(study, cfg, rundir)  # checkpoints of the top k only (checkpoints.keep_top)
                 counts = state_counts(study)
                 finished = sum(counts.get(s, 0) for s in FINISHED)
                 # WAITING trials (retries, enqueued ones) are not claimed yet: ``ask`` pops them first

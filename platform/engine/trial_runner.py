@@ -13,17 +13,20 @@ Between the recorded sample and training, a trial waits while ``<run folder>/HOL
 (`wait_while_held`): an operator's pause, and the fault tests' known state.
 
 The objective values of a trained trial come from one epoch: the best by the first objective,
-whose checkpoint (``trials/<n>/best.ckpt``) is kept for promotion. ``cost/*`` metrics (params,
+whose weights (``trials/<n>/best.ckpt``) are kept for promotion while the trial is among the
+best ``checkpoints.keep_top`` (engine/retention.py); a pruned or failed trial keeps none. ``cost/*`` metrics (params,
 FLOPs, latency on the trial's device) are measured before training and can be objectives or
 constraints. Tabular tasks (NAS-Bench-201) look the sample up instead of training.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any
 
 from nasforge.platform.engine import phases
+from nasforge.platform.engine.retention import CHECKPOINT
 from nasforge.platform.engine.trial import (
     TrialContext, TrialFailed, objective_values, quiet_libraries, record_constraints, set_cpu_threads,
 )
@@ -89,6 +92,11 @@ def _train(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str) -> 
 
             return run_trial_ddp(ctx, trial, sample)
         return fit_trial(ctx, trial, sample, trial_dir)
+    except BaseException:
+        # a pruned or failed trial keeps no checkpoint (checkpoints.keep_top ranks COMPLETE ones)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(trial_dir, CHECKPOINT))
+        raise
     finally:
         with phases.phase("artifacts"):
             attach_artifacts(ctx, trial)

@@ -50,6 +50,12 @@ def _build(meta: dict[str, Any], genotype: dict[str, Any]):
                          task, meta["task"].get("options"))
 
 
+def _check_kept(ckpt: str, number: int, name: str, cfg) -> None:
+    if not os.path.exists(ckpt):
+        raise UsageError(f"trial {number} of {name!r} has no checkpoint to promote any more ({ckpt} was removed: "
+                         f"checkpoints.keep_top={cfg.checkpoints.keep_top} keeps the best trials' only)")
+
+
 def _network_state(checkpoint_path: str) -> dict[str, Any]:
     """The ``network.`` part of a Lightning checkpoint's state_dict, keys without the prefix."""
     import torch
@@ -107,6 +113,7 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     import torch
 
     from nasforge.platform.engine.run_folder import open_run
+    from nasforge.platform.engine.sweep import budget_lock
     from nasforge.tasks.task_factory import TASKS
     from nasforge.platform.engine.assembly import TrialAssembly
     from nasforge.platform.engine.trial import TrialContext
@@ -131,8 +138,9 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
         return Promotion(version=done, meta=done.meta(), aliases=aliases, wandb_message="", existing=True)
     attrs = t.user_attrs
     ckpt = attrs.get("checkpoint")
-    if not ckpt or not os.path.exists(ckpt):
-        raise UsageError(f"trial {t.number} of {name!r} has no checkpoint to promote ({ckpt or 'none recorded'})")
+    if not ckpt:
+        raise UsageError(f"trial {t.number} of {name!r} has no checkpoint to promote (none recorded)")
+    _check_kept(ckpt, t.number, name, cfg)  # early: before the data module is built
     sample = attrs.get("sample")
     if sample is None:
         raise UsageError(f"trial {t.number} of {name!r} has no recorded sample")
@@ -146,7 +154,10 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     dm = build.datamodule()
     input_shape, num_classes = tuple(int(s) for s in dm.input_shape), int(dm.num_classes)
     net = build.network(dm)
-    state = _network_state(ckpt)
+    # under the sweep's budget lock: a running sweep's retention policy cannot delete it meanwhile
+    with budget_lock(run.storage_url, run.run_dir, name):
+        _check_kept(ckpt, t.number, name, cfg)
+        state = _network_state(ckpt)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
