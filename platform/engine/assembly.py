@@ -6,14 +6,16 @@ module, the network (`build_network`: ``space.build`` with the data module's inp
 classes, or the task's head on ``space.build_backbone``), the task's
 LightningModule with the network injected, the callbacks through which search reaches training
 (metric history, NaN guard, drop-path schedule, pruning, best checkpoint, cost, the task's own),
-the W&B logger and the Trainer. The in-process trial and every DDP rank (`trial_runner.fit_trial`)
+the W&B logger and the Trainer; the architecture diagram is drawn beside training. The
+in-process trial and every DDP rank (`trial_runner.fit_trial`)
 and the registry (`registry.promote`, `registry.evaluate`) build from here, so a network is
 rebuilt for promotion exactly as it was trained. Lightning is imported inside the methods.
 """
 from __future__ import annotations
 
 import os
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from nasforge.platform.engine.trial import TrialContext, TrialFailed
 
@@ -84,7 +86,9 @@ class TrialAssembly:
         try:
             from nasforge.platform.engine.cost import CostCallback
 
-            out.cost = CostCallback(dm.input_shape)
+            # latency takes timed forward passes: only when an objective or constraint reads it
+            asked = {o.metric for o in cfg.objectives} | {c.metric for c in cfg.constraints}
+            out.cost = CostCallback(dm.input_shape, latency="cost/latency_ms" in asked)
             out.all.append(out.cost)
         except ImportError:
             pass
@@ -119,14 +123,30 @@ class TrialAssembly:
             num_sanity_val_steps=0, log_every_n_steps=10,
         )
 
-    def draw(self, trial, trial_dir: str) -> None:
-        """The architecture diagram (rank 0); a picture must never cost a trial."""
-        try:
-            files = self.ctx.space.draw(self.sample, os.path.join(trial_dir, "architecture"))
-            if files:
-                trial.set_user_attr("diagrams", files)
-        except Exception as e:  # noqa: BLE001
-            trial.set_user_attr("diagram_error", f"{type(e).__name__}: {e}")
+    def draw(self, trial, trial_dir: str) -> Callable[[], None]:
+        """Draw the architecture diagram (rank 0) in a background thread, so that it overlaps
+        training instead of adding to the trial (matplotlib holds the GIL far less than it takes
+        to draw; torch's kernels release it). Returns the function that waits for the drawing and
+        records its files on the trial; a picture must never cost a trial."""
+        out: dict[str, Any] = {}
+
+        def draw() -> None:
+            try:
+                out["files"] = self.ctx.space.draw(self.sample, os.path.join(trial_dir, "architecture"))
+            except Exception as e:  # noqa: BLE001
+                out["error"] = f"{type(e).__name__}: {e}"
+
+        thread = threading.Thread(target=draw, name=f"nasforge-diagram-{trial.number}", daemon=True)
+        thread.start()
+
+        def finish() -> None:
+            thread.join()
+            if out.get("files"):
+                trial.set_user_attr("diagrams", out["files"])
+            if "error" in out:
+                trial.set_user_attr("diagram_error", out["error"])
+
+        return finish
 
 
 class TrialCallbacks:

@@ -20,6 +20,7 @@ The task never sees any of these; it only logs metrics.
 from __future__ import annotations
 
 import math
+import time
 
 import lightning as L
 import torch
@@ -124,3 +125,16 @@ class BestCheckpoint(ModelCheckpoint):
     def _save_checkpoint(self, trainer, filepath: str) -> None:  # timed for the trial's profile
         with phases.phase("fit/checkpoint"):
             super()._save_checkpoint(trainer, filepath)
+
+
+class FitSetupTimer(L.Callback):
+    """Profiling only (`phases`): the seconds from ``trainer.fit`` to the callbacks' ``setup``
+    hook (the data module's ``prepare_data`` and ``setup``, Lightning's own setup), as
+    ``fit/setup``; the runner adds it only while the trial profile is on."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            phases.add("fit/setup", time.perf_counter() - self.start)

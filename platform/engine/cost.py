@@ -8,7 +8,8 @@
                         convolutions, matmuls and attention's batched matmuls are counted,
                         element-wise ops, BN and pooling are not);
 * ``cost/latency_ms`` - the median wall time of a forward pass of ``batch_size`` random inputs
-                        on ``device``, after warm-up runs (CUDA is synchronised around each).
+                        on ``device``, after warm-up runs (CUDA is synchronised around each);
+                        measured only when asked (``latency=True``).
 
 The model is measured in eval mode without gradients and handed back as it came: every
 submodule's train/eval flag and the device are restored.
@@ -51,9 +52,11 @@ def _sync(device: torch.device) -> None:
 
 
 def measure_cost(model: nn.Module, input_shape: Sequence[int], device: str | torch.device = "cpu",
-                 batch_size: int = 1, latency_runs: int = 10, warmup_runs: int = 3) -> dict[str, Any]:
+                 batch_size: int = 1, latency_runs: int = 10, warmup_runs: int = 3,
+                 latency: bool = True) -> dict[str, Any]:
     """Params, per-sample FLOPs and median forward latency (ms) of ``model`` on inputs of shape
-    ``(batch_size, *input_shape)``; see the module docstring."""
+    ``(batch_size, *input_shape)``; see the module docstring. ``latency=False`` skips the timed
+    runs (and the ``cost/latency_ms`` key)."""
     if batch_size < 1 or latency_runs < 1 or warmup_runs < 0:
         raise ValueError(
             f"batch_size and latency_runs must be >= 1 and warmup_runs >= 0, "
@@ -72,10 +75,10 @@ def measure_cost(model: nn.Module, input_shape: Sequence[int], device: str | tor
             with counter:
                 model(x)
             flops = counter.get_total_flops()
-            for _ in range(warmup_runs):
+            for _ in range(warmup_runs if latency else 0):
                 model(x)
             times = []
-            for _ in range(latency_runs):
+            for _ in range(latency_runs if latency else 0):
                 _sync(device)
                 start = time.perf_counter()
                 model(x)
@@ -86,11 +89,10 @@ def measure_cost(model: nn.Module, input_shape: Sequence[int], device: str | tor
             model.to(home)
         for m, training in modes.items():
             m.training = training
-    return {
-        "cost/params": count_params(model),
-        "cost/flops": int(round(flops / batch_size)),
-        "cost/latency_ms": statistics.median(times) * 1000.0,
-    }
+    out = {"cost/params": count_params(model), "cost/flops": int(round(flops / batch_size))}
+    if latency:
+        out["cost/latency_ms"] = statistics.median(times) * 1000.0
+    return out
 
 
 class CostCallback(L.Callback):
@@ -99,11 +101,14 @@ class CostCallback(L.Callback):
     ``input_shape`` is one example's (C, H, W); None takes ``trainer.datamodule.input_shape``.
     After ``trainer.fit`` starts, ``costs`` holds the three ``cost/*`` values (empty on other
     ranks). The forward passes run under the trainer's precision context (e.g. autocast for
-    ``16-mixed``), so latency is that of the precision the trial trains with."""
+    ``16-mixed``), so latency is that of the precision the trial trains with. ``latency=False``
+    (the trial runner's choice when no objective or constraint names ``cost/latency_ms``) skips
+    the timed forward passes."""
 
     def __init__(self, input_shape: Sequence[int] | None = None, batch_size: int = 1,
-                 latency_runs: int = 10, warmup_runs: int = 3):
+                 latency_runs: int = 10, warmup_runs: int = 3, latency: bool = True):
         super().__init__()
+        self.latency = latency
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.batch_size = batch_size
         self.latency_runs = latency_runs
@@ -124,6 +129,7 @@ class CostCallback(L.Callback):
         self.device = str(pl_module.device)
         with phases.phase("fit/cost"), trainer.precision_plugin.forward_context():
             self.costs = measure_cost(model, shape, device=pl_module.device, batch_size=self.batch_size,
-                                      latency_runs=self.latency_runs, warmup_runs=self.warmup_runs)
+                                      latency_runs=self.latency_runs, warmup_runs=self.warmup_runs,
+                                      latency=self.latency)
         for logger in trainer.loggers:
             logger.log_metrics(dict(self.costs), step=0)

@@ -43,7 +43,13 @@ def phase(name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        _table[name] = _table.get(name, 0.0) + time.perf_counter() - start
+        add(name, time.perf_counter() - start)
+
+
+def add(name: str, seconds: float) -> None:
+    """Add ``seconds`` to phase ``name`` (for a span that no ``with`` block can wrap)."""
+    if _enabled:
+        _table[name] = _table.get(name, 0.0) + seconds
 
 
 def record(trial) -> None:

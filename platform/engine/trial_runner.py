@@ -129,7 +129,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
 
     from nasforge.platform.engine import tracking
     from nasforge.platform.engine.assembly import TrialAssembly
-    from nasforge.platform.engine.callbacks import NonFiniteLossError
+    from nasforge.platform.engine.callbacks import FitSetupTimer, NonFiniteLossError
 
     phase = phases.phase
     with phase("setup"):
@@ -143,9 +143,6 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     with phase("network + module"):
         net = build.network(dm)
         module = build.module(net, dm)
-    if rank_zero:
-        with phase("diagram"):
-            build.draw(trial, trial_dir)
     first = cfg.objectives[0]
     with phase("callbacks"):
         cbs = build.callbacks(trial, trial_dir, net, dm, rank_zero)
@@ -153,16 +150,23 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     with phase("wandb start"):
         logger = build.logger(trial) if rank_zero else None
     with phase("trainer build"):
-        trainer = build.trainer(cbs.all + list(extra_callbacks or []), logger, trial_dir, strategy)
+        timers = [FitSetupTimer()] if phases.enabled() else []
+        trainer = build.trainer(cbs.all + list(extra_callbacks or []) + timers, logger, trial_dir, strategy)
+    with phase("diagram"):  # starts the drawing; it runs beside training, joined after fit
+        diagram_done = build.draw(trial, trial_dir) if rank_zero else (lambda: None)
     start = time.perf_counter()
     exit_code = 1
     try:
         with phase("fit"):
+            for timer in timers:
+                timer.start = time.perf_counter()
             trainer.fit(module, datamodule=dm)
         exit_code = 0
     except NonFiniteLossError as e:
         raise TrialFailed(str(e)) from None
     finally:
+        with phase("diagram wait"):
+            diagram_done()
         metrics_best = history.best(first.metric, first.direction) or {}
         costs = dict(getattr(cost_cb, "costs", None) or {})
         metrics = {**costs, **{k: v for k, v in metrics_best.items() if k != "epoch"}}
