@@ -137,3 +137,18 @@ def test_sweep_keeps_one_copy_of_the_top_k_and_promotes_them(tmp_path, capsys):
                  "--registry", str(reg)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "checkpoints.keep_top=2" in err, err
+
+
+@pytest.mark.slow
+def test_two_workers_leave_exactly_the_top_k_checkpoints(run_root):
+    from sweep_workers import journal_url, load, sweep_run, tiny_sweep_file
+
+    name = "keep2w"
+    file = tiny_sweep_file(run_root.parent, name, trials=6)
+    res = sweep_run(file, run_root, "--workers", "2", "--set", "checkpoints.keep_top=2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = load(name, journal_url(run_root, name))
+    done = sorted((t for t in study.get_trials() if t.state == TrialState.COMPLETE), key=lambda t: (-t.value, t.number))
+    assert len(done) == 6
+    # the last trial to finish in either worker is ranked under the same lock as the others
+    assert _kept_files(run_root / name) == sorted(t.number for t in done[:2])

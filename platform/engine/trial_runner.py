@@ -14,9 +14,11 @@ Between the recorded sample and training, a trial waits while ``<run folder>/HOL
 
 The objective values of a trained trial come from one epoch: the best by the first objective,
 whose weights (``trials/<n>/best.ckpt``) are kept for promotion while the trial is among the
-best ``checkpoints.keep_top`` (engine/retention.py); a pruned or failed trial keeps none. ``cost/*`` metrics (params,
-FLOPs, latency on the trial's device) are measured before training and can be objectives or
-constraints. Tabular tasks (NAS-Bench-201) look the sample up instead of training.
+best ``checkpoints.keep_top`` (engine/retention.py); a pruned or failed trial keeps none.
+``cost/*`` metrics (params, FLOPs, latency on the trial's device) are measured before training
+and can be objectives or constraints. With the trial profile on (engine/phases.py), each phase's
+seconds are recorded as the user attr ``phases``. Tabular tasks (NAS-Bench-201) look the sample
+up instead of training.
 """
 from __future__ import annotations
 
@@ -165,6 +167,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     except NonFiniteLossError as e:
         raise TrialFailed(str(e)) from None
     finally:
+        fit_seconds = round(time.perf_counter() - start, 3)
         with phase("diagram wait"):
             diagram_done()
         metrics_best = history.best(first.metric, first.direction) or {}
@@ -174,7 +177,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr("history", history.epochs)  # learning curves for the report
             trial.set_user_attr("epochs_run", len(history.epochs))
-            trial.set_user_attr("fit_seconds", round(time.perf_counter() - start, 3))
+            trial.set_user_attr("fit_seconds", fit_seconds)
             summary = {f"objective/{o.metric}": metrics.get(o.metric) for o in cfg.objectives}
             with phase("wandb finish"):
                 tracking.finish(logger, summary={**summary, "best_epoch": metrics_best.get("epoch")},
