@@ -148,16 +148,22 @@ def test_controller_failed_and_pruned_trials_are_defined_outcomes():
     assert sum(t.params["toy/x2"] == "a" for t in late) <= 1  # uniform: 3.75 of 15; it learned to avoid the crashing choice
 
 
-def test_controller_overhead_stays_small_with_many_trials():
-    import time
+def test_controller_extends_its_cached_policy_batch_by_batch_with_many_trials(monkeypatch):
+    """After hundreds of trials a suggestion only adds the new batches to the cached policy; it
+    never replays the history (what keeps a suggestion at a few ms: the timing itself lives in
+    benchmarks/sampler_overhead.py, not in a test that a loaded machine could fail)."""
+    from nasforge.platform.strategies.controller import ControllerSampler
 
     space = create_space("nb201")
     sampler = create_sampler({"name": "controller"}, space, 0, ["maximize"])
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(lambda t: len(space.key(space.suggest(t))) % 7, n_trials=200)
-    t0 = time.perf_counter()
+    updates = []
+    original = ControllerSampler._update
+    monkeypatch.setattr(ControllerSampler, "_update", lambda self, *a, **k: updates.append(1) or original(self, *a, **k))
     study.optimize(lambda t: len(space.key(space.suggest(t))) % 7, n_trials=10)
-    assert (time.perf_counter() - t0) / 10 < 0.05
+    batch = sampler.options.batch_size if hasattr(sampler, "options") else 5
+    assert 1 <= len(updates) <= 10 // batch + 1  # 200 trials = 40 batches would be replayed otherwise
 
 
 @pytest.mark.parametrize("strategy", ["controller", "evolution"])
