@@ -1,6 +1,6 @@
 """Several worker processes on one machine sharing one sweep (``nasforge sweep run --workers N``).
 
-(About 360 lines: the launcher, its watch loop and the worker's own entry point are one protocol,
+(About 430 lines: the launcher, its watch loop and the worker's own entry point are one protocol,
 the environment and signals they exchange; split, each half would have to be read with the other.)
 
 `run_workers` starts N processes, ``python -m nasforge.platform.engine.workers --worker wI ...``,

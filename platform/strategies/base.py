@@ -1,5 +1,8 @@
-"""`SampleStrategy`: the base of our own strategies (RL controller, regularized evolution) as
-Optuna samplers that propose a *whole sample* per trial.
+"""`SampleStrategy`: the base of our own strategies (RL controller, regularized evolution, local
+search) as Optuna samplers that propose a *whole sample* per trial.
+
+(About 370 lines: the call order, the history a strategy is rebuilt from and the outcomes it reads
+(rewards, penalties, feasibility) are one contract that every strategy relies on together.)
 
 Call order (what Optuna does, and what this class adds):
 
