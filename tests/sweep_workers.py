@@ -16,7 +16,8 @@ NASFORGE = [sys.executable, "-m", "nasforge.platform.cli"]
 
 def tiny_sweep_file(folder: Path, name: str, trials: int, tracking: str = "disabled", storage: str | None = None,
                     epochs: int = 1, batches: int = 2, devices: int = 1, pruner: dict | None = None,
-                    task_options: dict | None = None, budget: dict | None = None) -> Path:
+                    task_options: dict | None = None, budget: dict | None = None,
+                    checkpoints: dict | None = None) -> Path:
     """A real sweep (convnet on a digits subset) small enough for 2 shared cores."""
     data = {
         "name": name, "seed": 0,
@@ -32,6 +33,8 @@ def tiny_sweep_file(folder: Path, name: str, trials: int, tracking: str = "disab
     }
     if storage:
         data["storage"] = storage
+    if checkpoints is not None:
+        data["checkpoints"] = checkpoints
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -29,6 +29,9 @@ from sweep_workers import (NASFORGE, alive, env, hold, journal_url, load, owner_
                            tiny_sweep_file, wait_for_running_trial)
 
 pytestmark = pytest.mark.slow
+# every COMPLETE trial keeps its checkpoint, so "nothing lost" can check each one (the retention
+# policy itself is tests/test_retention.py)
+KEEP_ALL = {"keep_top": None}
 LIMIT = 900  # seconds: no chaos test runs longer, whatever happens
 
 
@@ -66,7 +69,8 @@ def _assert_nothing_lost(name: str, storage: str, total: int) -> list:
 def _chaos_run(run_root: Path, name: str, storage: str | None, kills_wanted: int = 3, total: int = 10) -> dict:
     """4 workers, random SIGKILLs of workers while they run trials; returns the figures."""
     rng = random.Random(12)
-    file = tiny_sweep_file(run_root.parent, name, trials=total, storage=storage, epochs=2, batches=4)
+    file = tiny_sweep_file(run_root.parent, name, trials=total, storage=storage, epochs=2, batches=4,
+                           checkpoints=KEEP_ALL)
     url = storage or journal_url(run_root, name)
     start = time.monotonic()
     proc = sweep_start(file, run_root, "--workers", "4")
@@ -151,7 +155,7 @@ def test_a_postgresql_restart_mid_sweep_loses_nothing(run_root, pg_cluster):
     name, total = "pg_restart", 4
     held = hold(run_root, name)
     start = time.monotonic()
-    proc = sweep_start(tiny_sweep_file(run_root.parent, name, trials=total, storage=url), run_root, "--workers", "2")
+    proc = sweep_start(tiny_sweep_file(run_root.parent, name, trials=total, storage=url, checkpoints=KEEP_ALL), run_root, "--workers", "2")
     try:
         wait_for_running_trial(name, url, count=2)  # both workers inside a trial, holding connections
         restart()  # every connection is cut; the server comes back on the same port
