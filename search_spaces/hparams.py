@@ -1,7 +1,9 @@
 """`hparams`: the training hyperparameters a sweep can search.
 
-Labels are ``hp/<name>``; the trial runner hands the sampled values to the task as its
-options (``hp/lr`` -> ``lr``), so a task never knows whether a value was searched or fixed.
+Sugar over `params` for the common training settings: labels are ``hp/<name>`` and each sets
+the value ``<name>`` of whichever part of the resolved config takes it (``hp/lr`` -> the
+module's ``lr``, ``hp/batch_size`` -> the data module's), so a task never knows whether a value
+was searched or fixed. Any other value is searched with ``params`` by dotted path.
 Options choose what is searched and over which range, e.g. ``{"lr": [1e-4, 1e-1],
 "optimizer": ["sgd", "adamw"]}``; with no options the default set below is searched.
 Fixed values belong in the sweep file's ``task.options``, not here. `hp/momentum` is
@@ -71,7 +73,8 @@ class HParamsSpace(Space):
                     dims.append(Float(label, low=float(lo), high=float(hi), log=log, when=when))
         return dims
 
+    def paths(self) -> dict[str, str]:
+        """``hp/lr`` sets ``lr`` of whichever part takes it (the module, else the data module);
+        ``hp/epochs`` is the trainer's ``max_epochs``."""
+        return {d.label: "trainer.max_epochs" if d.label == "hp/epochs" else d.label[3:] for d in self.dims}
 
-def hparams_of(sample: dict[str, Any]) -> dict[str, Any]:
-    """The task options a sample sets: ``{"hp/lr": 0.01} -> {"lr": 0.01}``."""
-    return {k[3:]: v for k, v in sample.items() if k.startswith("hp/")}

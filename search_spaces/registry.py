@@ -7,6 +7,7 @@ this package are imported on first look-up, so importing the registry stays chea
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 from typing import Any, Iterable, Mapping
 
 from .space import CompositeSpace, Space
@@ -16,6 +17,7 @@ _SPACES: dict[str, type[Space]] = {}
 # Modules whose import registers the built-in spaces.
 _BUILTIN_MODULES = (
     "hparams",
+    "params",
     "convnet",
     "nasnet",
     "nb201",
@@ -35,6 +37,9 @@ def register_space(cls: type[Space]) -> type[Space]:
     return cls
 
 
+SPACE_GROUP = "nasforge.spaces"  # entry points of installed plugins: name -> "module:SpaceClass"
+
+
 def _load_builtins() -> None:
     for mod in _BUILTIN_MODULES:
         try:
@@ -42,6 +47,19 @@ def _load_builtins() -> None:
         except ModuleNotFoundError as e:  # a space module not written yet
             if e.name != f"{__package__}.{mod}":
                 raise
+    for ep in entry_points(group=SPACE_GROUP):
+        if ep.name not in _SPACES:
+            register_space(ep.load())
+
+
+def import_space(class_path: str) -> type[Space]:
+    """A user's `Space` subclass by class path (``pkg.mod.Class`` or ``pkg.mod:Class``), registered
+    under its ``name``; the import error propagates."""
+    mod, _, attr = class_path.partition(":") if ":" in class_path else class_path.rpartition(".")
+    cls = getattr(importlib.import_module(mod), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Space)):
+        raise ValueError(f"{class_path!r} is not a Space subclass")
+    return register_space(cls)
 
 
 def list_spaces() -> list[str]:
@@ -63,7 +81,8 @@ def create_space(name: str, **options: Any) -> Space:
 def create_composite(parts: Iterable[Mapping[str, Any]]) -> Space:
     """Build the space of a sweep file's ``space:`` list (``[{name, options}, ...]``); a single
     part is returned as itself."""
-    spaces = [create_space(p["name"], **(p.get("options") or {})) for p in parts]
+    spaces = [(import_space(p["class_path"]) if p.get("class_path") else get_space_class(p["name"]))(
+        **(p.get("options") or {})) for p in parts]
     if len(spaces) == 1:
         return spaces[0]
     return CompositeSpace(spaces)

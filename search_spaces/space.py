@@ -327,6 +327,12 @@ class Space:
     def has_supernet(self) -> bool:
         return type(self).build_supernet is not Space.build_supernet
 
+    def paths(self) -> dict[str, str]:
+        """Label -> the config value its sample value sets: a dotted path in the resolved config
+        (``model.init_args.lr``) or a bare name that the platform gives to the first part taking it.
+        Architecture dimensions set no config value and are absent."""
+        return {}
+
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         """Draw the architecture to ``path`` (without suffix); return the files written.
         Spaces without a picture return []."""
@@ -396,6 +402,9 @@ class CompositeSpace(Space):
         if self.arch is None:
             raise NotImplementedError(f"none of {self.name!r} builds a network")
         return self.arch.build_backbone(self.part_sample(self.arch, sample), input_shape)
+
+    def paths(self) -> dict[str, str]:
+        return {label: path for p in self.parts for label, path in p.paths().items()}
 
     def draw(self, sample, path):
         return self.arch.draw(self.part_sample(self.arch, sample), path) if self.arch else []

@@ -4,13 +4,12 @@ Reads, in order of preference: ``path`` (an ImageFolder tree ``train/<class>/*.j
 ``test/<class>/*.jpg``, or a zip of one, such as the shared ``cifar10-jpeg.zip``), or, with no
 path, torchvision's download where a network exists. The images are decoded once in
 ``prepare_data`` and cached as uint8 arrays in ``$NASFORGE_CACHE`` (default
-``~/.cache/nasforge``), keyed by the source's path, size and modification time; ``setup`` only
+``~/.cache/nasforge``), keyed by every file read (names, sizes, modification times); ``setup`` only
 loads the cache. Validation is a seeded ``val_fraction`` of the training images; the test
 split is the official one.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -18,7 +17,7 @@ import zipfile
 
 import numpy as np
 
-from .image_data import ImageArrayDataModule
+from .image_data import ImageArrayDataModule, source_key
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _LOADED: dict[str, tuple] = {}  # cache file -> decoded arrays, for this process
@@ -84,9 +83,7 @@ class CIFAR10DataModule(ImageArrayDataModule):
     def _cache_file(self) -> str:
         if self.path is None:
             return os.path.join(cache_dir(), "cifar10-download.npz")
-        st = os.stat(self.path)
-        key = f"{os.path.abspath(self.path)}|{st.st_size}|{int(st.st_mtime)}"
-        return os.path.join(cache_dir(), f"cifar10-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz")
+        return os.path.join(cache_dir(), f"cifar10-{source_key(self.path)}.npz")  # every file read
 
     def prepare_data(self) -> None:
         cache = self._cache_file()

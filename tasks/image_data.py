@@ -12,6 +12,9 @@ later trials reuse them instead of copying the data set again.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+
 import lightning as L
 import numpy as np
 import torch
@@ -33,6 +36,23 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip_p: float, generator: torch.
         flip = torch.rand(B, device=x.device, generator=generator) < flip_p
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x
+
+
+def source_key(path: str) -> str:
+    """A digest of what reading ``path`` depends on: every file under a folder (relative name,
+    size, modification time in ns), or the file itself (a zip)."""
+    path = os.path.abspath(path)
+    h = hashlib.sha1(path.encode())
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for f in sorted(files):
+                st = os.stat(os.path.join(root, f))
+                h.update(f"{os.path.relpath(os.path.join(root, f), path)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    else:
+        st = os.stat(path)
+        h.update(f"|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 
 def seeded_loader(ds, shuffle: bool, batch_size: int, seed: int, num_workers: int,

@@ -8,8 +8,8 @@ is here:
 * finding the data: ``path`` (a folder or a zip), else ``$NASFORGE_DATA/<shared_file>`` or
   ``../shared/data/<shared_file>``;
 * decoding once: the arrays are cached in memory for the process (every trial of a sweep reuses
-  them) and on disk under ``$NASFORGE_CACHE`` (default ``~/.cache/nasforge``), keyed by the
-  source's path, size and modification time;
+  them) and on disk under ``$NASFORGE_CACHE`` (default ``~/.cache/nasforge``), keyed by every
+  file read (names, sizes, modification times: `image_data.source_key`);
 * splits: the data set's own validation split when it has one, else a seeded ``val_fraction``
   of the training images; ``subset`` is a seeded subset of the training images, ``val_subset``
   evenly spaced validation images (the same ones for every seed, so trials compare);
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .image_data import SplitDataModule
+from .image_data import SplitDataModule, source_key
 from .task_factory import shared_file
 from .seg_transforms import JointTransform
 
@@ -117,8 +117,7 @@ class SegmentationDataModule(SplitDataModule):
         return path
 
     def _cache_key(self, path: str) -> tuple:
-        st = os.stat(path)
-        return (type(self).__name__, path, st.st_size, int(st.st_mtime))
+        return (type(self).__name__, source_key(path))  # every file read: a changed folder is read again
 
     def arrays(self) -> dict[str, Arrays]:
         """Decoded splits, from memory, then the disk cache, then the source."""
@@ -128,16 +127,15 @@ class SegmentationDataModule(SplitDataModule):
             return _MEMORY[key]
         digest = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
         file = os.path.join(cache_dir(), f"{type(self).__name__.lower()}-{digest}.npz")
-        if os.path.isfile(file) and not os.path.isdir(path):
+        if os.path.isfile(file):
             with np.load(file) as z:
                 splits = {k[:-7]: (z[k], z[k[:-7] + "_masks"]) for k in z.files if k.endswith("_images")}
         else:
             splits = self.decode(path)
-            if not os.path.isdir(path):  # a folder can change without its mtime changing
-                tmp = f"{file}.{os.getpid()}.tmp.npz"
-                np.savez(tmp, **{f"{s}_images": x for s, (x, _) in splits.items()},
-                         **{f"{s}_masks": y for s, (_, y) in splits.items()})
-                os.replace(tmp, file)
+            tmp = f"{file}.{os.getpid()}.tmp.npz"
+            np.savez(tmp, **{f"{s}_images": x for s, (x, _) in splits.items()},
+                     **{f"{s}_masks": y for s, (_, y) in splits.items()})
+            os.replace(tmp, file)
         _MEMORY[key] = splits
         return splits
 

@@ -80,6 +80,14 @@ DATASETS: dict[str, DatasetSpec] = {
         shared_file="cifar10-jpeg.zip", downloadable=True,
         default_hint="an ImageFolder tree or zip of one, or a network to download from",
     ),
+    "imagefolder": DatasetSpec(
+        "imagefolder", "nasforge.tasks.folder_data:ImageFolderDataModule", needs_path=True,
+        default_hint="a folder train/<class>/<image> (+ optional val/, test/)",
+    ),
+    "maskfolder": DatasetSpec(
+        "maskfolder", "nasforge.tasks.folder_data:MaskFolderDataModule", needs_path=True,
+        default_hint="a folder with images/ and masks/ of the same file names",
+    ),
     "camvid": DatasetSpec(
         "camvid", "nasforge.tasks.camvid:CamVidDataModule", needs_path=True,
         shared_file="camvid-240x180.zip", default_hint="a CamVid folder or zip (SegNet layout)",
@@ -108,11 +116,11 @@ DATASETS: dict[str, DatasetSpec] = {
 TASKS: dict[str, TaskSpec] = {
     "classification": TaskSpec(
         "classification", "lightning", "nasforge.tasks.classification:ClassificationTask",
-        datasets=("digits", "cifar10"), default_metric="val/acc",
+        datasets=("digits", "cifar10", "imagefolder"), default_metric="val/acc",
     ),
     "segmentation": TaskSpec(
         "segmentation", "lightning", "nasforge.tasks.segmentation:SegmentationTask",
-        datasets=("isbi", "camvid"), default_metric="val/miou",
+        datasets=("isbi", "camvid", "maskfolder"), default_metric="val/miou",
     ),
     "detection": TaskSpec(
         "detection", "lightning", "nasforge.tasks.detection:DetectionTask",

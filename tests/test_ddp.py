@@ -83,10 +83,11 @@ def test_a_failing_ddp_trial_fails_with_its_reason_and_the_worker_goes_on(run_ro
     from nasforge.platform.engine.sweep import SweepFailed
 
     name = "ddp_fail"
-    file = tiny_sweep_file(run_root.parent, name, trials=1, devices=2, task_options={"no_such_option": 1},
+    # an option the signature accepts (a str) but the constructor refuses: it fails inside the ranks
+    file = tiny_sweep_file(run_root.parent, name, trials=1, devices=2, task_options={"optimizer": "no_such_optimizer"},
                            budget={"max_failures": 1})
-    with pytest.raises(SweepFailed, match="no_such_option"):
+    with pytest.raises(SweepFailed, match="no_such_optimizer"):
         _run(file, run_root)
     trial = load(name, journal_url(run_root, name)).trials[0]
-    assert trial.state.name == "FAIL" and "no_such_option" in trial.user_attrs["fail_reason"]
+    assert trial.state.name == "FAIL" and "no_such_optimizer" in trial.user_attrs["fail_reason"]
     assert trial.user_attrs["ddp_outcome"]["state"] == "FAIL"

@@ -68,10 +68,10 @@ def test_promote_load_evaluate_reproduces_the_recorded_metric(runs, promoted):
     assert isinstance(model, nn.Module) and not model.training
     # A user's inference loop over the sweep's own validation split: pixels * scale, then the
     # recorded normalisation; scored with the task's own metric object (torchmetrics).
-    from nasforge.tasks.task_factory import TASKS
+    from nasforge.tasks.classification import ClassificationTask
 
-    task = TASKS[meta["task"]["name"]].load()(network=model, num_classes=meta["num_classes"],
-                                              **meta["task"]["options"])
+    assert meta["task"]["class_path"] == "classification"
+    task = ClassificationTask(network=model, num_classes=meta["num_classes"], **meta["task"]["init_args"])
     dm = create_datamodule(meta)
     dm.setup("validate")
     pre = meta["preprocessing"]

@@ -122,7 +122,7 @@ def cmd_run(args) -> int:
     from nasforge.platform.views.wandb_summary import log_summary_safely
 
     console = Console(width=None if Console().is_terminal else 160)
-    console.print(f"[bold]nasforge[/] sweep [cyan]{cfg.name}[/]: task {cfg.task.name} on {cfg.task.data.name}, "
+    console.print(f"[bold]nasforge[/] sweep [cyan]{cfg.name}[/]: task {cfg.task.label}, "
                   f"space {'+'.join(p.name for p in cfg.space)}, strategy {cfg.strategy.name}, "
                   f"budget {cfg.budget.trials} trials → {os.path.join(args.root, cfg.name)}")
     with stop_signals_interrupt():

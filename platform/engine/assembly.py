@@ -20,12 +20,36 @@ from typing import Any, Callable
 from nasforge.platform.engine.trial import TrialContext, TrialFailed
 
 
-def create_module(task: Any, network: Any, num_classes: int, options: dict[str, Any]):
-    """The task's LightningModule (a `TaskSpec`) with ``network`` injected; bad options fail the trial."""
+def create_module(cls: type, init_args: dict[str, Any], injected: dict[str, Any]):
+    """The LightningModule ``cls`` with the platform's arguments injected (the network, the number of
+    classes); a constructor that fails fails the trial with its reason."""
     try:
-        return task.load()(network=network, num_classes=num_classes, **options)
-    except TypeError as e:
-        raise TrialFailed(f"task {task.name!r}: {e}") from None
+        return cls(**injected, **init_args)
+    except (TypeError, ValueError) as e:
+        raise TrialFailed(f"{cls.__name__}: {e}") from None
+
+
+def create_datamodule(cls: type, init_args: dict[str, Any], injected: dict[str, Any]):
+    """The data module, checked against the `ShapedDataModule` protocol when a network is built for it."""
+    try:
+        return cls(**injected, **init_args)
+    except (TypeError, ValueError) as e:
+        raise TrialFailed(f"{cls.__name__}: {e}") from None
+
+
+def data_shape(dm) -> tuple[tuple[int, ...], int]:
+    """(input shape, number of classes) of a data module (`tasks.protocols.ShapedDataModule`): read
+    from its attributes, after ``prepare_data`` + ``setup`` when they are learnt from the data."""
+    from nasforge.tasks.protocols import missing_shape
+
+    if missing_shape(dm):
+        dm.prepare_data()
+        dm.setup("fit")
+    missing = missing_shape(dm)
+    if missing:
+        raise TrialFailed(f"{type(dm).__name__} does not expose {' and '.join(missing)} (the ShapedDataModule "
+                          "protocol: input_shape (C, H, W) and num_classes), so no network can be built for it")
+    return tuple(int(s) for s in dm.input_shape), int(dm.num_classes)
 
 
 def build_network(space, sample: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, task_cls,
@@ -54,18 +78,26 @@ class TrialAssembly:
 
     def __init__(self, ctx: TrialContext, sample: dict[str, Any]):
         self.ctx, self.sample = ctx, sample
-        self.module_options, self.data_options, self.trainer_options = ctx.split_options(sample)
+        self.module_options, self.data_options, self.trainer_cfg = ctx.split_options(sample)
 
     def datamodule(self):
-        return self.ctx.datamodule(self.data_options)
+        spec = self.ctx.resolved.data
+        injected = {"seed": self.ctx.cfg.seed} if "seed" in spec.injected else {}
+        return create_datamodule(spec.load(), self.data_options, injected)
 
     def network(self, dm):
-        shape, classes = tuple(int(s) for s in dm.input_shape), int(dm.num_classes)
-        return build_network(self.ctx.space, self.sample, shape, classes, self.ctx.task.load(),
+        if not self.ctx.resolved.network_arg:
+            return None  # a pure hyperparameter search: the module builds its own
+        shape, classes = data_shape(dm)
+        return build_network(self.ctx.space, self.sample, shape, classes, self.ctx.resolved.model.load(),
                              self.module_options)
 
     def module(self, network, dm):
-        return create_module(self.ctx.task, network, dm.num_classes, self.module_options)
+        r = self.ctx.resolved
+        injected: dict[str, Any] = {r.network_arg: network} if r.network_arg else {}
+        if "num_classes" in r.model.injected:
+            injected["num_classes"] = data_shape(dm)[1]
+        return create_module(r.model.load(), self.module_options, injected)
 
     def callbacks(self, trial, trial_dir: str, network, dm, rank_zero: bool = True) -> "TrialCallbacks":
         from nasforge.platform.engine.callbacks import (
@@ -86,13 +118,14 @@ class TrialAssembly:
         try:
             from nasforge.platform.engine.cost import CostCallback
 
-            # latency takes timed forward passes: only when an objective or constraint reads it
-            asked = {o.metric for o in cfg.objectives} | {c.metric for c in cfg.constraints}
-            out.cost = CostCallback(dm.input_shape, latency="cost/latency_ms" in asked)
-            out.all.append(out.cost)
+            if network is not None:  # the cost of the searched network, at the data's real input size
+                # latency takes timed forward passes: only when an objective or constraint reads it
+                asked = {o.metric for o in cfg.objectives} | {c.metric for c in cfg.constraints}
+                out.cost = CostCallback(data_shape(dm)[0], latency="cost/latency_ms" in asked)
+                out.all.append(out.cost)
         except ImportError:
             pass
-        extra = getattr(self.ctx.task.load(), "extra_callbacks", None)
+        extra = getattr(self.ctx.resolved.model.load(), "extra_callbacks", None)
         if callable(extra):
             out.all.extend(extra(trial_dir))
         return out
@@ -103,7 +136,8 @@ class TrialAssembly:
 
         cfg = self.ctx.cfg
         config = {"sweep": cfg.name, "trial": trial.number, "params": dict(trial.params), "sample": self.sample,
-                  "task": cfg.task.name, "data": cfg.task.data.name, "space": self.ctx.space.name}
+                  "task": self.ctx.resolved.model.class_path,
+                  "data": self.ctx.resolved.data.class_path, "space": self.ctx.space.name}
         logger = tracking.create_logger(cfg.tracking, cfg.name, trial.number, self.ctx.run_dir, config)
         if logger is not None:
             trial.set_user_attr("wandb_run_dir", tracking.run_folder(logger))
@@ -112,9 +146,9 @@ class TrialAssembly:
     def trainer(self, callbacks: list, logger, trial_dir: str, strategy: Any = "auto"):
         import lightning as L
 
-        t = self.ctx.cfg.trainer
+        t = self.trainer_cfg
         return L.Trainer(
-            max_epochs=int(self.trainer_options.get("epochs", t.max_epochs)),
+            max_epochs=t.max_epochs,
             accelerator=t.accelerator, devices=t.devices if strategy != "auto" else 1, strategy=strategy,
             precision=t.precision, logger=logger if logger is not None else False, callbacks=callbacks,
             enable_progress_bar=False, enable_model_summary=False, default_root_dir=trial_dir,

@@ -34,6 +34,18 @@ class DataConfig:
     val_subset: int | None = None  # use at most this many validation examples
     num_workers: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # data-set specific (crop size, ...)
+    # LightningCLI's form instead of the fields above: any LightningDataModule (or a built-in name)
+    class_path: str | None = None
+    init_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """``task.model``: any LightningModule by class path (or a built-in task name), LightningCLI-style."""
+
+    class_path: str = "classification"
+    init_args: dict[str, Any] = field(default_factory=dict)
+    network_arg: str = "network"  # the constructor argument that receives the built network
 
 
 @dataclass
@@ -41,12 +53,20 @@ class TaskConfig:
     name: str = "classification"
     data: DataConfig = field(default_factory=DataConfig)
     options: dict[str, Any] = field(default_factory=dict)  # fixed hparams (lr, optimizer, ...)
+    model: ModelConfig | None = None  # overrides name + options
+
+    @property
+    def label(self) -> str:
+        """``<task> on <data>`` for headers: the short names, or the class paths."""
+        return (f"{self.model.class_path if self.model else self.name} on "
+                f"{self.data.class_path or self.data.name}")
 
 
 @dataclass
 class SpacePart:
     name: str = "convnet"
     options: dict[str, Any] = field(default_factory=dict)
+    class_path: str | None = None  # a user's Space subclass (its options are `options`)
 
 
 @dataclass
@@ -140,6 +160,9 @@ class SweepConfig:
     storage: str | None = None  # default: an embedded file in the run folder
     mode: Literal["multi_trial", "one_shot"] = "multi_trial"
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
+    # put first on sys.path by every process of the sweep (default: the sweep file's folder and the
+    # working directory it was started from), so that the user's classes import everywhere
+    import_paths: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -177,44 +200,61 @@ def _from_mapping(cls: type, data: Any, prefix: str) -> Any:
 
 
 def _check_names(cfg: SweepConfig, check_data: bool = True) -> None:
-    """Check every name against its registry (imports are light: no torch here); with
+    """Check every name against its registry and resolve the task's classes (`resolve`); with
     ``check_data`` the data path must resolve on this machine too."""
     from nasforge.platform.engine.pruners import PRUNERS
+    from nasforge.platform.engine.resolve import add_import_paths, import_class, is_tabular, resolve_task
     from nasforge.platform.strategies import STRATEGIES
-    from nasforge.search_spaces import get_space_class
+    from nasforge.search_spaces import Space, get_space_class, register_space
 
     from nasforge.tasks.task_factory import DATASETS, TASKS
 
-    if cfg.task.name not in TASKS:
-        raise ConfigError(f"task.name: unknown task {cfg.task.name!r}; valid: {', '.join(sorted(TASKS))}")
-    valid_data = TASKS[cfg.task.name].datasets
-    if cfg.task.data.name not in valid_data:
-        raise ConfigError(
-            f"task.data.name: unknown data set {cfg.task.data.name!r} for task {cfg.task.name!r}; "
-            f"valid: {', '.join(valid_data)}"
-        )
-    data = DATASETS[cfg.task.data.name]
-    if not check_data:
-        pass  # reading results back (status, best, report) never needs the training data
-    elif cfg.task.data.path is not None:
-        path = os.path.expandvars(os.path.expanduser(cfg.task.data.path))
-        if not os.path.exists(path):
-            raise ConfigError(f"task.data.path: {cfg.task.data.path!r} does not exist")
-        cfg.task.data.path = path
-    elif data.needs_path and not data.can_download():
-        raise ConfigError(
-            f"task.data.path: data set {cfg.task.data.name!r} needs a local folder or zip "
-            f"(no default was found: {data.default_hint})"
-        )
-    path = cfg.task.data.path or data.default_path()
-    if path is not None:
-        try:
-            data.check(path, dict(cfg.task.data.options))
-        except ValueError as e:  # a malformed data set, e.g. an annotation outside its image
-            raise ConfigError(f"task.data: {e}") from None
+    add_import_paths(cfg.import_paths)
+    short = cfg.task.model is None and cfg.task.data.class_path is None
+    if cfg.task.model is None and cfg.task.name not in TASKS:
+        raise ConfigError(f"task.name: unknown task {cfg.task.name!r}; valid: {', '.join(sorted(TASKS))} "
+                          "(or give task.model.class_path)")
+    if short:
+        valid_data = TASKS[cfg.task.name].datasets
+        if cfg.task.data.name not in valid_data:
+            raise ConfigError(
+                f"task.data.name: unknown data set {cfg.task.data.name!r} for task {cfg.task.name!r}; "
+                f"valid: {', '.join(valid_data)} (or give task.data.class_path)"
+            )
+    if cfg.task.data.class_path is None:
+        if cfg.task.data.name not in DATASETS:
+            raise ConfigError(f"task.data.name: unknown data set {cfg.task.data.name!r}; valid: {', '.join(DATASETS)}")
+        data = DATASETS[cfg.task.data.name]
+        if not check_data:
+            pass  # reading results back (status, best, report) never needs the training data
+        elif cfg.task.data.path is not None:
+            path = os.path.expandvars(os.path.expanduser(cfg.task.data.path))
+            if not os.path.exists(path):
+                raise ConfigError(f"task.data.path: {cfg.task.data.path!r} does not exist")
+            cfg.task.data.path = path
+        elif data.needs_path and not data.can_download():
+            raise ConfigError(
+                f"task.data.path: data set {cfg.task.data.name!r} needs a local folder or zip "
+                f"(no default was found: {data.default_hint})"
+            )
+        path = cfg.task.data.path or data.default_path()
+        if check_data and path is not None:
+            try:
+                data.check(path, dict(cfg.task.data.options))
+            except ValueError as e:  # a malformed data set, e.g. an annotation outside its image
+                raise ConfigError(f"task.data: {e}") from None
     if not cfg.space:
         raise ConfigError("space: list at least one space")
     for i, part in enumerate(cfg.space):
+        if part.class_path is not None:
+            cls = import_class(part.class_path, f"space[{i}].class_path")
+            if not issubclass(cls, Space):
+                raise ConfigError(f"space[{i}].class_path: {part.class_path!r} is not a nasforge Space subclass")
+            try:
+                register_space(cls)
+            except ValueError as e:
+                raise ConfigError(f"space[{i}].class_path: {e}") from None
+            part.name = cls.name
         try:
             get_space_class(part.name)
         except ValueError as e:
@@ -223,6 +263,8 @@ def _check_names(cfg: SweepConfig, check_data: bool = True) -> None:
         raise ConfigError(f"strategy.name: unknown strategy {cfg.strategy.name!r}; valid: {', '.join(STRATEGIES)}")
     if cfg.pruner.name not in PRUNERS:
         raise ConfigError(f"pruner.name: unknown pruner {cfg.pruner.name!r}; valid: {', '.join(PRUNERS)}")
+    if not is_tabular(cfg):
+        resolve_task(cfg)
 
 
 def _check_search(cfg: SweepConfig) -> None:
@@ -233,10 +275,14 @@ def _check_search(cfg: SweepConfig) -> None:
     from nasforge.platform.strategies import create_sampler
     from nasforge.search_spaces import create_composite
 
+    from nasforge.platform.engine.resolve import check_space_paths, is_tabular, resolve_task, space_parts
+
     try:
-        space = create_composite([{"name": p.name, "options": dict(p.options)} for p in cfg.space])
+        space = create_composite(space_parts(cfg))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"space: {e}".splitlines()[0]) from None
+    if not is_tabular(cfg):
+        check_space_paths(resolve_task(cfg), space)
     with warnings.catch_warnings():  # Optuna's ExperimentalWarning belongs to the run, not the check
         warnings.simplefilter("ignore")
         create_sampler(cfg.strategy, space, cfg.seed, cfg.directions)
@@ -346,6 +392,8 @@ def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a sweep file is a YAML mapping, got {type(data).__name__}")
+    if "import_paths" not in data:  # the user's classes import from the sweep file's folder and the cwd
+        data["import_paths"] = list(dict.fromkeys([os.path.dirname(os.path.abspath(path)), os.getcwd()]))
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

@@ -16,10 +16,6 @@ from typing import Any
 from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import NasforgeError
 
-# task options that configure the data module or the trainer rather than the LightningModule
-DATA_OPTIONS = ("batch_size", "augment", "eval_batch_size")
-TRAINER_OPTIONS = ("epochs",)
-
 
 class TrialFailed(NasforgeError):
     """A trial ended without a usable result; the message is the recorded reason."""
@@ -35,21 +31,41 @@ class TrialContext:
     data_path: str | None = None
     _bench: Any = field(default=None, repr=False)
 
+    resolved: Any = None  # ResolvedTask (platform/engine/resolve.py); None for a tabular task
+    keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # label -> key path in the resolved config
+
     @classmethod
     def create(cls, cfg: SweepConfig, run_dir: str) -> "TrialContext":
+        from nasforge.platform.engine.resolve import is_tabular, resolve_task, space_parts, value_keys
         from nasforge.search_spaces import create_composite
 
         from nasforge.tasks.task_factory import DATASETS, TASKS
 
-        space = create_composite([{"name": p.name, "options": p.options} for p in cfg.space])
-        task, dataset = TASKS[cfg.task.name], DATASETS[cfg.task.data.name]
-        if task.trains_weights and not space.builds_network:
+        space = create_composite(space_parts(cfg))
+        if is_tabular(cfg):
+            dataset = DATASETS[cfg.task.data.name]
+            return cls(cfg=cfg, run_dir=run_dir, space=space, task=TASKS[cfg.task.name], dataset=dataset,
+                       data_path=cfg.task.data.path or dataset.default_path())
+        resolved = resolve_task(cfg)
+        if resolved.network_arg and not space.builds_network:
             raise NasforgeError(
-                f"task {task.name!r} trains a network, but none of the spaces "
+                f"task {resolved.name!r} takes a network ({resolved.network_arg}=), but none of the spaces "
                 f"({', '.join(p.name for p in cfg.space)}) builds one; add an architecture space"
             )
-        return cls(cfg=cfg, run_dir=run_dir, space=space, task=task, dataset=dataset,
-                   data_path=cfg.task.data.path or dataset.default_path())
+        if space.builds_network and not resolved.network_arg:
+            raise NasforgeError(f"task {resolved.name!r} takes no network argument, so the architecture space "
+                                f"{space.name!r} has nothing to build for; search params only")
+        return cls(cfg=cfg, run_dir=run_dir, space=space, resolved=resolved,
+                   data_path=resolved.data.init_args.get("path"), keys=value_keys(resolved, space))
+
+    @property
+    def kind(self) -> str:
+        """How a trial is scored: ``lightning`` (trained) or ``tabular`` (looked up)."""
+        return "tabular" if self.resolved is None else "lightning"
+
+    @property
+    def task_name(self) -> str:
+        return self.task.name if self.resolved is None else self.resolved.name
 
     def trial_dir(self, number: int) -> str:
         d = os.path.join(self.run_dir, "trials", str(number))
@@ -63,21 +79,10 @@ class TrialContext:
         return self._bench
 
     # -- pieces a trial (or a DDP rank, or the registry) rebuilds ----------------------
-    def split_options(self, sample: dict[str, Any]) -> tuple[dict, dict, dict]:
-        """(module options, data options, trainer options) from the task options + hparams."""
-        from nasforge.search_spaces.hparams import hparams_of
-
-        opts = {**self.cfg.task.options, **hparams_of(sample)}
-        data = {k: opts.pop(k) for k in DATA_OPTIONS if k in opts}
-        trainer = {k: opts.pop(k) for k in TRAINER_OPTIONS if k in opts}
-        return opts, data, trainer
-
-    def datamodule(self, data_options: dict[str, Any]):
-        d = self.cfg.task.data
-        return self.dataset.load()(
-            path=self.data_path, val_fraction=d.val_fraction, subset=d.subset, val_subset=d.val_subset,
-            num_workers=d.num_workers, seed=self.cfg.seed, **data_options, **d.options,
-        )
+    def split_options(self, sample: dict[str, Any]) -> tuple[dict, dict, Any]:
+        """(module init args, data init args, trainer config) with the sample's config values set."""
+        values = {self.keys[label]: v for label, v in sample.items() if label in self.keys}
+        return self.resolved.with_values(values, where="sample")
 
 
 def objective_values(cfg: SweepConfig, metrics: dict[str, float]) -> list[float]:

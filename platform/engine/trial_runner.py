@@ -54,7 +54,7 @@ def run_trial(ctx: TrialContext, trial) -> list[float]:
         trial.set_user_attr("trial_dir", trial_dir)
     wait_while_held(ctx.run_dir)
     try:
-        return EVALUATE[ctx.task.kind](ctx, trial, sample, trial_dir)
+        return EVALUATE[ctx.kind](ctx, trial, sample, trial_dir)
     finally:
         phases.record(trial)
 
@@ -104,7 +104,7 @@ def _train(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str) -> 
             attach_artifacts(ctx, trial)
 
 
-# How a trial is scored, chosen by the task spec's kind (tasks/task_factory.py).
+# How a trial is scored, chosen by the context's kind (a tabular task looks up, a Lightning one trains).
 EVALUATE = {"tabular": _look_up, "lightning": _train}
 
 

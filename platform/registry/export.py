@@ -101,10 +101,9 @@ def export(ref: str, fmt: str, out: str | None = None, registry=None) -> dict:
 def _exportable_part(net, meta: dict) -> tuple:
     """(the module to export, {"exported": note} or {}): a task with ``export_module`` (detection)
     says which part of its network exports and what stays in Python."""
-    from nasforge.tasks.task_factory import TASKS
+    from nasforge.platform.registry.promote import task_class
 
-    task = TASKS[meta["task"]["name"]].load()
-    part = getattr(task, "export_module", None)
+    part = getattr(task_class(meta), "export_module", None)
     if part is None:
         return net, {}
     module, note = part(net)

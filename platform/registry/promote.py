@@ -26,28 +26,53 @@ from nasforge.platform.registry.versions import (
 
 
 # ----------------------------------------------------------------------------- rebuilding
+def _import(meta: dict[str, Any], class_path: str, what: str) -> type:
+    """A class of the version's task, imported the way the sweep imported it; a user's code that is
+    not importable here is a UsageError that says so (and what needs no code)."""
+    from nasforge.platform.engine.resolve import add_import_paths, import_class
+    from nasforge.platform.errors import ConfigError
+
+    add_import_paths(meta.get("import_paths") or [])
+    try:
+        return import_class(class_path, what)
+    except ConfigError as e:
+        raise UsageError(f"{e} (this model was trained with that code: install it or put its folder on "
+                         "PYTHONPATH; a file from `nasforge registry export` (ONNX, TorchScript) needs no code)") from None
+
+
 def create_datamodule(meta: dict[str, Any], path: str | None = None):
     """The data module a version was validated with (same split and seed; no augmentation)."""
-    from nasforge.tasks.task_factory import DATASETS
+    from nasforge.platform.engine.assembly import create_datamodule as create
 
     d = meta["data"]
-    return DATASETS[d["name"]].load()(
-        path=path if path is not None else d.get("path"), val_fraction=d["val_fraction"],
-        subset=d.get("subset"), val_subset=d.get("val_subset"), num_workers=d.get("num_workers", 0),
-        seed=meta["seed"], augment=0.0, **meta.get("data_options", {}), **(d.get("options") or {}),
-    )
+    args = dict(d["init_args"])
+    if path is not None:
+        args["path"] = path
+    if "augment" in args:
+        args["augment"] = 0.0
+    return create(_import(meta, d["class_path"], "data.class_path"), args,
+                  {"seed": meta["seed"]} if "seed" in d.get("injected", ()) else {})
 
 
 def _build(meta: dict[str, Any], genotype: dict[str, Any]):
+    """The network from the genotype, or, for a module that builds its own (no network argument),
+    the LightningModule from its class path and init args."""
+    from nasforge.platform.engine.resolve import add_import_paths
     from nasforge.search_spaces import create_composite
 
     from nasforge.platform.engine.assembly import build_network
-    from nasforge.tasks.task_factory import TASKS
 
-    space = create_composite(genotype["space"])
-    task = TASKS[meta["task"]["name"]].load()
+    task = meta["task"]
+    if not task.get("network_arg"):
+        return _create_module(meta, None)
+    add_import_paths(meta.get("import_paths") or [])
+    try:
+        space = create_composite(genotype["space"])
+    except ImportError as e:
+        raise UsageError(f"the search space of {meta['model']}:{meta['version']} does not import here: "
+                         f"{type(e).__name__}: {e} (a file from `nasforge registry export` needs no code)") from None
     return build_network(space, genotype["sample"], tuple(meta["input_shape"]), int(meta["num_classes"]),
-                         task, meta["task"].get("options"))
+                         task_class(meta), task["init_args"])
 
 
 def _check_kept(ckpt: str, number: int, name: str, cfg) -> None:
@@ -56,8 +81,24 @@ def _check_kept(ckpt: str, number: int, name: str, cfg) -> None:
                          f"checkpoints.keep_top={cfg.checkpoints.keep_top} keeps the best trials' only)")
 
 
-def _network_state(checkpoint_path: str) -> dict[str, Any]:
-    """The ``network.`` part of a Lightning checkpoint's state_dict, keys without the prefix."""
+def task_class(meta: dict[str, Any]) -> type:
+    """The LightningModule class a version was trained with (imported as the sweep imported it)."""
+    return _import(meta, meta["task"]["class_path"], "task.class_path")
+
+
+def _create_module(meta: dict[str, Any], network):
+    from nasforge.platform.engine.assembly import create_module
+
+    task = meta["task"]
+    injected: dict[str, Any] = {task["network_arg"]: network} if task.get("network_arg") else {}
+    if "num_classes" in task.get("injected", ()):
+        injected["num_classes"] = meta["num_classes"]
+    return create_module(task_class(meta), task["init_args"], injected)
+
+
+def _network_state(checkpoint_path: str, attr: str | None = "network") -> dict[str, Any]:
+    """The ``<attr>.`` part of a Lightning checkpoint's state_dict, keys without the prefix (the whole
+    module's state when ``attr`` is None: a module that builds its own network)."""
     import torch
 
     try:
@@ -67,9 +108,10 @@ def _network_state(checkpoint_path: str) -> dict[str, Any]:
         # it is this sweep's own file, written by our runner.
         ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
     state = ckpt.get("state_dict", ckpt)
-    net = {k[len("network."):]: v.detach().clone() for k, v in state.items() if k.startswith("network.")}
+    prefix = f"{attr}." if attr else ""
+    net = {k[len(prefix):]: v.detach().clone() for k, v in state.items() if k.startswith(prefix)}
     if not net:
-        raise NasforgeError(f"{checkpoint_path}: no 'network.' weights in the checkpoint's state_dict")
+        raise NasforgeError(f"{checkpoint_path}: no '{prefix}' weights in the checkpoint's state_dict")
     return net
 
 
@@ -112,10 +154,10 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     name) and point ``aliases`` at it. Returns what was written."""
     import torch
 
+    from nasforge.platform.engine.assembly import TrialAssembly, data_shape
+    from nasforge.platform.engine.resolve import is_tabular, space_parts
     from nasforge.platform.engine.run_folder import open_run
     from nasforge.platform.engine.sweep import budget_lock
-    from nasforge.tasks.task_factory import TASKS
-    from nasforge.platform.engine.assembly import TrialAssembly
     from nasforge.platform.engine.trial import TrialContext
 
     if trial is not None and best:
@@ -128,7 +170,7 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     model = _check_name("model name", model or name)
     run = open_run(name, root, storage)
     cfg = run.cfg
-    if not TASKS[cfg.task.name].trains_weights:
+    if is_tabular(cfg):
         raise UsageError(f"sweep {name!r} is a tabular benchmark ({cfg.task.name}): its trials train no weights to promote")
     t = pick_trial(run.study, trial, best)
     done = Registry(registry).find_trial(model, name, run.storage_url, t.number)
@@ -147,25 +189,28 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
 
     # Rebuild the network exactly as the runner did, and check the weights fit it strictly.
     ctx = TrialContext.create(cfg, run.run_dir)
-    parts = [{"name": p.name, "options": dict(p.options)} for p in cfg.space]
+    parts = space_parts(cfg)
     sample = ctx.space.validate(sample)
     build = TrialAssembly(ctx, sample)
     module_opts, data_opts = build.module_options, build.data_options
     dm = build.datamodule()
-    input_shape, num_classes = tuple(int(s) for s in dm.input_shape), int(dm.num_classes)
+    input_shape, num_classes = data_shape(dm)
     net = build.network(dm)
+    if net is None:  # a module that builds its own network: its whole state is the model
+        net = build.module(None, dm)
     # under the sweep's budget lock: a running sweep's retention policy cannot delete it meanwhile
     with budget_lock(run.storage_url, run.run_dir, name):
         _check_kept(ckpt, t.number, name, cfg)
-        state = _network_state(ckpt)
+        state = _network_state(ckpt, ctx.resolved.network_arg)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise NasforgeError(f"trial {t.number}: the checkpoint does not fit the network its genotype builds: "
                             f"{str(e).splitlines()[0]}") from None
-    data = dict(vars(cfg.task.data))
-    data["path"] = ctx.data_path
-    data_opts = {k: v for k, v in data_opts.items() if k != "augment"}
+    r = ctx.resolved
+    data = {"name": cfg.task.data.name if cfg.task.data.class_path is None else r.data.class_path,
+            "class_path": r.data.class_path, "init_args": data_opts, "injected": list(r.data.injected),
+            "path": ctx.data_path}
 
     reg = Registry(registry)
     v = reg.allocate(model)
@@ -204,9 +249,10 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
                       "wandb_run_dir": attrs.get("wandb_run_dir")},
             "objectives": [{"metric": o.metric, "direction": o.direction} for o in cfg.objectives],
             "metrics": attrs.get("metrics", {}),
-            "task": {"name": cfg.task.name, "options": module_opts},
-            "data": data,
-            "data_options": data_opts,  # batch size etc. (augmentation is off when validating)
+            "task": {"name": r.name, "class_path": r.model.class_path, "init_args": module_opts,
+                     "network_arg": r.network_arg, "injected": list(r.model.injected)},
+            "data": data,  # class path and init args (augmentation is off when validating)
+            "import_paths": cfg.import_paths,
             "seed": cfg.seed,
             "trainer": {"limit_val_batches": cfg.trainer.limit_val_batches,
                         "precision": cfg.trainer.precision},
@@ -265,15 +311,14 @@ def load(ref: str, registry: str | os.PathLike | None = None, map_location: str 
 def evaluate(ref: str, registry: str | os.PathLike | None = None, data_path: str | None = None) -> dict[str, float]:
     """Validate a registered model with the sweep's own task and data module (same seeded split,
     same ``limit_val_batches``); returns the logged ``val/*`` metrics."""
-    from nasforge.platform.engine.assembly import create_module, validation_trainer
+    from nasforge.platform.engine.assembly import validation_trainer
     from nasforge.platform.engine.trial import quiet_libraries
-    from nasforge.tasks.task_factory import TASKS
 
     quiet_libraries()  # no GPU/TPU banners or third-party deprecation notices for one validation
     net, v = load_version(ref, registry)
     meta = v.meta()
     dm = create_datamodule(meta, data_path)
-    module = create_module(TASKS[meta["task"]["name"]], net, meta["num_classes"], meta["task"]["options"])
+    module = net if not meta["task"].get("network_arg") else _create_module(meta, net)
     trainer = validation_trainer(meta["trainer"].get("limit_val_batches"))
     out = trainer.validate(module, datamodule=dm, verbose=False)
     result = {k: float(v_) for k, v_ in out[0].items()}

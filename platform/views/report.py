@@ -182,7 +182,7 @@ def _summary_html(run, study) -> str:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     objectives = ", ".join(f"{o.direction} {o.metric}" for o in cfg.objectives)
     items = [
-        ("task", f"{cfg.task.name} on {cfg.task.data.name}"),
+        ("task", cfg.task.label),
         ("space", " + ".join(p.name for p in cfg.space)),
         ("strategy", cfg.strategy.name), ("pruner", cfg.pruner.name), ("objectives", objectives),
         ("trials", ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none"),
