@@ -10,7 +10,8 @@ Options map a dotted path to a spec; the path is the dimension's label, so a sam
     trainer.max_epochs:        {int: [5, 20], step: 1}
 
 Exactly one of ``float``/``int``/``choice`` per spec; ``log`` and ``step`` as in Optuna; ``when``
-makes the dimension conditional on earlier ones (the `Dim` rule). This module knows nothing of
+makes the dimension conditional on other paths (the `Dim` rule). The dimensions are ordered by
+path, each after the ones its condition names, whatever the order of the options. This module knows nothing of
 configs: the platform checks that each path exists and that the class signatures accept every
 value (``platform/engine/resolve.py``) before anything is written.
 """
@@ -70,13 +71,20 @@ class ParamsSpace(Space):
         self.dims  # noqa: B018 - a bad spec fails here, when the sweep is loaded
 
     def dimensions(self) -> list[Dim]:
-        dims = [create_dim(label, spec) for label, spec in self.options.items()]
-        seen: set[str] = set()
-        for d in dims:
-            missing = [k for k in (d.when or {}) if k not in seen]
-            if missing:
-                raise ValueError(f"params.{d.label}: when names {missing[0]!r}, which is not a path declared before it")
-            seen.add(d.label)
+        """In a canonical order that does not depend on the options' order (a genotype stored as JSON
+        with sorted keys rebuilds the same space): by path, each after the paths its ``when`` names."""
+        pending = sorted((create_dim(label, spec) for label, spec in self.options.items()), key=lambda d: d.label)
+        for d in pending:
+            unknown = [k for k in (d.when or {}) if k not in self.options or k == d.label]
+            if unknown:
+                raise ValueError(f"params.{d.label}: when names {unknown[0]!r}, which is not another declared path")
+        dims: list[Dim] = []
+        while pending:
+            ready = next((d for d in pending if all(k in {x.label for x in dims} for k in (d.when or {}))), None)
+            if ready is None:
+                raise ValueError(f"params: the when conditions of {', '.join(d.label for d in pending)} form a cycle")
+            dims.append(ready)
+            pending.remove(ready)
         return dims
 
     def paths(self) -> dict[str, str]:

@@ -231,6 +231,8 @@ class MaskFolderDataModule(SegmentationDataModule):
         x = self.arrays()["train"][0]
         self.num_classes = len(self.class_names)
         self.input_shape = (int(x.shape[3]), int(x.shape[1]), int(x.shape[2]))  # (C, H, W)
+        if self.crop_size is None:  # training crops of the whole size keep a batch's shapes equal
+            self.crop_size = (int(x.shape[1]), int(x.shape[2]))
         stats = x.reshape(-1, x.shape[3]).astype(np.float64) / 255.0
         self.mean = tuple(float(v) for v in stats.mean(0))
         self.std = tuple(max(float(v), 1e-3) for v in stats.std(0))

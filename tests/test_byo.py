@@ -79,7 +79,7 @@ BAD = [
     ({"space": params(**{"data.init_args.batch_size": {"choice": [16, "big"]}})},
      "space data.init_args.batch_size='big': task.data.init_args: DigitsData: Parser key \"batch_size\""),
     ({"space": params(**{"model.init_args.momentum": {"float": [0.8, 0.9], "when": {"model.init_args.optim": "sgd"}}})},
-     "when names 'model.init_args.optim', which is not a path declared before it"),
+     "when names 'model.init_args.optim', which is not another declared path"),
 ]
 
 
@@ -121,6 +121,9 @@ def test_params_space_is_an_ordinary_space():
     })
     assert [d.label for d in space.decisions()] == ["model.init_args.lr", "model.init_args.optimizer",
                                                       "model.init_args.momentum", "trainer.max_epochs"]
+    # the order does not depend on the options' order (genotypes are stored with sorted keys)
+    again = create_space("params", **dict(sorted(space.options.items())))
+    assert again.labels() == space.labels()
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(6):
         sample = space.suggest(study.ask())
@@ -191,8 +194,8 @@ def test_example_project_runs_with_two_workers_promotes_and_loads_in_a_fresh_pro
 # ----------------------------------------------------------------------------- must-show 2
 @pytest.mark.slow
 def test_pure_hyperparameter_sweep_of_a_module_without_network(tmp_path, monkeypatch):
-    from nasforge.platform.engine.config import load_sweep
-    from nasforge.platform.engine.sweep import run_sweep
+    """Through the Python entry point, from a dict, as in a notebook."""
+    import nasforge.platform.engine as nf
     from nasforge.platform.registry import load
 
     proj = project(tmp_path, **{
@@ -203,11 +206,13 @@ def test_pure_hyperparameter_sweep_of_a_module_without_network(tmp_path, monkeyp
     monkeypatch.chdir(proj)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setenv("NASFORGE_REGISTRY", str(tmp_path / "registry"))
-    study = run_sweep(load_sweep("sweep.yaml"), root="runs", show_progress=False)
+    study = nf.run(yaml.safe_load((proj / "sweep.yaml").read_text()), root="runs", show_progress=False)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert nf.run(yaml.safe_load((proj / "sweep.yaml").read_text()), root="runs", show_progress=False,
+                  trials=3).trials[-1].state.name == "COMPLETE"  # the same call resumes up to the new budget
     import torch
 
-    for t in study.trials:
+    for t in study.trials[:2]:
         ckpt = torch.load(t.user_attrs["checkpoint"], map_location="cpu", weights_only=False)
         assert ckpt["hyper_parameters"]["hidden"] == t.params["model.init_args.hidden"]
         assert ckpt["state_dict"]["backbone.1.weight"].shape[0] == t.params["model.init_args.hidden"]
@@ -321,7 +326,8 @@ def test_maskfolder_sweep_on_real_isbi_images(tmp_path, monkeypatch, isbi_zip):
         "name": "masks", "task": {"name": "segmentation", "data": {
             "name": "maskfolder", "path": str(folder), "val_fraction": 0.25,
             "options": {"classes": ["membrane", "cell"], "batch_size": 2}}},
-        "space": [{"name": "unet", "options": {"depths": [2], "widths": [4], "attns": ["none"]}}],
+        "space": [{"name": "encdec", "options": {"encoders": ["unet"], "unet_widths": [4], "widths": [4],
+                                                 "gates": ["none"], "attns": ["none"], "stages": 2}}],
         "objectives": [{"metric": "val/miou"}], "budget": {"trials": 1}, "pruner": {"name": "none"},
         "trainer": {"accelerator": "cpu", "max_epochs": 1, "cpu_threads": 1}, "tracking": {"mode": "disabled"},
     })
@@ -348,3 +354,26 @@ def test_imagefolder_refuses_mixed_sizes_naming_the_file_unless_it_resizes(tmp_p
     dm = ImageFolderDataModule(str(tmp_path / "d"), image_size=12)
     dm.setup("fit")
     assert dm.input_shape == (1, 12, 12) and dm.num_classes == 3  # grey, resized, three class folders
+
+
+def test_installed_plugins_add_task_aliases_and_spaces_through_entry_points(tmp_path, monkeypatch):
+    """A distribution on the path (a real .dist-info, as pip writes it) declares a data module alias
+    in ``nasforge.tasks`` and a space in ``nasforge.spaces``; the sweep file names both."""
+    from nasforge.platform.engine.config import load_sweep
+
+    site = tmp_path / "site"
+    shutil.copytree(EXAMPLE / "digitlab", site / "digitlab", ignore=shutil.ignore_patterns("__pycache__"))
+    info = site / "digitlab-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: digitlab\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[nasforge.tasks]\ndigitlab_digits = digitlab.data:DigitsData\n\n"
+                                           "[nasforge.spaces]\ndigitlab_tinyconv = digitlab.space:TinyConvSpace\n")
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    proj = project(tmp_path, **{"task.data": {"class_path": "digitlab_digits"},
+                                "space": [{"name": "digitlab_tinyconv"}]})
+    (proj / "digitlab").rename(tmp_path / "not_on_path")  # only the installed copy can be found
+    cfg = load_sweep(proj / "sweep.yaml")
+    assert cfg.space[0].name == "digitlab_tinyconv"
+    from nasforge.platform.engine.resolve import resolve_task
+
+    assert resolve_task(cfg).data.load().__module__ == "digitlab.data"
