@@ -5,7 +5,9 @@ the value ``<name>`` of whichever part of the resolved config takes it (``hp/lr`
 module's ``lr``, ``hp/batch_size`` -> the data module's), so a task never knows whether a value
 was searched or fixed. Any other value is searched with ``params`` by dotted path.
 Options choose what is searched and over which range, e.g. ``{"lr": [1e-4, 1e-1],
-"optimizer": ["sgd", "adamw"]}``; with no options the default set below is searched.
+"optimizer": ["sgd", "adamw"]}`` for the names of the table below (their kinds and defaults), or
+any other setting in the ``params`` syntax (``warmup_epochs: {float: [0, 2]}``); with no options
+the default set below is searched.
 Fixed values belong in the sweep file's ``task.options``, not here. `hp/momentum` is
 conditional: it exists only when the optimizer is SGD.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .params import create_dim
 from .registry import register_space
 from .space import Categorical, Dim, Float, Int, Space
 
@@ -37,8 +40,12 @@ class HParamsSpace(Space):
 
     def __init__(self, **options: Any):
         for key, value in options.items():
+            if isinstance(value, dict):  # any other setting, in the params syntax
+                create_dim(f"hp/{key}", value)
+                continue
             if key not in HPARAMS:
-                raise ValueError(f"unknown hparam {key!r}; valid: {', '.join(HPARAMS)}")
+                raise ValueError(f"hparams.{key}: the short [low, high]/[choices] form is for {', '.join(HPARAMS)}; "
+                                 f"give any other setting as a spec, e.g. {key}: {{float: [low, high]}}")
             if not isinstance(value, list) or not value:
                 raise ValueError(
                     f"hparams.{key}: give a list (a [low, high] range or the choices); "
@@ -50,7 +57,7 @@ class HParamsSpace(Space):
         names = list(self.options) if self.options else list(DEFAULT_SEARCH)
         if "momentum" in names and "optimizer" not in names:
             names.remove("momentum")  # momentum only means something next to a searched optimizer
-        dims: list[Dim] = []
+        dims: list[Dim] = [create_dim(f"hp/{k}", v) for k, v in sorted(self.options.items()) if isinstance(v, dict)]
         for name in HPARAMS:  # declaration order is the table's, not the options'
             if name not in names:
                 continue

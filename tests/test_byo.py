@@ -181,7 +181,7 @@ def test_example_project_runs_with_two_workers_promotes_and_loads_in_a_fresh_pro
     assert out["acc"] == pytest.approx(best.value, abs=1e-6)  # the recorded metric, recomputed
 
     # the same load where the user's code is not importable: one line that says what to do
-    meta_dir = tmp_path / "registry" / "digitlab" / "v1"
+    meta_dir = tmp_path / "registry" / "digitlab" / "versions" / "v1"
     meta = json.loads((meta_dir / "model.json").read_text())
     assert meta["task"]["class_path"] == "digitlab.module.DigitClassifier"
     shutil.move(str(proj), str(tmp_path / "moved"))

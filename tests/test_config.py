@@ -85,7 +85,7 @@ def test_missing_sweep_file(tmp_path, capsys):
 def test_bad_space_option_fails_before_anything_is_written(tmp_path, capsys):
     path = quickstart_file(tmp_path, space=[{"name": "convnet"}, {"name": "hparams", "options": {"learning_rate": [0.1, 1]}}])
     code, err = _run(["sweep", "run", str(path), "--root", str(tmp_path / "runs")], capsys)
-    assert code == 2 and "unknown hparam 'learning_rate'" in err
+    assert code == 2 and "hparams.learning_rate: the short [low, high]/[choices] form is for optimizer, lr" in err
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
