@@ -26,7 +26,7 @@ import importlib
 import os
 import sys
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Iterable
 
@@ -122,7 +122,6 @@ class ResolvedTask:
     data: ClassSpec
     network_arg: str | None  # None: the module takes no network (a pure hyperparameter search)
     trainer: Any  # TrainerConfig
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -187,6 +186,34 @@ def _names(part: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- the task
+def _short_data_args(d) -> dict[str, Any]:
+    """The init args of the short form ``task.data: {name, path, val_fraction, ..., options}``."""
+    args = {"path": d.path, "val_fraction": d.val_fraction, "subset": d.subset, "val_subset": d.val_subset,
+            "num_workers": d.num_workers, **d.options}
+    if d.path is None:
+        from nasforge.tasks.task_factory import DATASETS
+
+        if d.name in DATASETS:
+            args["path"] = DATASETS[d.name].default_path()
+    return args
+
+
+def _route_options(options: dict[str, Any], model: tuple, data: tuple, trainer):
+    """``task.options`` (the short form): each key into the init args of the part whose signature
+    takes it, ``epochs`` to the trainer's ``max_epochs``; returns the trainer config."""
+    for key, value in options.items():
+        for cls, params, args in (model, data):
+            if key in params:
+                args[key] = value
+                break
+        else:
+            if key != "epochs":
+                raise ConfigError(f"task.options.{key}: taken by neither {model[0].__name__} ({', '.join(model[1])}) "
+                                  f"nor {data[0].__name__} ({', '.join(data[1])})")
+            trainer = dataclasses.replace(trainer, max_epochs=value)
+    return trainer
+
+
 def resolve_task(cfg) -> ResolvedTask:
     """The Lightning task of ``cfg`` (a SweepConfig), resolved and checked; see the module docstring."""
     add_import_paths(cfg.import_paths)
@@ -200,33 +227,19 @@ def resolve_task(cfg) -> ResolvedTask:
     model_cls = import_class(model_path, "task.model.class_path")
     model_params = parameters(model_cls)
     if d.class_path is not None:
+        if d.path is not None or d.options:
+            raise ConfigError("task.data: with class_path, give path and options in task.data.init_args")
         data_path, data_args = d.class_path, dict(d.init_args)
+    elif d.init_args:
+        raise ConfigError("task.data.init_args: give task.data.class_path with it (or use options with name)")
     else:  # the short form: name, path, split and options
-        data_path = d.name
-        data_args = {"path": d.path, "val_fraction": d.val_fraction, "subset": d.subset,
-                     "val_subset": d.val_subset, "num_workers": d.num_workers, **d.options}
-        if d.path is None:
-            from nasforge.tasks.task_factory import DATASETS
-
-            if d.name in DATASETS:
-                data_args["path"] = DATASETS[d.name].default_path()
+        data_path, data_args = d.name, _short_data_args(d)
     data_cls = import_class(data_path, "task.data.class_path")
     data_params = parameters(data_cls)
     trainer = cfg.trainer
     if t.model is None and t.options:  # task.options: each key to the part that takes it
-        routed: dict[str, Any] = {}
-        for key, value in t.options.items():
-            if key in model_params:
-                model_args[key] = value
-            elif key in data_params:
-                data_args[key] = value
-            elif key == "epochs":
-                routed["max_epochs"] = value
-            else:
-                raise ConfigError(f"task.options.{key}: taken by neither {model_cls.__name__} "
-                                  f"({', '.join(model_params)}) nor {data_cls.__name__} ({', '.join(data_params)})")
-        if routed:
-            trainer = dataclasses.replace(trainer, **routed)
+        trainer = _route_options(t.options, (model_cls, model_params, model_args), (data_cls, data_params, data_args),
+                                 trainer)
     net_arg = network_arg if network_arg in model_params else None
     if t.model is not None and t.model.network_arg != "network" and net_arg is None:
         raise ConfigError(f"task.model.network_arg: {model_cls.__name__} takes no argument "
