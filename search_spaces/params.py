@@ -65,8 +65,6 @@ class ParamsSpace(Space):
     builds_network = False
 
     def __init__(self, **options: Any):
-        if not options:
-            raise ValueError("params: list at least one dotted path with its spec")
         super().__init__(**options)
         self.dims  # noqa: B018 - a bad spec fails here, when the sweep is loaded
 

@@ -36,8 +36,12 @@ def _import(meta: dict[str, Any], class_path: str, what: str) -> type:
     try:
         return import_class(class_path, what)
     except ConfigError as e:
-        raise UsageError(f"{e} (this model was trained with that code: install it or put its folder on "
-                         "PYTHONPATH; a file from `nasforge registry export` (ONNX, TorchScript) needs no code)") from None
+        raise _not_importable(str(e)) from None
+
+
+def _not_importable(text: str) -> UsageError:
+    return UsageError(f"{text} (this model was trained with that code: install it or put its folder on "
+                      "PYTHONPATH; a file from `nasforge registry export` (ONNX, TorchScript) needs no code)")
 
 
 def create_datamodule(meta: dict[str, Any], path: str | None = None):
@@ -69,8 +73,8 @@ def _build(meta: dict[str, Any], genotype: dict[str, Any]):
     try:
         space = create_composite(genotype["space"])
     except ImportError as e:
-        raise UsageError(f"the search space of {meta['model']}:{meta['version']} does not import here: "
-                         f"{type(e).__name__}: {e} (a file from `nasforge registry export` needs no code)") from None
+        paths = [p["class_path"] for p in genotype["space"] if p.get("class_path")]
+        raise _not_importable(f"space: cannot import {', '.join(paths) or 'the space'}: {type(e).__name__}: {e}") from None
     return build_network(space, genotype["sample"], tuple(meta["input_shape"]), int(meta["num_classes"]),
                          task_class(meta), task["init_args"])
 
