@@ -152,8 +152,9 @@ def _list(args) -> int:
         try:
             space = create_space(name)
             size, dims = format_size(space.size()), str(len(space.dims))
-        except Exception as e:  # a space that needs options still gets listed
-            size, dims = f"(needs options: {e})", "-"
+        except Exception:  # a space that needs options still gets listed (`space show NAME` says which);
+            # the reason stays out of the table, where it would squeeze the descriptions into wrapping
+            size, dims = "needs options", "-"
         table.add_row(name, size, dims, "yes" if cls.builds_network else "no", _one_line(cls))
     Console(width=max(100, Console().width)).print(table)
     return 0

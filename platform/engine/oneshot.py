@@ -128,7 +128,7 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
 
     from nasforge.platform.engine.callbacks import FiniteLossGuard
     from nasforge.platform.engine.single_path import ControllerPathSampling, SinglePathSampling
-    from nasforge.platform.engine.assembly import create_module
+    from nasforge.platform.engine.assembly import TrialAssembly, data_shape
     from nasforge.platform.engine.trial import quiet_libraries, set_cpu_threads
 
     quiet_libraries()
@@ -136,12 +136,12 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     folder = os.path.join(ctx.run_dir, SUPERNET_DIR)
     os.makedirs(folder, exist_ok=True)
     weights = os.path.join(folder, SUPERNET_FILE)
-    module_opts, data_opts, _ = ctx.split_options({})
     set_cpu_threads(cfg.trainer.cpu_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = ctx.datamodule(data_opts)
-    net = ctx.space.build_supernet(dm.input_shape, dm.num_classes)
-    module = create_module(ctx.task, net, dm.num_classes, module_opts)
+    build = TrialAssembly(ctx, {})  # the task's fixed init args; the supernet holds every path
+    dm = build.datamodule()
+    net = ctx.space.build_supernet(*data_shape(dm))
+    module = build.module(net, dm)
     if os.path.exists(weights):  # resumed: the supernet is trained already
         _check_resumed(folder, cfg)
         net.load_state_dict(torch.load(weights, map_location="cpu"))

@@ -59,9 +59,10 @@ class _Step:
         self.report.steps[self.name] = round(time.perf_counter() - self.start, 3)
         if e is None or isinstance(e, (ConfigError, KeyboardInterrupt, SystemExit)):
             return False
-        message = _one_line(e)
-        if "task " in message and "TrialFailed" in message:  # create_module's own one line
-            message = str(e)
+        from nasforge.platform.engine.trial import TrialFailed
+
+        # create_module's and create_datamodule's own one line already names the class
+        message = str(e).strip().splitlines()[0] if isinstance(e, TrialFailed) and str(e).strip() else _one_line(e)
         raise ConfigError(f"preflight: {self.key}: {message}") from None
 
 
@@ -129,13 +130,15 @@ def draw_sample(space, seed: int, tries: int = 50) -> dict[str, Any]:
 
 
 def _categorical_module_choices(ctx, sample: dict[str, Any]) -> list[dict[str, Any]]:
-    """The sample with each other choice of every searched categorical task option (``hp/...``),
-    so that a bad choice fails here whichever one a trial would draw."""
+    """The sample with each other choice of every searched categorical init arg of the task's
+    LightningModule (a ``params`` dimension whose key path is in ``model.init_args``), so that a
+    bad choice fails here whichever one a trial would draw."""
     from nasforge.search_spaces.space import Categorical
 
     variants = []
     for dim in ctx.space.dims:
-        if isinstance(dim, Categorical) and dim.label.startswith("hp/") and dim.label in sample:
+        keys = ctx.keys.get(dim.label)
+        if isinstance(dim, Categorical) and keys and keys[0] == "model" and dim.label in sample:
             variants += [{**sample, dim.label: c} for c in dim.choices if c != sample[dim.label]]
     return variants
 
@@ -155,7 +158,7 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
     """Data, network, module and one training + one validation step; the metric names logged."""
     import lightning as L
 
-    from nasforge.platform.engine.assembly import TrialAssembly
+    from nasforge.platform.engine.assembly import TrialAssembly, data_shape
     from nasforge.platform.engine.callbacks import FiniteLossGuard, MetricHistory
     from nasforge.platform.engine.trial import quiet_libraries, set_cpu_threads
 
@@ -164,8 +167,9 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
     L.seed_everything(ctx.cfg.seed, workers=True, verbose=False)
     build = TrialAssembly(ctx, sample)
     data_key = "task.data"
-    if ctx.data_path is None and ctx.dataset.needs_path:
-        data_key = f"task.data.path: none given and no local copy of {ctx.dataset.name!r}, so a download was tried"
+    dataset = _built_in_dataset(ctx)
+    if ctx.data_path is None and dataset is not None and dataset.needs_path:
+        data_key = f"task.data.path: none given and no local copy of {dataset.name!r}, so a download was tried"
     with _Step(report, "data", data_key):
         dm = build.datamodule()
         dm.prepare_data()
@@ -184,11 +188,12 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
     try:
         from nasforge.platform.engine.cost import CostCallback
 
-        cost = CostCallback(dm.input_shape, latency_runs=1, warmup_runs=0)
-        callbacks.append(cost)
+        if net is not None:  # the cost of the searched network, at the data's real input size
+            cost = CostCallback(data_shape(dm)[0], latency_runs=1, warmup_runs=0)
+            callbacks.append(cost)
     except ImportError:
         pass
-    t = ctx.cfg.trainer
+    t = build.trainer_cfg  # the sweep's trainer settings with the sample's trainer values
     with _Step(report, "trainer", "trainer"):
         trainer = L.Trainer(
             accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
@@ -202,6 +207,14 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
     for row in history.epochs:
         logged |= set(row) - {"epoch"}
     return logged
+
+
+def _built_in_dataset(ctx):
+    """The built-in data set of the short form ``task.data: {name: ...}`` (None for a class path)."""
+    from nasforge.tasks.task_factory import DATASETS
+
+    d = ctx.cfg.task.data
+    return DATASETS.get(d.name) if d.class_path is None else None
 
 
 def _look_up_one(ctx, sample: dict[str, Any], report: PreflightReport) -> set[str]:
@@ -227,7 +240,7 @@ def preflight(cfg: SweepConfig, root: str | os.PathLike = "runs") -> PreflightRe
         report.sample = draw_sample(ctx.space, cfg.seed)
     with tempfile.TemporaryDirectory(prefix="nasforge-preflight-") as workdir:
         ctx.run_dir = workdir  # nothing of the preflight lands in the run folder
-        if ctx.task.kind == "tabular":
+        if ctx.kind == "tabular":
             logged = _look_up_one(ctx, report.sample, report)
         else:
             logged = _train_one_step(ctx, report.sample, report, workdir)
