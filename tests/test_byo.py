@@ -377,3 +377,22 @@ def test_installed_plugins_add_task_aliases_and_spaces_through_entry_points(tmp_
     from nasforge.platform.engine.resolve import resolve_task
 
     assert resolve_task(cfg).data.load().__module__ == "digitlab.data"
+
+
+def test_sweep_check_preflights_a_users_classes_and_every_searched_choice(tmp_path, capsys, monkeypatch):
+    """The preflight (issue 12) goes through the same resolution and assembly as a trial, so a
+    user's module, data module and space are checked by one real step, and a categorical init arg
+    fails here whichever choice the one sample drew."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    proj = project(tmp_path)
+    monkeypatch.chdir(proj)
+    code = main(["sweep", "check", "sweep.yaml"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert not (proj / "runs").exists()
+    bad = project(tmp_path, **{"space": params(**{"model.init_args.optimizer": {"choice": ["adam", "rmsprop"]}})})
+    code = main(["sweep", "check", str(bad / "sweep.yaml")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "preflight: task.model: DigitClassifier: optimizer must be adam or sgd, got 'rmsprop'" in err, err
+    assert not (proj / "runs").exists()

@@ -178,7 +178,8 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
         next(iter(dm.val_dataloader()))
     with _Step(report, "network", "space"):
         net = build.network(dm)
-    with _Step(report, "module", "task.options"):
+    module_key = "task.options" if ctx.cfg.task.model is None else "task.model"  # where its init args come from
+    with _Step(report, "module", module_key):
         module = build.module(net, dm)
         for variant in _categorical_module_choices(ctx, sample):
             TrialAssembly(ctx, variant).module(net, dm)
