@@ -326,3 +326,14 @@ def test_promote_best_of_a_multi_objective_sweep_keeps_its_diagram(moo_runs, tmp
     assert {"architecture.png", "architecture.svg"} <= set(res.version.manifest()["files"])
     assert "tracking is disabled" in res.wandb_message
     assert type(load("digits-nasnet", registry=tmp_path / "reg")).__name__ == "NASNetwork"
+
+
+@pytest.mark.slow
+def test_registry_evaluate_prints_every_metric_beside_its_recorded_value(promoted, capsys):
+    """README command 1 ends with `nasforge registry evaluate quickstart:best`: every re-measured
+    metric is printed with the value recorded at promotion (it once crashed on the second one)."""
+    reg, _ = promoted
+    assert main(["registry", "evaluate", "quickstart:best", "--registry", str(reg)]) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if " measured " in ln}
+    assert {"val/acc", "val/loss"} <= set(lines), lines
+    assert all("recorded" in lines[k] for k in ("val/acc", "val/loss")), lines

@@ -219,8 +219,8 @@ def _evaluate(args) -> int:
     print(f"{v.ref} on its sweep's validation data:")
     for k in sorted(measured):
         rec = recorded.get(k)
-        recorded = f"   recorded {rec:.4f}" if isinstance(rec, (int, float)) else ""
-        print(f"  {k:<12} measured {measured[k]:.4f}" + recorded)
+        note = f"   recorded {rec:.4f}" if isinstance(rec, (int, float)) else ""
+        print(f"  {k:<12} measured {measured[k]:.4f}" + note)
     return 0
 
 
