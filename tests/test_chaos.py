@@ -1,7 +1,8 @@
 """The chaos suite: real process and database faults, and nothing is lost.
 
-* 4 workers on the journal file and on PostgreSQL while a driver SIGKILLs random workers at random
-  moments (several kills per run; the launcher starts killed workers again);
+* 4 workers on the journal file and on PostgreSQL while a driver SIGKILLs random workers inside
+  their trials (two kills that land for sure, then one at a random moment; the launcher starts
+  killed workers again);
 * a PostgreSQL restart mid-sweep, on a throw-away cluster the test makes itself (``initdb``,
   ``pg_ctl`` on a free local port) and stops;
 * SIGKILL of ``nasforge promote`` while it writes a version.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from sweep_workers import (NASFORGE, alive, env, hold, journal_url, load, owner_pid, states, sweep_start,
-                           tiny_sweep_file, wait_for_running_trial)
+                           tiny_sweep_file, wait_for_running_trial, wait_until_dead)
 
 pytestmark = pytest.mark.slow
 # every COMPLETE trial keeps its checkpoint, so "nothing lost" can check each one (the retention
@@ -66,26 +67,48 @@ def _assert_nothing_lost(name: str, storage: str, total: int) -> list:
     return study.trials
 
 
-def _chaos_run(run_root: Path, name: str, storage: str | None, kills_wanted: int = 3, total: int = 10) -> dict:
-    """4 workers, random SIGKILLs of workers while they run trials; returns the figures."""
+def _wait_for_victims(name: str, storage: str, deadline: float) -> list[int]:
+    """The live workers that own a RUNNING trial, as soon as there is one (bounded by ``deadline``)."""
+    while time.monotonic() < deadline:
+        victims = _worker_pids_running_trials(name, storage)
+        if victims:
+            return victims
+        time.sleep(0.2)
+    raise AssertionError(f"no worker of {name} was running a trial within the limit")
+
+
+def _chaos_run(run_root: Path, name: str, storage: str | None, held_kills: int = 2, total: int = 10) -> dict:
+    """4 workers, SIGKILLs of random workers while they run trials; returns the figures.
+
+    The first ``held_kills`` kills land for sure, whatever the machine's speed: the sweep starts
+    with ``HOLD`` in place, so every worker waits inside a recorded trial, and the driver kills a
+    random one of them, waits for it to die and for a trial to be running again (the launcher
+    starts a new worker), and kills again. Then ``HOLD`` goes, and one more kill comes at a random
+    moment while the trials train (it lands or not, as chaos does; a fast machine may finish first).
+    """
     rng = random.Random(12)
     file = tiny_sweep_file(run_root.parent, name, trials=total, storage=storage, epochs=2, batches=4,
                            checkpoints=KEEP_ALL)
     url = storage or journal_url(run_root, name)
+    held = hold(run_root, name)
     start = time.monotonic()
     proc = sweep_start(file, run_root, "--workers", "4")
     kills = 0
     try:
-        while proc.poll() is None and time.monotonic() - start < LIMIT:
-            time.sleep(rng.uniform(0.5, 4.0))  # a random moment: what chaos means, not a wait for a state
-            victims = _worker_pids_running_trials(name, url)
-            if kills < kills_wanted and victims:
-                pid = rng.choice(victims)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    kills += 1
-                except ProcessLookupError:
-                    pass
+        for _ in range(held_kills):
+            pid = rng.choice(_wait_for_victims(name, url, start + LIMIT))
+            os.kill(pid, signal.SIGKILL)  # the worker is alive (just checked) and waits at HOLD: it cannot end first
+            kills += 1
+            wait_until_dead([pid])
+        held.unlink()
+        time.sleep(rng.uniform(0.2, 2.0))  # a random moment: what chaos means, not a wait for a state
+        victims = _worker_pids_running_trials(name, url) if proc.poll() is None else []
+        if victims:
+            try:
+                os.kill(rng.choice(victims), signal.SIGKILL)
+                kills += 1
+            except ProcessLookupError:
+                pass
         out, _ = proc.communicate(timeout=max(1, LIMIT - (time.monotonic() - start)))
     finally:
         if proc.poll() is None:
@@ -100,7 +123,7 @@ def _chaos_run(run_root: Path, name: str, storage: str | None, kills_wanted: int
                "kills": kills, "trials_finished": total, "failed_and_retried": len(failed),
                "lost": 0, "seconds": round(seconds, 1)}
     print(json.dumps(figures))
-    assert kills >= 2, f"only {kills} kill(s) landed: {figures}"
+    assert kills >= held_kills and len(failed) >= held_kills, figures  # each killed trial failed and was run again
     return figures
 
 
