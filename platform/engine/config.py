@@ -9,6 +9,11 @@ anything is written, so a typo never leaves a half-made run folder behind.
 
 The resolved config (every default filled in) is what `SweepConfig.to_dict()` returns; the
 platform writes it beside the study as ``sweep.yaml``.
+
+Why this file is over 350 lines: it is the whole sweep-file schema (one dataclass per section,
+with the checks of each key beside its declaration), and the checks a section needs (names
+against their registries, strategy and pruner options, objectives and constraints) read
+better next to the section than in a second module that would import every dataclass back.
 """
 from __future__ import annotations
 
