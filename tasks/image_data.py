@@ -35,6 +35,12 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip_p: float, generator: torch.
     if flip_p > 0:
         flip = torch.rand(B, device=x.device, generator=generator) < flip_p
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    # The gather above leaves channels-last strides, and with one channel `.contiguous()` keeps
+    # them (stride 1 on C): torch then treats the batch as channels-last, every activation of the
+    # network follows, and oneDNN's convolution backward corrupted the heap on such a NASNet
+    # (torch 2.14.1, AMD EPYC: `double free or corruption`). A network gets plain NCHW strides.
+    if x.dim() == 4 and x.stride() != (C * H * W, H * W, W, 1):
+        x = x.clone(memory_format=torch.contiguous_format)
     return x
 
 
@@ -164,7 +170,9 @@ class ImageArrayDataModule(SplitDataModule):
     @staticmethod
     def _tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
         own = lambda a: a if a.flags.writeable else a.copy()  # noqa: E731 - shared arrays are read-only
-        xt = torch.from_numpy(own(np.ascontiguousarray(x))).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
+        # (N, C, H, W) uint8 with plain NCHW strides (`.contiguous()` would keep channels-last ones when C == 1)
+        xt = torch.from_numpy(own(np.ascontiguousarray(x))).permute(0, 3, 1, 2)
+        xt = xt.clone(memory_format=torch.contiguous_format)
         return TensorDataset(xt, torch.from_numpy(own(np.asarray(y, dtype=np.int64))))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):

@@ -94,3 +94,20 @@ def test_offline_wandb_run_reads_back_with_wandbs_own_reader(tmp_path, monkeypat
     summary = run["summary"]
     assert summary["objective/val/acc"] == pytest.approx(trial.value)
     assert summary["cost/params"] == trial.user_attrs["metrics"]["cost/params"]
+
+
+def test_image_batches_reach_the_network_with_plain_nchw_strides():
+    """A 1-channel batch gathered through channels-last (the crop) keeps stride 1 on C under
+    `.contiguous()`; torch then runs the whole network channels-last, and oneDNN's convolution
+    backward corrupted the heap on such a NASNet (the moo sweep crashed with `double free`)."""
+    import numpy as np
+    import torch
+
+    from nasforge.tasks.image_data import ImageArrayDataModule, random_crop_flip
+
+    for C in (1, 3):
+        ds = ImageArrayDataModule._tensors(np.zeros((5, 8, 8, C), np.uint8), np.zeros(5, np.int64))
+        x = ds.tensors[0]
+        assert x.shape == (5, C, 8, 8) and x.stride() == (C * 64, 64, 8, 1)
+        out = random_crop_flip(x.float(), pad=1, flip_p=0.5, generator=torch.Generator().manual_seed(0))
+        assert out.shape == x.shape and out.stride() == (C * 64, 64, 8, 1)
