@@ -398,3 +398,37 @@ def test_sweep_check_preflights_a_users_classes_and_every_searched_choice(tmp_pa
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "preflight: task.model: DigitClassifier: optimizer must be adam or sgd, got 'rmsprop'" in err, err
     assert not (proj / "runs").exists()
+
+
+def test_reading_a_sweep_back_needs_neither_lightning_nor_the_users_code(tmp_path, monkeypatch):
+    """`sweep status` / `sweep best` read the stored, resolved sweep.yaml and the study: another
+    machine reading a shared study has no copy of the user's package, and must not pay Lightning's
+    import (about 5 s) to print a table. Promote rebuilds the network, so it does need the code:
+    without it, one line naming the class."""
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
+
+    proj = project(tmp_path, **{"budget.trials": 1, "trainer.max_epochs": 1,
+                                "space": params(**{"model.init_args.lr": {"float": [0.01, 0.02]}})})
+    monkeypatch.chdir(proj)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (trial,) = run_sweep(load_sweep("sweep.yaml"), root="runs", show_progress=False).trials
+    assert trial.state.name == "COMPLETE", trial.user_attrs.get("fail_reason")
+    shutil.move(str(proj / "digitlab"), str(tmp_path / "gone"))  # the user's package is not importable now
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    runs = str(proj / "runs")
+    code = ("import sys, json; from nasforge.platform.cli import main; "
+            f"codes = [main(['sweep', 'status', 'digitlab', '--root', {runs!r}]), "
+            f"main(['sweep', 'best', 'digitlab', '--root', {runs!r}, '--json'])]; "
+            "print(json.dumps({'codes': codes, 'imported': sorted({m.split('.')[0] for m in sys.modules} "
+            "& {'lightning', 'torch', 'jsonargparse', 'digitlab'})}))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, env=env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out == {"codes": [0, 0], "imported": []}
+    assert "complete 1" in r.stdout and f'"trial": {trial.number}' in r.stdout
+    r = subprocess.run([str(NASFORGE), "promote", "digitlab", "--best", "--root", runs], cwd=elsewhere,
+                       capture_output=True, text=True, env=env(NASFORGE_REGISTRY=str(tmp_path / "registry")))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "space[0].class_path: cannot import 'digitlab.space.TinyConvSpace'" in r.stderr, r.stderr

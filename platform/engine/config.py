@@ -204,9 +204,9 @@ def _from_mapping(cls: type, data: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _check_names(cfg: SweepConfig, check_data: bool = True) -> None:
-    """Check every name against its registry and resolve the task's classes (`resolve`); with
-    ``check_data`` the data path must resolve on this machine too."""
+def _check_names(cfg: SweepConfig) -> None:
+    """Check every name against its registry, the data path on this machine, and resolve the
+    task's classes (`resolve`)."""
     from nasforge.platform.engine.pruners import PRUNERS
     from nasforge.platform.engine.resolve import add_import_paths, import_class, is_tabular, resolve_task
     from nasforge.platform.strategies import STRATEGIES
@@ -230,9 +230,7 @@ def _check_names(cfg: SweepConfig, check_data: bool = True) -> None:
         if cfg.task.data.name not in DATASETS:
             raise ConfigError(f"task.data.name: unknown data set {cfg.task.data.name!r}; valid: {', '.join(DATASETS)}")
         data = DATASETS[cfg.task.data.name]
-        if not check_data:
-            pass  # reading results back (status, best, report) never needs the training data
-        elif cfg.task.data.path is not None:
+        if cfg.task.data.path is not None:
             path = os.path.expandvars(os.path.expanduser(cfg.task.data.path))
             if not os.path.exists(path):
                 raise ConfigError(f"task.data.path: {cfg.task.data.path!r} does not exist")
@@ -243,7 +241,7 @@ def _check_names(cfg: SweepConfig, check_data: bool = True) -> None:
                 f"(no default was found: {data.default_hint})"
             )
         path = cfg.task.data.path or data.default_path()
-        if check_data and path is not None:
+        if path is not None:
             try:
                 data.check(path, dict(cfg.task.data.options))
             except ValueError as e:  # a malformed data set, e.g. an annotation outside its image
@@ -294,7 +292,7 @@ def _check_search(cfg: SweepConfig) -> None:
         create_pruner(cfg.pruner, cfg.trainer.max_epochs)
 
 
-def validate(cfg: SweepConfig, check_data: bool = True) -> SweepConfig:
+def validate(cfg: SweepConfig) -> SweepConfig:
     if not cfg.name or any(c in cfg.name for c in "/\\ ") or cfg.name.startswith("."):
         raise ConfigError(f"name: {cfg.name!r} must be non-empty, with no spaces or slashes")
     if not cfg.objectives:
@@ -325,7 +323,7 @@ def validate(cfg: SweepConfig, check_data: bool = True) -> SweepConfig:
     for i, c in enumerate(cfg.constraints):
         if c.max is None and c.min is None:
             raise ConfigError(f"constraints[{i}]: give max, min or both for {c.metric!r}")
-    _check_names(cfg, check_data)
+    _check_names(cfg)
     _check_search(cfg)
     if cfg.mode == "one_shot":
         _check_oneshot(cfg)
@@ -357,10 +355,10 @@ def _check_oneshot(cfg: SweepConfig) -> None:
                           f"(got {cfg.task.name}, {', '.join(ob.metric for ob in cfg.objectives)})")
 
 
-def parse_sweep(data: Any, source: str = "<sweep>", check_data: bool = True) -> SweepConfig:
+def parse_sweep(data: Any, source: str = "<sweep>") -> SweepConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a sweep file is a YAML mapping, got {type(data).__name__}")
-    return validate(_from_mapping(SweepConfig, data, ""), check_data)
+    return validate(_from_mapping(SweepConfig, data, ""))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -380,11 +378,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
-               check_data: bool = True) -> SweepConfig:
-    """Read, apply dotted overrides (``{"budget.trials": 20}``) and validate a sweep file
-    (``check_data=False``: the data path need not resolve here, for reading results back)."""
-    path = os.fspath(path)
+def _read_yaml(path: str) -> Any:
     if not os.path.isfile(path):
         raise ConfigError(f"sweep file {path!r} does not exist")
     try:
@@ -395,6 +389,23 @@ def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    return data
+
+
+def read_resolved(path: str | os.PathLike) -> SweepConfig:
+    """The resolved config a sweep left in its run folder (``sweep.yaml``), typed but not
+    validated again: it was checked when the sweep started, and reading results back (status,
+    best, report, dashboard, promote) must not import Lightning or the user's classes, which may
+    not be importable on the machine that reads (another machine reading a PostgreSQL study).
+    Classes are resolved where they are used (`TrialContext.create`)."""
+    path = os.fspath(path)
+    return _from_mapping(SweepConfig, _read_yaml(path), "")
+
+
+def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    """Read, apply dotted overrides (``{"budget.trials": 20}``) and validate a sweep file."""
+    path = os.fspath(path)
+    data = _read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a sweep file is a YAML mapping, got {type(data).__name__}")
     if "import_paths" not in data:  # the user's classes import from the sweep file's folder and the cwd
@@ -407,4 +418,4 @@ def load_sweep(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
             if not isinstance(node, dict):
                 raise ConfigError(f"{dotted}: {p} is not a mapping in {path}")
         node[leaf] = value
-    return parse_sweep(data, path, check_data)
+    return parse_sweep(data, path)

@@ -126,8 +126,9 @@ def resolve_storage_url(cfg: "SweepConfig", root: str | os.PathLike = DEFAULT_RO
 
 
 def read_config(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> "SweepConfig":
-    """The resolved config of an existing sweep (from its run folder)."""
-    from nasforge.platform.engine.config import load_sweep
+    """The resolved config of an existing sweep (from its run folder), as it was checked when the
+    sweep started; nothing is imported or checked again (`config.read_resolved`)."""
+    from nasforge.platform.engine.config import read_resolved
 
     path = os.path.join(run_dir(name, root), CONFIG_FILE)
     if not os.path.exists(path):
@@ -138,7 +139,7 @@ def read_config(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> "SweepConf
             f"no sweep named {name!r} under {root_abs}"
             + (f"; sweeps there: {', '.join(known)}" if known else " (no sweeps there yet; use --root)")
         )
-    return load_sweep(path, check_data=False)  # results are read without the training data
+    return read_resolved(path)  # no class is imported: results are read without the user's code or data
 
 
 def load_study(name: str, root: str | os.PathLike = DEFAULT_ROOT, storage: str | None = None,

@@ -36,11 +36,16 @@ class TrialContext:
 
     @classmethod
     def create(cls, cfg: SweepConfig, run_dir: str) -> "TrialContext":
-        from nasforge.platform.engine.resolve import is_tabular, resolve_task, space_parts, value_keys
+        from nasforge.platform.engine.resolve import (add_import_paths, import_class, is_tabular, resolve_task,
+                                                      space_parts, value_keys)
         from nasforge.search_spaces import create_composite
 
         from nasforge.tasks.task_factory import DATASETS, TASKS
 
+        add_import_paths(cfg.import_paths)  # a user's space imports as in the sweep that ran
+        for i, part in enumerate(cfg.space):  # one line naming it when it does not (promote elsewhere)
+            if part.class_path:
+                import_class(part.class_path, f"space[{i}].class_path")
         space = create_composite(space_parts(cfg))
         if is_tabular(cfg):
             dataset = DATASETS[cfg.task.data.name]
