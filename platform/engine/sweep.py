@@ -70,10 +70,18 @@ def budget_lock(storage_url: str, rundir: str, name: str):
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
         engine.dispose()
         return
+    os.makedirs(rundir, exist_ok=True)
+    with file_lock(os.path.join(rundir, ".budget.lock")):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(path: str):
+    """An exclusive lock on ``path`` (made if absent) between processes of one machine (``flock``:
+    released by the kernel when the holder dies, however it dies)."""
     import fcntl
 
-    os.makedirs(rundir, exist_ok=True)
-    with open(os.path.join(rundir, ".budget.lock"), "a+") as f:
+    with open(path, "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

@@ -120,6 +120,13 @@ def _network_state(checkpoint_path: str, attr: str | None = "network") -> dict[s
 
 
 # ----------------------------------------------------------------------------- promote
+def _existing(reg: Registry, model: str, done: Version, aliases: list[str]) -> "Promotion":
+    """The trial's version made before: no new one, the aliases moved to it."""
+    for a in aliases:
+        reg.set_alias(model, a, done.version)
+    return Promotion(version=done, meta=done.meta(), aliases=aliases, wandb_message="", existing=True)
+
+
 @dataclass
 class Promotion:
     version: Version
@@ -177,22 +184,28 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     if is_tabular(cfg):
         raise UsageError(f"sweep {name!r} is a tabular benchmark ({cfg.task.name}): its trials train no weights to promote")
     t = pick_trial(run.study, trial, best)
-    done = Registry(registry).find_trial(model, name, run.storage_url, t.number)
-    if done is not None:  # promoting a trial twice makes no duplicate version
-        for a in aliases:
-            Registry(registry).set_alias(model, a, done.version)
-        return Promotion(version=done, meta=done.meta(), aliases=aliases, wandb_message="", existing=True)
+    reg = Registry(registry)
+    # Promoting a trial twice makes no duplicate version. This look needs no lock and spares the
+    # rebuild below when the trial was promoted before; the one under the registry lock decides.
+    done = reg.find_trial(model, name, run.storage_url, t.number)
+    if done is not None:
+        return _existing(reg, model, done, aliases)
     attrs = t.user_attrs
     ckpt = attrs.get("checkpoint")
     if not ckpt:
         raise UsageError(f"trial {t.number} of {name!r} has no checkpoint to promote (none recorded)")
-    _check_kept(ckpt, t.number, name, cfg)  # early: before the data module is built
     sample = attrs.get("sample")
     if sample is None:
         raise UsageError(f"trial {t.number} of {name!r} has no recorded sample")
 
-    # Rebuild the network exactly as the runner did, and check the weights fit it strictly.
     ctx = TrialContext.create(cfg, run.run_dir)
+    # under the sweep's budget lock: a running sweep's retention policy cannot delete it meanwhile
+    # (read before the data module is built, so a removed checkpoint costs nothing)
+    with budget_lock(run.storage_url, run.run_dir, name):
+        _check_kept(ckpt, t.number, name, cfg)
+        state = _network_state(ckpt, ctx.resolved.network_arg)
+
+    # Rebuild the network exactly as the runner did, and check the weights fit it strictly.
     parts = space_parts(cfg)
     sample = ctx.space.validate(sample)
     build = TrialAssembly(ctx, sample)
@@ -202,10 +215,6 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     net = build.network(dm)
     if net is None:  # a module that builds its own network: its whole state is the model
         net = build.module(None, dm)
-    # under the sweep's budget lock: a running sweep's retention policy cannot delete it meanwhile
-    with budget_lock(run.storage_url, run.run_dir, name):
-        _check_kept(ckpt, t.number, name, cfg)
-        state = _network_state(ckpt, ctx.resolved.network_arg)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -216,66 +225,69 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
             "class_path": r.data.class_path, "init_args": data_opts, "injected": list(r.data.injected),
             "path": ctx.data_path}
 
-    reg = Registry(registry)
-    v = reg.allocate(model)
-    try:
-        torch.save(state, os.path.join(v.path, WEIGHTS))
-        genotype = {"space": parts, "sample": sample, "key": ctx.space.key(sample),
-                    "genotype": attrs.get("genotype")}
-        with open(os.path.join(v.path, GENOTYPE), "w") as f:
-            json.dump(genotype, f, indent=2, sort_keys=True)
-        with open(os.path.join(v.path, CONFIG), "w") as f:
-            f.write(cfg.to_yaml())
-        trial_dir = attrs.get("trial_dir") or run.trial_dir(t.number)
-        # the architecture diagrams the runner drew (space.draw), not every picture in the folder
-        drawn = [p for p in attrs.get("diagrams") or [] if os.path.isfile(p)]
-        if not drawn and os.path.isdir(trial_dir):
-            drawn = [os.path.join(trial_dir, f) for f in sorted(os.listdir(trial_dir))
-                     if f.startswith("architecture") and f.endswith((".png", ".svg"))]
-        diagrams = []
-        for path in drawn:
-            fname = os.path.basename(path)
-            if fname not in (WEIGHTS, META, GENOTYPE, CONFIG, MANIFEST, WANDB_STATE):
-                shutil.copyfile(path, os.path.join(v.path, fname))
-                diagrams.append(fname)
-        preprocessing = {"scale": 1.0 / 255.0}
-        for key in ("mean", "std"):
-            if hasattr(dm, key):
-                preprocessing[key] = list(getattr(dm, key))
-        meta = {
-            "format": FORMAT,
-            "model": model,
-            "version": v.version,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "sweep": {"name": name, "run_dir": run.run_dir, "storage": run.storage_url},
-            "trial": {"number": t.number, "values": t.values, "params": t.params,
-                      "checkpoint": os.path.abspath(ckpt), "trial_dir": trial_dir,
-                      "wandb_run_dir": attrs.get("wandb_run_dir")},
-            "objectives": [{"metric": o.metric, "direction": o.direction} for o in cfg.objectives],
-            "metrics": attrs.get("metrics", {}),
-            "task": {"name": r.name, "class_path": r.model.class_path, "init_args": module_opts,
-                     "network_arg": r.network_arg, "injected": list(r.model.injected)},
-            "data": data,  # class path and init args (augmentation is off when validating)
-            "import_paths": cfg.import_paths,
-            "seed": cfg.seed,
-            "trainer": {"limit_val_batches": cfg.trainer.limit_val_batches,
-                        "precision": cfg.trainer.precision},
-            "input_shape": list(input_shape),
-            "num_classes": num_classes,
-            "num_params": sum(p.numel() for p in net.parameters()),
-            "preprocessing": preprocessing,
-            "diagrams": diagrams,
-            "tracking": {"project": cfg.tracking.project, "entity": cfg.tracking.entity,
-                         "mode": cfg.tracking.mode},
-        }
-        with open(os.path.join(v.path, META), "w") as f:
-            json.dump(meta, f, indent=2, sort_keys=False, default=str)
-        reg.seal(v)
-    except BaseException:
-        shutil.rmtree(v.path, ignore_errors=True)  # an unsealed version is never resolved anyway
-        raise
-    for a in aliases:
-        reg.set_alias(model, a, v.version)
+    with reg.lock(model):  # a concurrent promotion of this trial that got here first made its version
+        done = reg.find_trial(model, name, run.storage_url, t.number)
+        if done is not None:
+            return _existing(reg, model, done, aliases)
+        v = reg.allocate(model)
+        try:
+            torch.save(state, os.path.join(v.path, WEIGHTS))
+            genotype = {"space": parts, "sample": sample, "key": ctx.space.key(sample),
+                        "genotype": attrs.get("genotype")}
+            with open(os.path.join(v.path, GENOTYPE), "w") as f:
+                json.dump(genotype, f, indent=2, sort_keys=True)
+            with open(os.path.join(v.path, CONFIG), "w") as f:
+                f.write(cfg.to_yaml())
+            trial_dir = attrs.get("trial_dir") or run.trial_dir(t.number)
+            # the architecture diagrams the runner drew (space.draw), not every picture in the folder
+            drawn = [p for p in attrs.get("diagrams") or [] if os.path.isfile(p)]
+            if not drawn and os.path.isdir(trial_dir):
+                drawn = [os.path.join(trial_dir, f) for f in sorted(os.listdir(trial_dir))
+                         if f.startswith("architecture") and f.endswith((".png", ".svg"))]
+            diagrams = []
+            for path in drawn:
+                fname = os.path.basename(path)
+                if fname not in (WEIGHTS, META, GENOTYPE, CONFIG, MANIFEST, WANDB_STATE):
+                    shutil.copyfile(path, os.path.join(v.path, fname))
+                    diagrams.append(fname)
+            preprocessing = {"scale": 1.0 / 255.0}
+            for key in ("mean", "std"):
+                if hasattr(dm, key):
+                    preprocessing[key] = list(getattr(dm, key))
+            meta = {
+                "format": FORMAT,
+                "model": model,
+                "version": v.version,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "sweep": {"name": name, "run_dir": run.run_dir, "storage": run.storage_url},
+                "trial": {"number": t.number, "values": t.values, "params": t.params,
+                          "checkpoint": os.path.abspath(ckpt), "trial_dir": trial_dir,
+                          "wandb_run_dir": attrs.get("wandb_run_dir")},
+                "objectives": [{"metric": o.metric, "direction": o.direction} for o in cfg.objectives],
+                "metrics": attrs.get("metrics", {}),
+                "task": {"name": r.name, "class_path": r.model.class_path, "init_args": module_opts,
+                         "network_arg": r.network_arg, "injected": list(r.model.injected)},
+                "data": data,  # class path and init args (augmentation is off when validating)
+                "import_paths": cfg.import_paths,
+                "seed": cfg.seed,
+                "trainer": {"limit_val_batches": cfg.trainer.limit_val_batches,
+                            "precision": cfg.trainer.precision},
+                "input_shape": list(input_shape),
+                "num_classes": num_classes,
+                "num_params": sum(p.numel() for p in net.parameters()),
+                "preprocessing": preprocessing,
+                "diagrams": diagrams,
+                "tracking": {"project": cfg.tracking.project, "entity": cfg.tracking.entity,
+                             "mode": cfg.tracking.mode},
+            }
+            with open(os.path.join(v.path, META), "w") as f:
+                json.dump(meta, f, indent=2, sort_keys=False, default=str)
+            reg.seal(v)
+        except BaseException:
+            shutil.rmtree(v.path, ignore_errors=True)  # an unsealed version is never resolved anyway
+            raise
+        for a in aliases:
+            reg.set_alias(model, a, v.version)
     msg = ""
     if link_wandb:
         from nasforge.platform.registry.wandb_link import link_on_promotion

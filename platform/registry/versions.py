@@ -16,6 +16,7 @@ the next version of a model in a registry folder on disk (default ``./registry``
                                    version without it is incomplete and never resolved
                     wandb.json     W&B link state (mutable, so outside the manifest)
         aliases/<alias>            one line "vN"; moved by writing a temp file + os.replace
+        .promote.lock              held while a promotion checks for its trial and writes a version
 
 Versions are allocated with ``os.mkdir`` (atomic and exclusive, also on NFS): two concurrent
 promotions get two distinct versions. Aliases move atomically, one file per alias, so moving
@@ -31,6 +32,7 @@ metric. Linking to the W&B Registry is in `wandb_registry`; export to ONNX/Torch
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -50,6 +52,7 @@ META = "model.json"
 GENOTYPE = "genotype.json"
 CONFIG = "config.yaml"
 WANDB_STATE = "wandb.json"
+LOCK = ".promote.lock"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
 LATEST = "latest"
@@ -248,6 +251,16 @@ class Registry:
             if (m["sweep"]["name"], m["sweep"].get("storage"), m["trial"]["number"]) == (sweep, storage, trial):
                 return v
         return None
+
+    @contextlib.contextmanager
+    def lock(self, model: str):
+        """Hold ``<model>/.promote.lock``: promotions of one model take it around 'find this trial's
+        version, else write a new one', so two concurrent promotions of one trial make one version."""
+        from nasforge.platform.engine.sweep import file_lock
+
+        os.makedirs(self.model_dir(model), exist_ok=True)
+        with file_lock(os.path.join(self.model_dir(model), LOCK)):
+            yield
 
     def allocate(self, model: str) -> Version:
         """Reserve the next version folder. ``os.mkdir`` fails if another process made it first,
