@@ -17,17 +17,12 @@ import zipfile
 
 import numpy as np
 
-from .image_data import ImageArrayDataModule, source_key
+from .data_cache import cache_dir, source_key
+from .image_data import ImageArrayDataModule
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _LOADED: dict[str, tuple] = {}  # cache file -> decoded arrays, for this process
 _ENTRY = re.compile(r"(?:^|.*/)(train|test)/([^/]+)/[^/]+\.(?:jpe?g|png)$", re.IGNORECASE)
-
-
-def cache_dir() -> str:
-    d = os.environ.get("NASFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nasforge")
-    os.makedirs(d, exist_ok=True)
-    return d
 
 
 def _decode(data: bytes) -> np.ndarray:

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from .optim import check_optimizer, configure_optimizer
+from .optim import ScheduledOptimizer, check_optimizer
 
 
-class ClassificationTask(L.LightningModule):
+class ClassificationTask(ScheduledOptimizer, L.LightningModule):
     def __init__(
         self,
         network: nn.Module,
@@ -70,8 +70,3 @@ class ClassificationTask(L.LightningModule):
         _, logits, y = self._common_step(batch, "test")
         self.val_acc(logits, y)
         self.log("test/acc", self.val_acc, on_epoch=True)
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        return configure_optimizer(self.network, self.trainer, hp.optimizer, hp.lr, hp.momentum, hp.nesterov,
-                                   hp.weight_decay, hp.warmup_epochs, hp.min_lr_factor)

@@ -32,7 +32,6 @@ from torch.utils.data import Dataset
 
 from .coco_format import CocoSet, read_coco
 from .image_data import SplitDataModule, seeded_loader
-from .segmentation_data import shared_file
 
 Item = tuple[
     torch.Tensor, torch.Tensor, torch.Tensor
@@ -109,7 +108,7 @@ class DetectionImages(Dataset):
 
 
 class CocoDetectionDataModule(SplitDataModule):
-    default_file: str | None = None  # file under the shared data folder (subclasses)
+    path_holds = "a folder or zip with images and a COCO annotations file"
 
     def __init__(
         self,
@@ -154,23 +153,6 @@ class CocoDetectionDataModule(SplitDataModule):
         self._val_items: list[Item] | None = None
 
     # -- what the data is -------------------------------------------------------------------
-    def resolve_path(self) -> str:
-        path = self.path or (shared_file(self.default_file) if self.default_file else None)
-        if path is None:
-            where = (
-                f"{self.default_file!r} is not under $NASFORGE_DATA or ../shared/data; "
-                if self.default_file
-                else ""
-            )
-            raise FileNotFoundError(
-                f"{type(self).__name__}: no data path given; {where}pass path= "
-                "(a folder or zip with images and a COCO annotations file)"
-            )
-        path = os.path.abspath(os.path.expanduser(path))
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{type(self).__name__}: {path!r} does not exist")
-        return path
-
     @property
     def class_names(self) -> list[str]:
         if self._categories is None:  # the annotations file only: no image is decoded for this

@@ -28,6 +28,7 @@ validation epoch torchmetrics' `MeanAveragePrecision` (COCO's protocol, pycocoto
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from typing import Sequence
 
@@ -37,10 +38,11 @@ from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
 from .box_drawings import BoxDrawings
-from .optim import check_optimizer, configure_optimizer
+from .optim import ScheduledOptimizer, check_optimizer
 
 MAP_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
-# the module options that shape the detector (create_network) rather than the training
+# the module options that shape the detector (create_network) rather than the training; their
+# defaults are DetectionTask's
 DETECTOR_OPTIONS = (
     "fpn_channels",
     "min_size",
@@ -78,36 +80,20 @@ class FeaturePyramid(nn.Module):
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
 
 
-def create_detector(
-    backbone: nn.Module,
-    num_classes: int,
-    fpn_channels: int = 64,
-    min_size: int = 160,
-    max_size: int = 320,
-    score_thresh: float = 0.05,
-    nms_thresh: float = 0.6,
-    detections_per_img: int = 100,
-):
+def create_detector(backbone: nn.Module, num_classes: int, **options):
     """torchvision FCOS on ``backbone`` for ``num_classes`` object classes (labels 1..K; FCOS's
-    class 0, the background, is never predicted)."""
+    class 0, the background, is never predicted). ``options``: `DETECTOR_OPTIONS`, with the
+    defaults of `DetectionTask` (its signature is the one place they are written)."""
     from torchvision.models.detection import FCOS
     from torchvision.models.detection.anchor_utils import AnchorGenerator
 
-    pyramid = FeaturePyramid(backbone, fpn_channels)
+    o = DetectionTask.detector_options(options)
+    pyramid = FeaturePyramid(backbone, o.pop("fpn_channels"))
     # one anchor point per location and level; FCOS assigns objects by size: 8..128 px at P3..P7
     anchors = AnchorGenerator(
         sizes=((8,), (16,), (32,), (64,), (128,)), aspect_ratios=((1.0,),) * 5
     )
-    return FCOS(
-        pyramid,
-        num_classes=num_classes + 1,
-        min_size=min_size,
-        max_size=max_size,
-        anchor_generator=anchors,
-        score_thresh=score_thresh,
-        nms_thresh=nms_thresh,
-        detections_per_img=detections_per_img,
-    )
+    return FCOS(pyramid, num_classes=num_classes + 1, anchor_generator=anchors, **o)
 
 
 class DenseDetector(nn.Module):
@@ -137,7 +123,7 @@ class DenseDetector(nn.Module):
         return out["cls_logits"], out["bbox_regression"], out["bbox_ctrness"]
 
 
-class DetectionTask(L.LightningModule):
+class DetectionTask(ScheduledOptimizer, L.LightningModule):
     def __init__(
         self,
         network: nn.Module,
@@ -174,6 +160,15 @@ class DetectionTask(L.LightningModule):
         self.val_map = MeanAveragePrecision(
             box_format="xyxy", iou_type="bbox", backend="pycocotools"
         )
+
+    @classmethod
+    def detector_options(cls, options: dict) -> dict:
+        """`DETECTOR_OPTIONS` from ``options``, this class's defaults for those not given."""
+        unknown = sorted(set(options) - set(DETECTOR_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown detector option(s) {', '.join(unknown)}; valid: {', '.join(DETECTOR_OPTIONS)}")
+        defaults = inspect.signature(cls.__init__).parameters
+        return {k: options.get(k, defaults[k].default) for k in DETECTOR_OPTIONS}
 
     @classmethod
     def create_network(cls, backbone: nn.Module, num_classes: int, **options) -> nn.Module:
@@ -236,18 +231,3 @@ class DetectionTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_map("test")
-
-    # -- optimisation -----------------------------------------------------------------------
-    def configure_optimizers(self):
-        hp = self.hparams
-        return configure_optimizer(
-            self.network,
-            self.trainer,
-            hp.optimizer,
-            hp.lr,
-            hp.momentum,
-            hp.nesterov,
-            hp.weight_decay,
-            hp.warmup_epochs,
-            hp.min_lr_factor,
-        )

@@ -25,8 +25,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .image_data import ImageArrayDataModule, source_key
-from .segmentation_data import Arrays, SegmentationDataModule, cache_dir
+from .data_cache import cache_dir, source_key
+from .image_data import ImageArrayDataModule
+from .segmentation_data import Arrays, SegmentationDataModule
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

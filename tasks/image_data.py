@@ -12,7 +12,6 @@ later trials reuse them instead of copying the data set again.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 
 import lightning as L
@@ -44,23 +43,6 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip_p: float, generator: torch.
     return x
 
 
-def source_key(path: str) -> str:
-    """A digest of what reading ``path`` depends on: every file under a folder (relative name,
-    size, modification time in ns), or the file itself (a zip)."""
-    path = os.path.abspath(path)
-    h = hashlib.sha1(path.encode())
-    if os.path.isdir(path):
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for f in sorted(files):
-                st = os.stat(os.path.join(root, f))
-                h.update(f"{os.path.relpath(os.path.join(root, f), path)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    else:
-        st = os.stat(path)
-        h.update(f"|{st.st_size}|{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
 def seeded_loader(ds, shuffle: bool, batch_size: int, seed: int, num_workers: int,
                   collate_fn=None) -> DataLoader:
     """A DataLoader whose shuffling order is a function of ``seed``; training loaders drop the
@@ -80,6 +62,23 @@ class SplitDataModule(L.LightningDataModule):
     num_workers: int = 0
     batch_size: int = 64
     eval_batch_size: int = 256
+    default_file: str | None = None  # file under the shared data folder, read when no path is given
+    path_holds = "a folder or zip"  # what ``path=`` names, for the message when there is none
+
+    def resolve_path(self) -> str:
+        """``path``, else ``default_file`` under $NASFORGE_DATA or ../shared/data, as an absolute
+        path that exists; else FileNotFoundError saying what to pass."""
+        from .task_factory import shared_file
+
+        path = self.path or (shared_file(self.default_file) if self.default_file else None)
+        if path is None:
+            where = (f"{self.default_file!r} is not under $NASFORGE_DATA or ../shared/data; "
+                     if self.default_file else "")
+            raise FileNotFoundError(f"{type(self).__name__}: no data path given; {where}pass path= ({self.path_holds})")
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{type(self).__name__}: {path!r} does not exist")
+        return path
 
     def set_split_options(self, path: str | None, val_fraction: float, subset: int | None, val_subset: int | None,
                           num_workers: int, batch_size: int, eval_batch_size: int | None, augment: float,

@@ -3,6 +3,8 @@
 SGD (momentum, optionally Nesterov) or AdamW, with no weight decay on biases and norm
 parameters, and a schedule stepped per batch: a linear warm-up over ``warmup_epochs``, then a
 cosine decay to ``min_lr_factor`` of the peak (SGDR without restarts, Loshchilov & Hutter 2017).
+A task gets them by subclassing `ScheduledOptimizer` and taking the arguments of
+`configure_optimizer` in its ``__init__`` (each task keeps its own defaults there).
 """
 from __future__ import annotations
 
@@ -46,3 +48,15 @@ def configure_optimizer(network: nn.Module, trainer, optimizer: str, lr: float, 
     warmup = int(warmup_epochs * total / epochs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, total, warmup, min_lr_factor))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class ScheduledOptimizer:
+    """``configure_optimizers`` for a LightningModule that trains ``self.network`` and records
+    ``optimizer``, ``lr``, ``momentum``, ``nesterov``, ``weight_decay``, ``warmup_epochs`` and
+    ``min_lr_factor`` in its hparams (``save_hyperparameters``). Put it before
+    ``L.LightningModule`` among the bases."""
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        return configure_optimizer(self.network, self.trainer, hp.optimizer, hp.lr, hp.momentum, hp.nesterov,
+                                   hp.weight_decay, hp.warmup_epochs, hp.min_lr_factor)

@@ -23,7 +23,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from .dice_loss import DiceLoss
-from .optim import check_optimizer, configure_optimizer
+from .optim import ScheduledOptimizer, check_optimizer
 from .seg_overlays import PredictionOverlays
 
 
@@ -43,7 +43,7 @@ class _SplitMetrics(nn.Module):
         self.iou.update(preds, target)
 
 
-class SegmentationTask(L.LightningModule):
+class SegmentationTask(ScheduledOptimizer, L.LightningModule):
     def __init__(
         self,
         network: nn.Module,
@@ -154,9 +154,3 @@ class SegmentationTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_per_class("test", self.test_metrics)
-
-    # -- optimisation -----------------------------------------------------------------------
-    def configure_optimizers(self):
-        hp = self.hparams
-        return configure_optimizer(self.network, self.trainer, hp.optimizer, hp.lr, hp.momentum, hp.nesterov,
-                                   hp.weight_decay, hp.warmup_epochs, hp.min_lr_factor)

@@ -9,7 +9,7 @@ is here:
   ``../shared/data/<shared_file>``;
 * decoding once: the arrays are cached in memory for the process (every trial of a sweep reuses
   them) and on disk under ``$NASFORGE_CACHE`` (default ``~/.cache/nasforge``), keyed by every
-  file read (names, sizes, modification times: `image_data.source_key`);
+  file read (names, sizes, modification times: `data_cache.source_key`);
 * splits: the data set's own validation split when it has one, else a seeded ``val_fraction``
   of the training images; ``subset`` is a seeded subset of the training images, ``val_subset``
   evenly spaced validation images (the same ones for every seed, so trials compare);
@@ -31,18 +31,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .image_data import SplitDataModule, source_key
-from .task_factory import shared_file
+from .data_cache import cache_dir, source_key
+from .image_data import SplitDataModule
 from .seg_transforms import JointTransform
 
 Arrays = tuple[np.ndarray, np.ndarray]  # images (N, H, W, C) uint8, masks (N, H, W) uint8
 _MEMORY: dict[tuple, dict[str, Arrays]] = {}
-
-
-def cache_dir() -> str:
-    d = os.environ.get("NASFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nasforge")
-    os.makedirs(d, exist_ok=True)
-    return d
 
 
 class SegmentationArrays(Dataset):
@@ -77,7 +71,6 @@ class SegmentationDataModule(SplitDataModule):
     std: tuple[float, ...] = (0.25,)
     ignore_index: int = 255
     has_val_split: bool = False  # the data set ships its own validation split
-    default_file: str = ""  # file under the shared data folder
     flips: tuple[str, ...] = ("h",)  # "h", "v", "rot90": the symmetries of the data
     default_crop: int | None = None
 
@@ -104,18 +97,6 @@ class SegmentationDataModule(SplitDataModule):
         raise NotImplementedError
 
     # -- finding and caching the data ----------------------------------------------------------
-    def resolve_path(self) -> str:
-        path = self.path or shared_file(self.default_file)
-        if path is None:
-            raise FileNotFoundError(
-                f"{type(self).__name__}: no data path given and {self.default_file!r} is not under "
-                "$NASFORGE_DATA or ../shared/data; pass path= (a folder or zip)"
-            )
-        path = os.path.abspath(os.path.expanduser(path))
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{type(self).__name__}: {path!r} does not exist")
-        return path
-
     def _cache_key(self, path: str) -> tuple:
         return (type(self).__name__, source_key(path))  # every file read: a changed folder is read again
 
