@@ -14,7 +14,7 @@ entry has an id, a ``file_name`` present in the folder or zip, and a positive wi
 and a known category and has a ``bbox`` [x, y, w, h] of positive size inside its image (COCO's
 convention: 0-based, x + w <= width). Crowd annotations (``iscrowd: 1``) are not boxes to find
 and are left out. No torch here (json, zipfile and PIL's header reader only), so the sweep file
-check can run it before anything is written.
+check can run it before anything is written; `check_path` remembers a data set that passed.
 """
 
 from __future__ import annotations
@@ -196,5 +196,17 @@ def read_coco(path: str, annotations: str | None = None) -> CocoSet:
 
 def check_path(path: str, annotations: str | None = None, **_data_options) -> None:
     """The sweep-file check: raise AnnotationError for a malformed data set (nothing returned).
-    The data module's other options (image size, ...) do not matter here."""
+    The data module's other options (image size, ...) do not matter here. A data set that passed
+    is not read again (every image's header) until a file of it changes: the pass is remembered
+    in the cache folder under its `source_key` (names, sizes and modification times)."""
+    import hashlib
+
+    from .data_cache import cache_dir, source_key
+
+    key = hashlib.sha1(f"{source_key(path)}|{annotations}".encode()).hexdigest()[:16]
+    passed = os.path.join(cache_dir(), f"coco-checked-{key}")
+    if os.path.exists(passed):
+        return
     read_coco(path, annotations)
+    with open(passed, "w") as f:
+        f.write(os.path.abspath(path) + "\n")

@@ -323,3 +323,29 @@ def test_export_says_what_of_a_detector_exports(crnas_sweep, tmp_path, capsys):
             "exported: normalisation + backbone + FPN + FCOS head" in out and "not exported:" in out
         )
         assert "NMS" in out
+
+
+def test_a_coco_folder_that_passed_its_check_is_not_read_again_until_a_file_changes(
+    pennfudan_zip, tmp_path, monkeypatch
+):
+    """Every `load_sweep` (the CLI, each worker, each DDP rank) checks the data set; the image
+    headers are read once per version of the files, and an edit is checked again."""
+    from nasforge.tasks import coco_format
+
+    monkeypatch.setenv("NASFORGE_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "mydata"
+    ann = write_coco_folder(pennfudan_zip, folder)
+    reads = []
+    real = coco_format.read_coco
+    monkeypatch.setattr(coco_format, "read_coco", lambda *a: reads.append(a) or real(*a))
+    coco_format.check_path(str(folder))
+    coco_format.check_path(str(folder))
+    assert len(reads) == 1
+    labels = folder / "labels.json"
+    entry = _corrupt(ann, "box outside")
+    labels.write_text(json.dumps(ann))
+    st = labels.stat()  # an edit a second later, whatever the file system's clock resolution
+    os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(AnnotationError, match=entry):
+        coco_format.check_path(str(folder))
+    assert len(reads) == 2
