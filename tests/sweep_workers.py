@@ -141,3 +141,12 @@ def assert_wandb_runs_accounted_for(run_dir: Path, trials, sweep_name: str) -> N
     for t in trials:
         run_name = f"{sweep_name}-{t.number}".encode()
         assert bytes([len(run_name)]) + run_name in runs[t.user_attrs["wandb_run_dir"]]  # protobuf string
+
+
+def lock_waiters(path: Path) -> int:
+    """How many processes wait for the flock on ``path`` (Linux's /proc/locks marks them ``->``):
+    a test holding a lock sees when a process has reached it."""
+    st = os.stat(path)
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks") as f:
+        return sum(1 for line in f if "->" in line and dev in line.split())

@@ -150,14 +150,6 @@ def test_two_concurrent_promotions_get_two_distinct_versions(runs, tmp_path):
         v.verify()  # both complete and intact
 
 
-def _lock_waiters(path: Path) -> int:
-    """How many processes wait for the flock on ``path`` (Linux's /proc/locks marks them ``->``)."""
-    st = os.stat(path)
-    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    with open("/proc/locks") as f:
-        return sum(1 for line in f if "->" in line and dev in line.split())
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux's /proc/locks to see waiting processes")
 def test_two_concurrent_promotions_of_one_trial_make_one_version(runs, tmp_path):
@@ -165,6 +157,8 @@ def test_two_concurrent_promotions_of_one_trial_make_one_version(runs, tmp_path)
     the test holds until /proc/locks shows both waiting: then the first writes v1 and the second finds
     it, as the sequential duplicate does (exit 0, 'already', its alias moved to v1)."""
     import time
+
+    from sweep_workers import lock_waiters
 
     from nasforge.platform.registry import Registry
     from nasforge.platform.registry.versions import LOCK
@@ -177,7 +171,7 @@ def test_two_concurrent_promotions_of_one_trial_make_one_version(runs, tmp_path)
         procs = [subprocess.Popen(cmd + ["--alias", alias], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for alias in ("a", "b")]
         deadline = time.monotonic() + 300
-        while _lock_waiters(Path(reg.model_dir("digits-net")) / LOCK) < 2:  # both wait on the lock now
+        while lock_waiters(Path(reg.model_dir("digits-net")) / LOCK) < 2:  # both wait on the lock now
             assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
             assert time.monotonic() < deadline, "the promotions never reached the registry lock"
             time.sleep(0.05)

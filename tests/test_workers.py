@@ -14,7 +14,7 @@ import subprocess
 import time
 
 import pytest
-from sweep_workers import (NASFORGE, assert_wandb_runs_accounted_for, env, hold, journal_url, load,
+from sweep_workers import (NASFORGE, assert_wandb_runs_accounted_for, env, hold, journal_url, load, lock_waiters,
                            owner_pid, states, sweep_run, sweep_start, tiny_sweep_file, wait_for_running_trial,
                            wait_until_dead)
 
@@ -263,6 +263,35 @@ def test_sighup_stops_a_one_process_sweep_and_status_shows_no_dead_trial_as_runn
     assert "stale 1" in res.stdout and "running" not in res.stdout.split("|")[0], res.stdout
     assert f"trial {victim.number}: stale: worker" in res.stdout and f"{owner_pid(victim)}" in res.stdout
     assert "died while running it" in res.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux's /proc/locks to see a waiting process")
+def test_sigterm_right_after_the_last_trial_is_told_ends_the_sweep_as_finished(run_root):
+    """The window between telling the last trial and seeing the budget reached: the test holds the
+    sweep's budget lock, lets the held trial go, and signals once the sweep waits on that lock (its
+    trial told COMPLETE). The sweep is finished, not interrupted: exit 0, nothing FAIL or RUNNING."""
+    from nasforge.platform.engine.sweep import file_lock
+
+    name = "lastone"
+    storage = journal_url(run_root, name)
+    held = hold(run_root, name)
+    proc = sweep_start(tiny_sweep_file(run_root.parent, name, trials=1), run_root)
+    wait_for_running_trial(name, storage)
+    lock = run_root / name / ".budget.lock"
+    with file_lock(str(lock)):
+        held.unlink()  # the trial trains, is told, and the loop comes back for the budget lock
+        deadline = time.monotonic() + 180
+        while lock_waiters(lock) < 1:
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the sweep never came back to its budget lock"
+            time.sleep(0.05)
+        assert states(load(name, storage)) == {"COMPLETE": 1}
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert states(load(name, storage)) == {"COMPLETE": 1}
+    assert "interrupted" not in out, out
 
 
 def test_worker_names_are_unique_per_command_in_one_folder(tmp_path):
