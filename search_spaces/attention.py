@@ -27,7 +27,8 @@ of stage 1, doubled per stage; default 64), ``block`` (basic | bottleneck), ``st
 cifar | imagenet; auto picks the CIFAR stem for inputs of 64 pixels or less), ``choices``,
 ``reductions`` (default [4, 8, 16]), ``per_block`` (default false), ``mask_depths`` (residual
 attention's down-sampling steps, default [1, 2, 3]), ``stn`` (the choices of ``stem/stn``;
-default [false]: no such decision). ``ra`` is not among the default choices. This space does not
+default [false]: no such decision), ``drop_path`` (stochastic depth's rate at the last block,
+default 0: off; see `resnet.py`). ``ra`` is not among the default choices. This space does not
 change depth or width; `reallocation` searches depths.
 """
 from __future__ import annotations
@@ -69,13 +70,15 @@ class AttentionSpace(Space):
     def __init__(self, layers: Sequence[int] = (2, 2, 2, 2), width: int = 64, block: str = "basic",
                  stem: str = "auto", choices: Sequence[str] = DEFAULT_CHOICES,
                  reductions: Sequence[int] = DEFAULT_REDUCTIONS, per_block: bool = False,
-                 mask_depths: Sequence[int] = DEFAULT_MASK_DEPTHS, stn: Sequence[bool] = (False,)):
+                 mask_depths: Sequence[int] = DEFAULT_MASK_DEPTHS, stn: Sequence[bool] = (False,),
+                 drop_path: float = 0.0):
         layers = list(layers)
         if len(layers) != resnet.NUM_STAGES or any(
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in layers
         ):
             raise ValueError(f"attention.layers: give {resnet.NUM_STAGES} stage depths >= 1, got {layers}")
         resnet.check_backbone_options(width, block, stem)
+        resnet.check_drop_path(drop_path)
         choices = list(choices)
         unknown = [c for c in choices if c not in ATTENTIONS]
         if unknown or not choices:
@@ -97,7 +100,7 @@ class AttentionSpace(Space):
             raise ValueError(f"attention.stn: give [false], [true] or [false, true], got {stn}")
         super().__init__(layers=layers, width=width, block=block, stem=stem, choices=choices,
                          reductions=reductions, per_block=per_block, mask_depths=mask_depths,
-                         stn=stn)
+                         stn=stn, drop_path=drop_path)
 
     # -- the declaration --------------------------------------------------------------------
     def units(self) -> list[tuple[int, int | None, str]]:
@@ -189,7 +192,7 @@ class AttentionSpace(Space):
         o = self.options
         plan, opts = self.plan(sample), self.block_options(sample)
         model = resnet.build_resnet(o["layers"], o["width"], input_shape, num_classes,
-                                    block=o["block"], stem=o["stem"])
+                                    block=o["block"], stem=o["stem"], drop_path=o["drop_path"])
         for st, b, blk in resnet.iter_blocks(model):
             name, reduction = plan[st][b]
             resnet.set_attention(blk, name, reduction, **opts[st][b])

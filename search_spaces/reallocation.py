@@ -17,7 +17,8 @@ CR-NAS keeps a backbone's total computation and searches where it goes:
 The network is timm's ResNet with ``layers`` = the depths (see `resnet.py`). Options:
 ``total_blocks`` (default 8), ``block`` (basic | bottleneck; ResNet-50 is bottleneck with 16),
 ``width`` (default 64), ``stem`` (auto | cifar | imagenet), ``dilations`` (default [1, 2, 3]),
-``per_block`` (default false). This space does not search widths or attention.
+``per_block`` (default false), ``drop_path`` (stochastic depth's rate at the last block, default 0:
+off; see `resnet.py`). This space does not search widths or attention.
 """
 from __future__ import annotations
 
@@ -95,20 +96,21 @@ class ReallocationSpace(Space):
     builds_network = True
 
     def __init__(self, total_blocks: int = 8, block: str = "basic", width: int = 64, stem: str = "auto",
-                 dilations: Sequence[int] = (1, 2, 3), per_block: bool = False):
+                 dilations: Sequence[int] = (1, 2, 3), per_block: bool = False, drop_path: float = 0.0):
         if isinstance(total_blocks, bool) or not isinstance(total_blocks, int) or total_blocks < resnet.NUM_STAGES:
             raise ValueError(
                 f"reallocation.total_blocks: need an integer >= {resnet.NUM_STAGES} "
                 f"(one block per stage), got {total_blocks!r}"
             )
         resnet.check_backbone_options(width, block, stem)
+        resnet.check_drop_path(drop_path)
         dilations = list(dilations)
         if not dilations or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dilations):
             raise ValueError(f"reallocation.dilations: give integers >= 1, got {dilations}")
         if not isinstance(per_block, bool):
             raise ValueError(f"reallocation.per_block: expected true or false, got {per_block!r}")
         super().__init__(total_blocks=total_blocks, block=block, width=width, stem=stem,
-                         dilations=dilations, per_block=per_block)
+                         dilations=dilations, per_block=per_block, drop_path=drop_path)
 
     # -- the declaration --------------------------------------------------------------------
     def compositions(self) -> list[tuple[int, ...]]:
@@ -181,7 +183,8 @@ class ReallocationSpace(Space):
         o = self.options
         depths = self.depths(sample)
         plan = self.dilation_plan(sample)
-        model = resnet.build_resnet(depths, o["width"], input_shape, num_classes, block=o["block"], stem=o["stem"])
+        model = resnet.build_resnet(depths, o["width"], input_shape, num_classes, block=o["block"], stem=o["stem"],
+                                    drop_path=o["drop_path"])
         for st, b, blk in resnet.iter_blocks(model):
             resnet.set_dilation(blk, plan[st][b])
         return model

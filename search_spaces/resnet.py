@@ -17,6 +17,12 @@ edits are offered to the spaces:
   resolution is unchanged and only the receptive field grows (the spatial reallocation of
   CR-NAS, Liang et al. ICLR 2020).
 
+``drop_path`` > 0 trains with stochastic depth (Huang et al., ECCV 2016): each block's residual
+branch is dropped per sample with a probability that grows linearly with depth, from 0 at the
+first block to ``drop_path`` at the last (timm's ``drop_path_rate`` and ``DropPath``; the
+"linear decay" rule of the paper). At eval every block runs (timm's ``DropPath`` is the
+identity outside training). A network trained so tolerates skipped blocks (see `gated.py`).
+
 Call `finish(model)` after the edits: it re-runs timm's own weight init so inserted modules
 are initialised as timm initialises them in e.g. ``seresnet18``. torch and timm are imported
 inside the functions, so importing this module is cheap.
@@ -49,6 +55,12 @@ def check_backbone_options(width: int, block: str, stem: str) -> None:
         raise ValueError(f"unknown stem {stem!r}; valid: {', '.join(STEMS)}")
 
 
+def check_drop_path(drop_path: float) -> None:
+    """Raise ValueError unless ``drop_path`` (stochastic depth's last-block rate) is in [0, 1)."""
+    if isinstance(drop_path, bool) or not isinstance(drop_path, (int, float)) or not 0 <= drop_path < 1:
+        raise ValueError(f"drop_path must be a number in [0, 1), got {drop_path!r}")
+
+
 def stage_channels(width: int, block: str) -> list[int]:
     """Output channels of each stage: (w, 2w, 4w, 8w) times the block's expansion."""
     expansion = 4 if block == "bottleneck" else 1
@@ -56,13 +68,15 @@ def stage_channels(width: int, block: str) -> list[int]:
 
 
 def build_resnet(layers: Sequence[int], width: int, input_shape: Sequence[int], num_classes: int,
-                 block: str = "basic", stem: str = "auto"):
-    """A timm ResNet with stage depths ``layers``, base width ``width`` and the given stem.
-    Input (B, C, H, W) -> logits (B, num_classes)."""
+                 block: str = "basic", stem: str = "auto", drop_path: float = 0.0):
+    """A timm ResNet with stage depths ``layers``, base width ``width`` and the given stem;
+    ``drop_path``: stochastic depth's rate at the last block (0: off). Input (B, C, H, W) ->
+    logits (B, num_classes)."""
     from timm.models.resnet import BasicBlock, Bottleneck, ResNet
     from torch import nn
 
     check_backbone_options(width, block, stem)
+    check_drop_path(drop_path)
     if len(layers) != NUM_STAGES or any(int(n) < 1 for n in layers):
         raise ValueError(f"layers must be {NUM_STAGES} stage depths >= 1, got {list(layers)}")
     in_chans = int(input_shape[0])
@@ -74,6 +88,7 @@ def build_resnet(layers: Sequence[int], width: int, input_shape: Sequence[int], 
         channels=tuple(width * 2**i for i in range(NUM_STAGES)),
         stem_type="deep",  # stem output = 2 * stem_width = width, so layer1 needs no projection
         stem_width=width // 2,
+        drop_path_rate=float(drop_path),  # linear in depth: 0 at block 0, drop_path at the last
     )
     if resolve_stem(stem, input_shape) == "cifar":
         # (B, C, H, W) -> (B, width, H, W): one 3x3 stride-1 conv; bn1/act1 stay, no max-pool.

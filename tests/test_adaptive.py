@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from arch_helpers import random_samples
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -122,6 +123,38 @@ def test_gates_learn_through_the_straight_through_estimator():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown adaptive kind 'skip'; valid: policy, gates"):
         AdaptiveResNet(_backbone(), "skip")
+
+
+def test_stochastic_depth_grows_with_depth_in_training_and_is_off_at_eval():
+    """The base a skipping policy starts from: timm's DropPath in every residual branch, the rate
+    linear in depth (0 at the first block, ``drop_path`` at the last); at eval every block runs,
+    so the network gives exactly the output of the same weights built without it."""
+    from timm.layers import DropPath
+
+    from nasforge.search_spaces import create_space
+
+    torch.manual_seed(0)
+    net = build_resnet([2, 2, 2, 2], 8, (3, 32, 32), 10, drop_path=0.5)
+    net.load_state_dict(_backbone().state_dict())  # non-zero residual branches
+    rates = [blk.drop_path.drop_prob if isinstance(blk.drop_path, DropPath) else 0.0
+             for _, _, blk in iter_blocks(net)]
+    assert rates == pytest.approx([0.5 * k / 7 for k in range(8)])
+    plain = _backbone()
+    x = torch.randn(16, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x), plain.eval()(x))
+        assert torch.equal(net(x), net(x))
+        net.train()
+        torch.manual_seed(1)
+        first = net(x)
+        assert not torch.equal(first, net(x))  # training: another draw of dropped branches
+    for name in ("attention", "reallocation"):  # a space option, searchable like the others
+        space = create_space(name, width=8, drop_path=0.2)
+        built = space.build(random_samples(space, 1)[0], (3, 32, 32), 10)
+        assert max(blk.drop_path.drop_prob for _, _, blk in iter_blocks(built)
+                   if isinstance(blk.drop_path, DropPath)) == pytest.approx(0.2)
+        with pytest.raises(ValueError, match=r"drop_path must be a number in \[0, 1\), got 1.5"):
+            create_space(name, drop_path=1.5)
 
 
 # ----------------------------------------------------------------------------- on real CIFAR-10
