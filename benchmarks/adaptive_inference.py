@@ -2,7 +2,9 @@
 (BlockDrop policy, ConvNet-AIG gates) at several cost weights, in one run.
 
 1. *static*: a CIFAR ResNet (timm blocks, ``--layers``, ``--width``) trained ``--epochs`` epochs
-   on ``--subset`` real training images (crop + flip), as a nasforge classification task;
+   on ``--subset`` real training images (crop + flip), as a nasforge classification task, with
+   stochastic depth (``--drop-path``: the last block's drop rate, linear in depth; Huang et al.
+   2016) so that it tolerates skipped blocks; measured, as stochastic depth is, with every block;
 2. *static+ft*: the control for the extra training the adaptive versions get - the static model
    fine-tuned by the very same phase (same epochs, optimizer and learning rate) with every block
    kept (a policy forced open), then measured without any decider;
@@ -15,9 +17,11 @@ Every model is measured on the same ``--val`` validation images (the seeded spli
 included; mean and 10/50/90 % quantiles) and median wall time per batch of 128 with dropped blocks
 really skipped (one thread); then every model's latency again on one batch, the models
 interleaved round by round (a shared machine's load shifts within minutes, so this is the
-comparison to read). One JSON line per model, a latency line, then a summary line comparing the best
-adaptive version inside the target (>= 20 % fewer mean FLOPs at <= 0.5 points lower accuracy)
-with both static references; the accuracy-vs-FLOPs curve goes to ``--plot``.
+comparison to read). Accuracy changes are paired (the same images for both models) and carry the
+standard error of the mean per-image difference (``acc_change_se_pts``). One JSON line per
+model, a latency line, then a summary line comparing the best adaptive version inside the target
+(>= 20 % fewer mean FLOPs at <= 0.5 points lower accuracy) with both static references; the
+accuracy-vs-FLOPs curve goes to ``--plot``.
 
     nice -n 10 .venv/bin/python benchmarks/adaptive_inference.py
 """
@@ -49,6 +53,15 @@ def _train_static(net, dm, epochs: int, lr: float) -> float:
     return time.perf_counter() - start
 
 
+def _paired_se_pts(m: dict, ref: dict) -> float:
+    """Standard error (points) of the mean per-image accuracy difference of ``m`` and ``ref``,
+    measured on the same images in the same order."""
+    import statistics
+
+    d = [int(a) - int(b) for a, b in zip(m["correct"], ref["correct"], strict=True)]
+    return 100 * statistics.stdev(d) / len(d) ** 0.5
+
+
 def _line(name: str, m: dict, ref: dict | None, test: dict | None = None, test_ref: dict | None = None,
           **extra) -> dict:
     row = {"what": "adaptive_inference", "model": name, **extra,
@@ -60,12 +73,14 @@ def _line(name: str, m: dict, ref: dict | None, test: dict | None = None, test_r
     if ref is not None:
         row["flops_saving_vs_static"] = round(1 - m["cost/flops_mean"] / ref["cost/flops_mean"], 4)
         row["acc_change_pts_vs_static"] = round(100 * (m["val/acc"] - ref["val/acc"]), 2)
+        row["acc_change_se_pts"] = round(_paired_se_pts(m, ref), 2)
     if test is not None:  # the held-out images no choice of this run looked at
         row["test_acc"] = round(test["val/acc"], 4)
         row["test_mflops_mean"] = round(test["cost/flops_mean"] / 1e6, 3)
         if test_ref is not None:
             row["test_flops_saving_vs_static"] = round(1 - test["cost/flops_mean"] / test_ref["cost/flops_mean"], 4)
             row["test_acc_change_pts_vs_static"] = round(100 * (test["val/acc"] - test_ref["val/acc"]), 2)
+            row["test_acc_change_se_pts"] = round(_paired_se_pts(test, test_ref), 2)
     print(json.dumps(row), flush=True)
     return row
 
@@ -100,16 +115,18 @@ def _plot(rows: list[dict], path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "cifar10-jpeg.zip"))
-    ap.add_argument("--subset", type=int, default=8000, help="training images")
+    ap.add_argument("--subset", type=int, default=10000, help="training images")
     ap.add_argument("--val", type=int, default=5000, help="validation images")
-    ap.add_argument("--test", type=int, default=5000, help="CIFAR-10 test images also measured (0: none)")
+    ap.add_argument("--test", type=int, default=10000, help="CIFAR-10 test images also measured (0: none)")
     ap.add_argument("--layers", default="2,2,2,2")
     ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=6, help="epochs of the static model")
+    ap.add_argument("--epochs", type=int, default=8, help="epochs of the static model")
+    ap.add_argument("--drop-path", type=float, default=0.5,
+                    help="stochastic depth of the static model: drop rate of the last block (0: off)")
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--kinds", default="policy,gates")
-    ap.add_argument("--policy-weights", type=_floats, default=_floats("0.5,0.75,2"))
-    ap.add_argument("--gate-weights", type=_floats, default=_floats("0.1,0.2"))
+    ap.add_argument("--policy-weights", type=_floats, default=_floats("0.25,0.5,1"))
+    ap.add_argument("--gate-weights", type=_floats, default=_floats("0.05,0.1"))
     ap.add_argument("--decide-epochs", type=int, default=2)
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--decider-lr", type=float, default=0.005, help="Adam learning rate of policy and gates")
@@ -132,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     dm.prepare_data()
     dm.setup("fit")
     layers = [int(v) for v in args.layers.split(",")]
-    static = build_resnet(layers, args.width, (3, 32, 32), 10)
+    static = build_resnet(layers, args.width, (3, 32, 32), 10, drop_path=args.drop_path)
     secs = _train_static(static, dm, args.epochs, args.lr)
     ref = measure(static.eval(), dm)
     if args.test:  # every k-th test image: the test set is stored class by class
@@ -142,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         dm.test_set = TensorDataset(*[t[::step][:args.test] for t in dm.test_set.tensors])
     measure_test = (lambda m: measure(m, dm, split="test")) if args.test else (lambda m: None)
     test_ref = measure_test(static)
-    rows = [_line("static", ref, None, test_ref, epochs=args.epochs, train_s=round(secs, 1))]
+    rows = [_line("static", ref, None, test_ref, epochs=args.epochs, drop_path=args.drop_path,
+                  train_s=round(secs, 1))]
     models = {"static": static}
 
     # the control: the same fine-tuning phase with every block kept
@@ -180,13 +198,16 @@ def main(argv: list[str] | None = None) -> int:
             r = max(pool, key=lambda r: r[score])
             summary[key] = {"model": r["model"], "flops_saving": r["flops_saving_vs_static"],
                             "acc_change_pts": r["acc_change_pts_vs_static"],
+                            "acc_change_se_pts": r["acc_change_se_pts"],
                             "acc_change_pts_vs_static_ft": round(100 * (r["val_acc"] - ft["val_acc"]), 2),
                             "test_flops_saving": r.get("test_flops_saving_vs_static"),
                             "test_acc_change_pts": r.get("test_acc_change_pts_vs_static"),
+                            "test_acc_change_se_pts": r.get("test_acc_change_se_pts"),
                             "latency_vs_static": lat[r["model"]]}
     summary.update(static_acc=rows[0]["val_acc"], static_ft_acc=ft["val_acc"], static_test_acc=rows[0].get("test_acc"),
                    static_mflops=rows[0]["mflops_mean"], val_images=args.val, test_images=args.test,
-                   train_images=args.subset, plot=os.path.relpath(args.plot, REPO))
+                   train_images=args.subset, epochs=args.epochs, drop_path=args.drop_path,
+                   plot=os.path.relpath(args.plot, REPO))
     print(json.dumps(summary), flush=True)
     return 0
 

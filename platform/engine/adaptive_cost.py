@@ -4,9 +4,10 @@
 at inference and returns its accuracy; the FLOPs of every input - for an `AdaptiveResNet`
 (``search_spaces.gated``) counted for the blocks that input actually ran, from the network's
 FlopCounterMode cost table; for a static network `cost.measure_cost`'s count - reported as mean,
-quantiles and a histogram; and the median wall time per batch with dropped blocks really
-skipped. `remeasure` does it over a registered version's own split and batch limit (what
-`registry evaluate` re-checks for an adaptive version).
+quantiles and a histogram; whether each input was classified correctly (``correct``, in loader
+order, so two models measured on the same data are compared image by image); and the median
+wall time per batch with dropped blocks really skipped. `remeasure` does it over a registered
+version's own split and batch limit (what `registry evaluate` re-checks for an adaptive version).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def measure(model, datamodule, limit_batches=None, static_flops: int | None = No
         static_flops = measure_cost(model, input_shape, latency_runs=1, warmup_runs=0)["cost/flops"]
     model.eval()
     n = _limit(len(loader), limit_batches)
-    correct, flops, kept, times = 0, [], [], []
+    correct, flops, kept, times = [], [], [], []
     with torch.no_grad():
         for i, batch in enumerate(loader):
             if i >= n:
@@ -59,7 +60,7 @@ def measure(model, datamodule, limit_batches=None, static_flops: int | None = No
             start = time.perf_counter()
             logits = model(x)
             times.append(time.perf_counter() - start)
-            correct += int((logits.argmax(1) == y).sum())
+            correct += (logits.argmax(1) == y).tolist()
             if adaptive:
                 flops += table.per_input(model.last_keep).tolist()
                 kept += model.last_keep.float().mean(1).tolist()
@@ -70,12 +71,13 @@ def measure(model, datamodule, limit_batches=None, static_flops: int | None = No
     qs = statistics.quantiles(flops, n=10) if len(flops) > 1 else [flops[0]] * 9
     counts, edges = torch.histogram(torch.tensor(flops, dtype=torch.float64), bins=10)
     out = {
-        "val/acc": correct / len(flops),
+        "val/acc": sum(correct) / len(flops),
         "cost/flops_mean": statistics.fmean(flops),
         **{f"cost/flops_p{int(q * 100)}": qs[int(q * 10) - 1] for q in QUANTILES},
         "cost/flops_hist": {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]},
         "cost/latency_ms_per_batch": statistics.median(times) * 1000.0,
         "images": len(flops),
+        "correct": correct,
     }
     if adaptive:
         out["blocks_mean"] = statistics.fmean(kept)
@@ -88,4 +90,4 @@ def remeasure(model, datamodule, meta: dict[str, Any]) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.setup("validate")
     m = measure(model, datamodule, limit_batches=meta["trainer"].get("limit_val_batches"))
-    return {k: v for k, v in m.items() if k != "cost/flops_hist"}
+    return {k: v for k, v in m.items() if k not in ("cost/flops_hist", "correct")}
