@@ -10,7 +10,9 @@ input: for every image a decider says which residual blocks of a trained ResNet 
   they go through it, so FLOPs and wall time fall with every dropped block. A dropped block with
   a projection shortcut (the first block of a stage that changes width or stride) runs only its
   shortcut (1x1 conv + BN) and the block's final activation, as BlockDrop does. With every gate
-  open the output is bit-for-bit the static network's.
+  open the output is bit-for-bit the static network's. A skipped block outputs exactly what the
+  block gives when stochastic depth (``build_resnet(drop_path=...)``) drops its residual branch,
+  so a backbone trained with stochastic depth has already learned to do without it.
 * `AdaptiveResNet(backbone, kind)` adds the decider:
   ``policy`` - BlockDrop's policy network: a small CNN on the downsampled image emits one
   keep-logit per block, once, before the backbone runs (trained with REINFORCE; see
