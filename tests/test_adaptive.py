@@ -16,7 +16,7 @@ from arch_helpers import random_samples
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nasforge.search_spaces.gated import AdaptiveResNet, GatedResNet
+from nasforge.search_spaces.gated import AdaptiveResNet, GatedResNet, skip_block
 from nasforge.search_spaces.resnet import build_resnet, iter_blocks
 
 
@@ -128,7 +128,8 @@ def test_unknown_kind_is_refused():
 def test_stochastic_depth_grows_with_depth_in_training_and_is_off_at_eval():
     """The base a skipping policy starts from: timm's DropPath in every residual branch, the rate
     linear in depth (0 at the first block, ``drop_path`` at the last); at eval every block runs,
-    so the network gives exactly the output of the same weights built without it."""
+    so the network gives exactly the output of the same weights built without it; a branch it
+    drops leaves exactly what a skipped block outputs."""
     from timm.layers import DropPath
 
     from nasforge.search_spaces import create_space
@@ -148,6 +149,11 @@ def test_stochastic_depth_grows_with_depth_in_training_and_is_off_at_eval():
         torch.manual_seed(1)
         first = net(x)
         assert not torch.equal(first, net(x))  # training: another draw of dropped branches
+        h = torch.relu(torch.randn(4, 8, 32, 32))  # a block's input follows a ReLU
+        for blk in (net.layer1[1], net.layer2[0]):  # identity and projection shortcut
+            blk.drop_path.drop_prob = 1.0  # stochastic depth drops the branch for every input
+            assert torch.equal(blk(h), skip_block(blk, h))  # = what a skipped block outputs
+            h = blk(h)
     for name in ("attention", "reallocation"):  # a space option, searchable like the others
         space = create_space(name, width=8, drop_path=0.2)
         built = space.build(random_samples(space, 1)[0], (3, 32, 32), 10)
