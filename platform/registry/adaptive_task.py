@@ -19,7 +19,12 @@ decider learns:
   entropy plus ``lambda * u`` (u as above, per image, differentiable through the gates).
 
 The remaining epochs fine-tune: the decider is frozen in eval mode, so its decisions are hard and
-fixed, and the backbone is trained (SGD) on the blocks each image actually runs.
+fixed, and the backbone is trained (SGD) on the blocks each image actually runs. Its BatchNorm
+layers stay in eval mode (the base's running statistics; their affine weights still learn): a
+block runs on the part of the batch that keeps it and its projection shortcut on the rest, so in
+training mode BN would normalise by the statistics of a few images, and update its running
+statistics from them, twice a step - which ruined the base when only a few images dropped a
+block. (Stochastic depth inside the blocks stays on, as the base was trained.)
 
 ``base`` (a registry reference, ``MODEL[:VERSION|:ALIAS]``) loads a registered model's weights into
 the backbone when fitting starts - how a sweep over cost weights starts every trial from the same
@@ -95,6 +100,10 @@ class AdaptiveTask(L.LightningModule):
         for p in part.parameters():
             p.requires_grad_(True)
         self.network.backbone.train(not decide)
+        if not decide:  # BN keeps the base's statistics: a kept block sees a part of the batch
+            for m in self.network.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         self.network.decider().train(decide)
 
     def configure_optimizers(self):
