@@ -235,7 +235,8 @@ def test_an_adaptive_version_loads_in_a_fresh_process_and_evaluate_reproduces_it
 
     _, reg = promoted_base
     rc = main(["registry", "adapt", "cifar-resnet:v1", "--kind", "policy", "--cost-weight", "4",
-               "--lr", "0.01", "--decide-epochs", "1", "--finetune-epochs", "1", "--registry", str(reg)])
+               "--lr", "0.01", "--curriculum", "0", "--decide-epochs", "1", "--finetune-epochs", "1",
+               "--registry", str(reg)])  # curriculum 0: every block decided from the first of 8 steps
     assert rc == 0
     assert "registered as cifar-resnet:v2" in capsys.readouterr().out
     v = Registry(reg).resolve("cifar-resnet")
@@ -243,7 +244,8 @@ def test_an_adaptive_version_loads_in_a_fresh_process_and_evaluate_reproduces_it
     rec = meta["metrics"]
     assert v.version == "v2" and meta["adaptive"]["base"] == "cifar-resnet:v1"
     assert "adaptive.json" in v.manifest()["files"]
-    assert rec["cost/flops_mean"] < rec["cost/flops_static"]  # a price of 4 drops blocks
+    assert rec["blocks_mean"] < 1.0  # a price of 4 drops blocks (in 8 decide steps, not always
+    # enough to outweigh the decider's own FLOPs: 7 % of this tiny backbone)
     script = (
         "import json, torch\n"
         "from torch.utils.flop_counter import FlopCounterMode\n"
@@ -259,14 +261,14 @@ def test_an_adaptive_version_loads_in_a_fresh_process_and_evaluate_reproduces_it
         f"out = evaluate('cifar-resnet:v2', registry={str(reg)!r})\n"
         "print(json.dumps({'type': type(m).__name__, 'training': m.training, 'flops': c.get_total_flops(),\n"
         "                  'table_flops': float(table.per_input(m.last_keep).sum()),\n"
-        "                  'static_flops': len(x) * table.static, 'eval': out}))\n"
+        "                  'all_blocks_flops': len(x) * (table.fixed + sum(table.run)), 'eval': out}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["type"] == "AdaptiveResNet" and got["training"] is False
-    assert got["flops"] == got["table_flops"] < got["static_flops"]  # the loaded forward skips blocks
+    assert got["flops"] == got["table_flops"] < got["all_blocks_flops"]  # the loaded forward skips blocks
     assert got["eval"]["val/acc"] == pytest.approx(rec["val/acc"], abs=1e-6)
     assert got["eval"]["cost/flops_mean"] == pytest.approx(rec["cost/flops_mean"], rel=1e-9)
     assert "cost/flops_p90" in got["eval"]
