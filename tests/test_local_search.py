@@ -53,7 +53,7 @@ def test_local_search_finds_the_best_sample_in_fewer_evaluations_than_random():
 
 def test_local_search_moves_one_decision_at_a_time_and_never_repeats():
     space = GridSpace()
-    sampler = create_sampler({"name": "local_search", "options": {"init": 4}}, space, 3, ["maximize"])
+    sampler = create_sampler({"name": "local_search", "options": {"init": 4, "restart_init": 4}}, space, 3, ["maximize"])
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(lambda t: score(space.suggest(t)), n_trials=30)
     params = [t.params for t in study.trials]

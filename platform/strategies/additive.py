@@ -2,8 +2,9 @@
 
 What our strategies use it for (they see samples and scores only, never networks):
 
-* `local_search` orders a centre's neighbours by the model's predicted gain (fitted to the
-  quantile of each ranked trial's score: scale-free, robust to broken samples' scores);
+* `local_search` orders a centre's neighbours by the model's prediction (fitted to the quantile
+  of each ranked trial's score: scale-free, robust to broken samples' scores; by default each
+  trial weighted by its closeness to the centre, a locally weighted fit);
 * every strategy of ours passes over samples predicted to break a constraint
   (`feasibility_predicate`: one model per constraint key, fitted to the values trials reported
   with ``Trial.set_constraint``). Parameter counts, FLOPs and latency of cell-based networks
@@ -24,9 +25,10 @@ def _hashable(value: Any) -> Any:
 
 
 def fit_additive(samples: Sequence[Mapping[str, Any]], targets: Sequence[float],
-                 ridge: float = 1.0) -> dict[tuple, float]:
-    """{(label, value): weight, (): intercept} of a ridge fit of ``targets`` on one-hot features;
-    a value never seen weighs 0."""
+                 ridge: float = 1.0, weights: Sequence[float] | None = None) -> dict[tuple, float]:
+    """{(label, value): weight, (): intercept} of a ridge fit of ``targets`` on one-hot features
+    (``weights``: one per sample, a weighted least-squares fit; default all 1); a value never
+    seen weighs 0."""
     import numpy as np
 
     columns: dict[tuple, int] = {}
@@ -35,8 +37,9 @@ def fit_additive(samples: Sequence[Mapping[str, Any]], targets: Sequence[float],
     for i, cols in enumerate(rows):
         X[i, cols] = 1.0
     y = np.asarray(targets, dtype=float)
-    mean = float(y.mean())
-    w = np.linalg.solve(X.T @ X + ridge * np.eye(len(columns)), X.T @ (y - mean))
+    sw = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)  # (n,)
+    mean = float(sw @ y / sw.sum())
+    w = np.linalg.solve(X.T @ (X * sw[:, None]) + ridge * np.eye(len(columns)), X.T @ (sw * (y - mean)))
     return {**{c: float(w[j]) for c, j in columns.items()}, (): mean}
 
 

@@ -5,13 +5,18 @@ A neighbour of a sample differs from it in ONE active decision of ``space.decisi
 ``Float`` dimension moves on its grid; decisions that become active are drawn from a generator
 seeded by the sample, ones that become inactive are dropped). The search:
 
-1. draws ``init`` random samples and takes the best as the *centre* of a climb;
+1. draws ``init`` random samples (``restart_init`` for every climb after the first) and takes
+   the best as the *centre* of a climb;
 2. evaluates the centre's neighbours one at a time (first improvement): as soon as one scores
    better than the centre it becomes the centre. A neighbour an earlier climb already evaluated
    costs nothing: if it is better, the climb moves there for free. Which unevaluated neighbour
-   comes first (``order``): ``additive`` (default), the one an additive model of the decisions
-   predicts best (ridge regression of the quantile of every ranked trial on its one-hot
-   decision values: scale-free, learnt from this study alone); or ``random`` (the paper's);
+   comes first (``order``): ``local`` (default), the one a locally weighted additive model of
+   the decisions predicts best: a ridge regression of the quantile of every ranked trial on its
+   one-hot decision values, each trial weighted by ``exp(-d / locality)`` with d the number of
+   decisions in which it differs from the centre (scale-free, learnt from this study alone; near
+   the top of a space the moves that still improve are the ones the trials around the centre
+   show, which a global fit averages away); ``additive``, the same fit with every trial weighted
+   alike; or ``random`` (the paper's);
 3. when every neighbour of the centre has been evaluated, the centre is a local optimum, and
    ``restart`` says what comes next: ``random`` (default, the paper's): a fresh climb from the
    best of ``init`` new random samples; ``kick`` (iterated local search): a climb from the best
@@ -36,12 +41,14 @@ start (nor a reason to move), and their samples are not proposed again; once tri
 reported constraints, neighbours and random samples that an additive model of the constraint
 values predicts infeasible are passed over (`SampleStrategy.feasibility`).
 
-Defaults (``init`` = 10, ``order`` = additive, ``restart`` = random) were chosen on NAS-Bench-201
-seeds 1000-1199 and 2000-2199, apart from the benchmark's reported seeds (benchmarks/README.md);
-they are counts and a rank-based model, not scores of any table.
+Defaults (``init`` = 10, ``restart_init`` = 5, ``order`` = local with ``locality`` = 1 and
+``ridge`` = 0.03, ``restart`` = random) were chosen on NAS-Bench-201 seeds 1000-4199, apart from
+the benchmark's reported seeds (benchmarks/README.md); they are counts and a rank-based model, not
+scores of any table.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,27 +56,31 @@ from nasforge.platform.strategies.additive import fit_additive, predict
 from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
 
 RESTARTS = ("next_best", "random", "kick")
-ORDERS = ("additive", "random")
+ORDERS = ("local", "additive", "random")
 
 
 @dataclass
 class LocalSearchOptions(RewardOptions):
-    init: int = 10  # random samples before the first climb (and after each random restart)
+    init: int = 10  # random samples before the first climb
+    restart_init: int = 5  # random samples before each later climb (restart: random)
     restart: str = "random"  # at a local optimum: random (the paper), kick (from the best) or next_best
     kick: int = 3  # restart: kick: decisions changed in the best sample to start the next climb
-    order: str = "additive"  # which neighbour first: additive (a ridge model's best) or random (the paper)
-    ridge: float = 1.0  # the additive model's L2 penalty
+    order: str = "local"  # which neighbour first: local / additive (a ridge model's best) or random (the paper)
+    locality: float = 1.0  # order: local: a trial d decisions away from the centre weighs exp(-d / locality)
+    ridge: float = 0.03  # the model's L2 penalty
     max_tries: int = 50  # random draws for an unseen valid sample before a duplicate is accepted
 
     def check(self) -> None:
-        if self.init < 1:
-            raise ValueError(f"init must be >= 1, got {self.init}")
+        if self.init < 1 or self.restart_init < 1:
+            raise ValueError(f"init and restart_init must be >= 1, got {self.init} and {self.restart_init}")
         if self.restart not in RESTARTS:
             raise ValueError(f"restart must be one of {', '.join(RESTARTS)}; got {self.restart!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {self.order!r}")
         if self.kick < 1:
             raise ValueError(f"kick must be >= 1, got {self.kick}")
+        if not self.locality > 0:
+            raise ValueError(f"locality must be > 0, got {self.locality}")
         if not self.ridge > 0:
             raise ValueError(f"ridge must be > 0, got {self.ridge}")
         if self.max_tries < 1:
@@ -98,7 +109,7 @@ class LocalSearchSampler(SampleStrategy):
         feasible = self.feasibility(history)
         while True:
             kicked = o.restart == "kick" and restart > 0 and best is not None
-            if len(segment) < (1 if kicked else o.init):  # the start of this climb
+            if len(segment) < (1 if kicked else o.init if restart == 0 else o.restart_init):  # a climb's start
                 break
             ranked = sorted((r for r in segment if r.ranked), key=lambda r: (-r.score, r.number))
             if not ranked and any(not r.finished for r in segment):
@@ -149,16 +160,21 @@ class LocalSearchSampler(SampleStrategy):
         return self.random_unseen(seen, rng, feasible)
 
     def pick(self, centre: dict[str, Any], fresh: list[dict[str, Any]], history: list[Record], rng) -> dict[str, Any]:
-        """The neighbour to evaluate next: at random (``order: random``, the paper), or
-        (``order: additive``) the one an additive model of the decisions predicts best; ties at
-        random. The model: ridge regression of each ranked trial's quantile among the ranked
-        trials (scale-free, robust to broken samples' scores) on one-hot decision values."""
+        """The neighbour to evaluate next: at random (``order: random``, the paper), or the one an
+        additive model of the decisions predicts best; ties at random. The model: ridge regression
+        of each ranked trial's quantile among the ranked trials (scale-free, robust to broken
+        samples' scores) on one-hot decision values; ``order: local`` weighs a trial d decisions
+        away from the centre by ``exp(-d / locality)``, ``order: additive`` weighs all alike."""
+        o = self.options
         tie = [rng.random() for _ in fresh]
         ranked = sorted((r for r in history if r.ranked), key=lambda r: r.score)
-        if self.options.order == "random" or len(ranked) < 2:
+        if o.order == "random" or len(ranked) < 2:
             return fresh[tie.index(max(tie))]
+        near = None
+        if o.order == "local":
+            near = [math.exp(-distance(r.sample, centre) / o.locality) for r in ranked]
         weight = fit_additive([r.sample for r in ranked], [q / (len(ranked) - 1) for q in range(len(ranked))],
-                              self.options.ridge)
+                              o.ridge, near)
         best = max(range(len(fresh)), key=lambda i: (predict(weight, fresh[i]), tie[i]))
         return fresh[best]
 
@@ -199,3 +215,8 @@ class LocalSearchSampler(SampleStrategy):
                     return sample
                 fallback = fallback or sample
         return fallback or sample
+
+
+def distance(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """How many decisions two samples differ in (a decision active in one only counts once)."""
+    return sum(a.get(k) != b.get(k) for k in a.keys() | b.keys())
