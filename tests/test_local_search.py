@@ -88,6 +88,26 @@ def test_local_search_options_are_checked():
         create_sampler({"name": "local_search", "options": {"inits": 3}}, space, 0, ["maximize"])
     with pytest.raises(ConfigError, match="must declare its reward"):
         create_sampler({"name": "local_search"}, space, 0, ["maximize", "minimize"])
+    with pytest.raises(ConfigError, match=r"order must be one of local, additive, random"):
+        create_sampler({"name": "local_search", "options": {"order": "best"}}, space, 0, ["maximize"])
+    with pytest.raises(ConfigError, match="locality must be > 0"):
+        create_sampler({"name": "local_search", "options": {"locality": 0}}, space, 0, ["maximize"])
+
+
+def test_the_local_model_follows_the_trials_near_the_centre():
+    """Where the trials near the centre and the far ones disagree on a decision's best value, the
+    locally weighted fit (order: local) follows the near ones and the plain fit the majority."""
+    from nasforge.platform.strategies.additive import fit_additive, predict
+
+    centre = {"x": "a", "y": "a", "z": "a"}
+    near = [({"x": "a", "y": "a", "z": "b"}, 1.0), ({"x": "a", "y": "a", "z": "c"}, 0.0)]  # here z: b wins
+    far = [({"x": "b", "y": "b", "z": z}, v) for z, v in [("c", 1.0), ("b", 0.0)] * 4]  # far away: c wins
+    samples, targets = zip(*(near + far))
+    plain = fit_additive(samples, targets, 0.03)
+    distance = [sum(s[k] != centre[k] for k in centre) for s in samples]
+    local = fit_additive(samples, targets, 0.03, [2.718 ** -d for d in distance])
+    b, c = {**centre, "z": "b"}, {**centre, "z": "c"}
+    assert predict(local, b) > predict(local, c) and predict(plain, c) > predict(plain, b)
 
 
 @pytest.mark.slow

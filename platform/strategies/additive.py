@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 MIN_CONSTRAINED = 5  # trials with reported constraints before the feasibility model is trusted
 
 
-def _hashable(value: Any) -> Any:
+def hashable(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
@@ -32,19 +32,28 @@ def fit_additive(samples: Sequence[Mapping[str, Any]], targets: Sequence[float],
     import numpy as np
 
     columns: dict[tuple, int] = {}
-    rows = [[columns.setdefault((k, _hashable(v)), len(columns)) for k, v in s.items()] for s in samples]
+    rows = [[columns.setdefault((k, hashable(v)), len(columns)) for k, v in s.items()] for s in samples]
     X = np.zeros((len(rows), len(columns)))  # (n, p)
     for i, cols in enumerate(rows):
         X[i, cols] = 1.0
-    y = np.asarray(targets, dtype=float)
-    sw = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)  # (n,)
-    mean = float(sw @ y / sw.sum())
-    w = np.linalg.solve(X.T @ (X * sw[:, None]) + ridge * np.eye(len(columns)), X.T @ (sw * (y - mean)))
+    w, mean = fit_ridge(X, targets, ridge, weights)
     return {**{c: float(w[j]) for c, j in columns.items()}, (): mean}
 
 
+def fit_ridge(X, targets: Sequence[float], ridge: float, weights: Sequence[float] | None = None):
+    """``(w, mean)``: the (weighted) ridge fit of ``targets - mean`` on the columns of ``X``
+    (n, p); a column that is all 0 gets weight 0. Predict with ``mean + X_new @ w``."""
+    import numpy as np
+
+    y = np.asarray(targets, dtype=float)
+    sw = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)  # (n,)
+    mean = float(sw @ y / sw.sum())
+    w = np.linalg.solve(X.T @ (X * sw[:, None]) + ridge * np.eye(X.shape[1]), X.T @ (sw * (y - mean)))
+    return w, mean
+
+
 def predict(weights: Mapping[tuple, float], sample: Mapping[str, Any]) -> float:
-    return weights.get((), 0.0) + sum(weights.get((k, _hashable(v)), 0.0) for k, v in sample.items())
+    return weights.get((), 0.0) + sum(weights.get((k, hashable(v)), 0.0) for k, v in sample.items())
 
 
 def feasibility_predicate(history) -> Callable[[Mapping[str, Any]], bool]:

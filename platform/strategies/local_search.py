@@ -48,11 +48,10 @@ scores of any table.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.platform.strategies.additive import fit_additive, predict
+from nasforge.platform.strategies.additive import hashable, fit_ridge
 from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
 
 RESTARTS = ("next_best", "random", "kick")
@@ -94,9 +93,14 @@ class LocalSearchSampler(SampleStrategy):
         self.options = parse_options(LocalSearchOptions, options, "strategy.options")
         super().__init__(space, seed, directions, self.options.make_reward(directions))
         self._exhausted: dict[str, int] = {}  # centre key -> a trial number by which all its neighbours were seen
+        self._codes: dict[int, tuple[int, ...]] = {}  # trial number -> `encode` of its sample
+        self._index = [{hashable(c): i for i, c in enumerate(d.choices)} for d in self.decisions]
+        self._offsets = [0]  # first one-hot column of each decision (and the total)
+        for d in self.decisions:
+            self._offsets.append(self._offsets[-1] + d.n)
 
     def reset(self) -> None:
-        self._exhausted = {}
+        self._exhausted, self._codes = {}, {}
 
     def propose(self, history: list[Record], number: int) -> dict[str, Any]:
         o = self.options
@@ -170,13 +174,37 @@ class LocalSearchSampler(SampleStrategy):
         ranked = sorted((r for r in history if r.ranked), key=lambda r: r.score)
         if o.order == "random" or len(ranked) < 2:
             return fresh[tie.index(max(tie))]
+        import numpy as np
+
+        codes = np.array([self.encode(r.sample, r.number) for r in ranked])  # (n, decisions)
+        fresh_codes = np.array([self.encode(n) for n in fresh])  # (f, decisions)
         near = None
-        if o.order == "local":
-            near = [math.exp(-distance(r.sample, centre) / o.locality) for r in ranked]
-        weight = fit_additive([r.sample for r in ranked], [q / (len(ranked) - 1) for q in range(len(ranked))],
-                              o.ridge, near)
-        best = max(range(len(fresh)), key=lambda i: (predict(weight, fresh[i]), tie[i]))
+        if o.order == "local":  # d = the number of decisions in which a trial differs from the centre
+            near = np.exp(-(codes != np.array(self.encode(centre))).sum(1) / o.locality)
+        w, _ = fit_ridge(self.one_hot(codes), [q / (len(ranked) - 1) for q in range(len(ranked))], o.ridge, near)
+        predicted = self.one_hot(fresh_codes) @ w  # (f,)
+        best = max(range(len(fresh)), key=lambda i: (predicted[i], tie[i]))
         return fresh[best]
+
+    def encode(self, sample: dict[str, Any], number: int | None = None) -> tuple[int, ...]:
+        """The index of each decision's value in its choices (-1: inactive or off the grid);
+        cached by trial number (a ranked trial's sample never changes)."""
+        code = self._codes.get(number) if number is not None else None
+        if code is None:
+            code = tuple(self._index[j].get(hashable(sample[d.label]), -1) if d.label in sample else -1
+                         for j, d in enumerate(self.decisions))
+            if number is not None:
+                self._codes[number] = code
+        return code
+
+    def one_hot(self, codes):
+        """(n, decisions) codes -> (n, sum of choices) one-hot matrix (inactive: all 0)."""
+        import numpy as np
+
+        X = np.zeros((len(codes), self._offsets[-1]))
+        rows, cols = np.nonzero(codes >= 0)
+        X[rows, np.asarray(self._offsets[:-1])[cols] + codes[rows, cols]] = 1.0
+        return X
 
     def neighbours(self, sample: dict[str, Any]) -> list[dict[str, Any]]:
         """Every sample that differs from ``sample`` in one active decision, in decision order.
@@ -216,7 +244,3 @@ class LocalSearchSampler(SampleStrategy):
                 fallback = fallback or sample
         return fallback or sample
 
-
-def distance(a: dict[str, Any], b: dict[str, Any]) -> int:
-    """How many decisions two samples differ in (a decision active in one only counts once)."""
-    return sum(a.get(k) != b.get(k) for k in a.keys() | b.keys())
