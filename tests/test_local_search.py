@@ -113,8 +113,10 @@ def test_the_local_model_follows_the_trials_near_the_centre():
 @pytest.mark.slow
 def test_nb201_sweep_file_runs_with_local_search_on_two_workers_and_resumes(nb201_csv, tmp_path):
     """`nasforge sweep run sweeps/nb201_cifar10.yaml --workers 2` with local_search, as a user runs
-    it (a subprocess), then the same command with a larger budget resumes the study."""
-    from sweep_workers import sweep_run
+    it (a subprocess), then the same command with a larger budget resumes the study. The first
+    trials wait at the run folder's HOLD until both workers hold one (event-driven: a worker
+    that starts late cannot find every trial already done)."""
+    from sweep_workers import hold, journal_url, sweep_run, sweep_start, wait_for_running_trial
 
     from nasforge.platform.engine.storage import load_study
     from nasforge.tasks.tabular import TabularBenchmark
@@ -124,8 +126,17 @@ def test_nb201_sweep_file_runs_with_local_search_on_two_workers_and_resumes(nb20
     sweep_file = Path(__file__).resolve().parents[1] / "sweeps" / "nb201_cifar10.yaml"
     common = ["--set", "strategy.name=local_search", "--set", f"task.data.path={nb201_csv}", "--name", "nb201-ls",
               "--workers", "2"]
-    first = sweep_run(sweep_file, root, *common, "--trials", "24", timeout=400)
-    assert first.returncode == 0, first.stdout + first.stderr
+    held = hold(root, "nb201-ls")
+    first = sweep_start(sweep_file, root, *common, "--trials", "24")
+    try:
+        wait_for_running_trial("nb201-ls", journal_url(root, "nb201-ls"), count=2)  # one trial per worker
+        held.unlink()
+        out, _ = first.communicate(timeout=400)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0, out[-3000:]
     study = load_study("nb201-ls", root)
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 24
     assert {t.user_attrs.get("worker") for t in study.trials} >= {"w0", "w1"}
