@@ -201,6 +201,44 @@ class AttentionSpace(Space):
             resnet.set_stn_stem(model)  # after finish: the transformer starts at the identity
         return model
 
+    def build_supernet(self, input_shape: Sequence[int], num_classes: int):
+        """The same ResNet with every declared attention module in each block's slot, one
+        `AttentionChoice` per unit (see resnet_supernet.py); with ``stem/stn`` searched, the stem
+        conv is shared by both choices of a `LayerChoice` (with and without the transformer)."""
+        from collections import OrderedDict
+
+        from torch import nn
+
+        from .create_attn import create_attn
+        from .resnet_supernet import AttentionChoice
+        from .supernet import LayerChoice
+
+        o = self.options
+        dims = {d.label: d for d in self.dims}
+        model = resnet.build_resnet(o["layers"], o["width"], input_shape, num_classes,
+                                    block=o["block"], stem=o["stem"])
+        for st, b, blk in resnet.iter_blocks(model):
+            prefix = f"stage{st + 1}/block{b}" if o["per_block"] else f"stage{st + 1}"
+            candidates: dict[str, nn.Module] = {}
+            for name in dims[f"{prefix}/attn"].choices:
+                variants: list[tuple[int | None, dict[str, Any]]] = [(None, {})]
+                if has_reduction(name):
+                    variants = [(r, {}) for r in dims[f"{prefix}/reduction"].choices]
+                elif name == "ra":
+                    variants = [(None, {"depth": d}) for d in dims[f"{prefix}/mask_depth"].choices]
+                for reduction, options in variants:
+                    resnet.set_attention(blk, name, reduction, **options)
+                    key = AttentionChoice.key(name, reduction, options.get("depth"))
+                    candidates[key] = blk.se or nn.Identity()
+            blk.se = AttentionChoice(prefix, candidates)
+        model = resnet.finish(model)
+        if self.searches_stn():
+            conv = model.conv1
+            first = conv[0] if isinstance(conv, nn.Sequential) else conv
+            with_stn = nn.Sequential(OrderedDict(stn=create_attn("stn", int(first.in_channels)), conv=conv))
+            model.conv1 = LayerChoice("stem/stn", {v: with_stn if v else conv for v in dims["stem/stn"].choices})
+        return model
+
     def build_backbone(self, sample: Mapping[str, Any], input_shape: Sequence[int]):
         """The same ResNet without its pooling head: each stage's feature map, shallow to deep
         (strides 4..32 with the ImageNet stem). See `backbone.py`."""

@@ -142,6 +142,22 @@ class NasNetSpace(Space):
                           stem_multiplier=o["stem_multiplier"], drop_path_max=o["drop_path"],
                           dropout=o["dropout"])
 
+    def build_supernet(self, input_shape: Sequence[int], num_classes: int):
+        """The same network of `SuperCell`s: each block's inputs and ops hold every declared
+        choice of their labels (see nasnet_network.py); each label governs its slot in every
+        normal (or reduction) cell, as the one sampled cell is repeated."""
+        import functools
+
+        from .nasnet_network import NASSupernet, SuperCell
+
+        o = self.options
+        choices = {d.label: d.grid() for d in self.dims}
+        labels = {cell: tuple(tuple((f"{cell}/block{k}/input{j}", f"{cell}/block{k}/op{j}") for j in (0, 1))
+                              for k in range(o["blocks"])) for cell in CELLS}
+        return NASSupernet(labels["normal"], labels["reduce"], input_shape, num_classes, C=o["C"], N=o["N"],
+                           stem_multiplier=o["stem_multiplier"], drop_path_max=o["drop_path"],
+                           dropout=o["dropout"], make_cell=functools.partial(SuperCell, choices=choices))
+
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         """Both cells, normal above reduction, in ``<path>.png`` and ``<path>.svg``."""
         from .diagrams import draw_cells

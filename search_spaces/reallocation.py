@@ -189,6 +189,25 @@ class ReallocationSpace(Space):
             resnet.set_dilation(blk, plan[st][b])
         return model
 
+    def build_supernet(self, input_shape: Sequence[int], num_classes: int):
+        """The same ResNet with the deepest stage the budget allows (``total_blocks - 3``
+        blocks) in every stage, each a `StageDepthChoice` running its first k blocks, and a
+        `DilationChoice` on every block (one set of weights for all dilations; see
+        resnet_supernet.py for why)."""
+        from .resnet_supernet import DilationChoice, StageDepthChoice
+
+        o = self.options
+        dims = {d.label: d for d in self.dims}
+        max_depth = o["total_blocks"] - (resnet.NUM_STAGES - 1)
+        model = resnet.build_resnet([max_depth] * resnet.NUM_STAGES, o["width"], input_shape, num_classes,
+                                    block=o["block"], stem=o["stem"])
+        for st, b, blk in resnet.iter_blocks(model):
+            label = f"realloc/stage{st + 1}/block{b}/dilation" if o["per_block"] else f"realloc/stage{st + 1}/dilation"
+            blk.dilation_choice = DilationChoice(label, blk, dims[label].choices, optional=dims[label].when is not None)
+        for st, stage in enumerate(resnet.stages(model)):
+            setattr(model, f"layer{st + 1}", StageDepthChoice(DEPTHS, st, list(stage)))
+        return model
+
     def build_backbone(self, sample: Mapping[str, Any], input_shape: Sequence[int]):
         """The same ResNet without its pooling head: each stage's feature map, shallow to deep
         (strides 4..32 with the ImageNet stem). See `backbone.py`."""

@@ -15,6 +15,13 @@ declaration (labels and choices), never from a second list.
 * ``uniform_sample(space, rng)`` draws a path uniformly (SPOS): each active decision's choice
   with equal probability, redrawn until the space accepts it.
 
+Every decision of the path is a `Choice` module. `LayerChoice` is the common one; a space whose
+networks differ in more than which module sits in a slot adds its own kind (NASNet's cell
+inputs, a stage's depth, a conv's dilation; see nasnet_network.py and resnet_supernet.py): a
+``Choice`` reads its value from the sample (``value_of``), takes it (``activate``) and may say
+how the stand-alone network's state dict differs from its own (``subnet_state``: blocks a
+shallower stage lacks, input channels a narrower cell does not produce).
+
 Spaces that can build a supernet implement ``Space.build_supernet(input_shape, num_classes)``.
 This is not DARTS: nothing here mixes candidates with weights; one path runs at a time.
 """
@@ -30,17 +37,38 @@ from torch import nn
 from .space import SampleValidationError, Space
 
 
-class LayerChoice(nn.Module):
+class Choice(nn.Module):
+    """One decision of the path, governed by the dimension ``label``. Subclasses implement
+    ``activate(value)``; ``value_of(sample)`` is the value they take (the sample's value of
+    ``label`` unless a subclass reads more labels); ``subnet_state(prefix, state)`` edits, in
+    place, the stand-alone network's state dict where it differs from this module's own."""
+
+    def __init__(self, label: str):
+        super().__init__()
+        self.label = label
+
+    def value_of(self, sample: Mapping[str, Any]) -> Any:
+        if self.label not in sample:
+            raise SampleValidationError(f"missing value for {self.label!r}", self.label)
+        return sample[self.label]
+
+    def activate(self, value: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def subnet_state(self, prefix: str, state: dict[str, Any]) -> None:
+        """Nothing to edit by default."""
+
+
+class LayerChoice(Choice):
     """The candidates of one dimension (``label``), one active at a time.
 
     ``candidates`` maps each choice (as ``str``) to its module; ``active`` is the running
     choice (the first one until a path is activated)."""
 
     def __init__(self, label: str, candidates: Mapping[Any, nn.Module]):
-        super().__init__()
+        super().__init__(label)
         if not candidates:
             raise ValueError(f"{label}: a LayerChoice needs at least one candidate")
-        self.label = label
         self.candidates = nn.ModuleDict({str(k): m for k, m in candidates.items()})
         self.active = next(iter(self.candidates))
 
@@ -80,23 +108,30 @@ def layer_choices(net: nn.Module) -> Iterator[tuple[str, LayerChoice]]:
             yield name, m
 
 
+def choices(net: nn.Module) -> Iterator[tuple[str, Choice]]:
+    """(module name, Choice) for every decision in ``net`` (LayerChoices and the others)."""
+    for name, m in net.named_modules():
+        if isinstance(m, Choice):
+            yield name, m
+
+
 def activate(net: nn.Module, sample: Mapping[str, Any]) -> None:
-    """Make the path of ``sample`` active in every `LayerChoice` of ``net`` (one label may
-    govern several choices, e.g. the same cell repeated in every stage)."""
-    for _, choice in layer_choices(net):
-        if choice.label not in sample:
-            raise SampleValidationError(f"missing value for {choice.label!r}", choice.label)
-        choice.activate(sample[choice.label])
+    """Make the path of ``sample`` active in every `Choice` of ``net`` (one label may govern
+    several choices, e.g. the same cell repeated in every stage)."""
+    for _, choice in choices(net):
+        choice.activate(choice.value_of(sample))
 
 
 def active_path(net: nn.Module) -> dict[str, str]:
-    """The active choice of each label (what ``activate`` last set)."""
+    """The active choice of each LayerChoice's label (what ``activate`` last set)."""
     return {c.label: c.active for _, c in layer_choices(net)}
 
 
 def subnet_state_dict(net: nn.Module, sample: Mapping[str, Any]) -> dict[str, Any]:
     """The state dict of the stand-alone network of ``sample``: ``<choice>.candidates.<c>.<rest>``
-    of the active candidate becomes ``<choice>.<rest>``; inactive candidates are dropped."""
+    of the active candidate becomes ``<choice>.<rest>``; inactive candidates are dropped; then
+    every module with a ``subnet_state(prefix, state)`` method (other `Choice` kinds, networks
+    whose widths follow the path) edits what differs."""
     activate(net, sample)
     prefixes = {name + ".": c for name, c in layer_choices(net)}
     out = {}
@@ -109,6 +144,9 @@ def subnet_state_dict(net: nn.Module, sample: Mapping[str, Any]) -> dict[str, An
         head = f"candidates.{prefixes[owner].active}."
         if rest.startswith(head):
             out[owner + rest[len(head) :]] = value
+    for name, m in net.named_modules():  # Choices, and networks whose widths follow the path
+        if callable(getattr(m, "subnet_state", None)):
+            m.subnet_state(name + "." if name else "", out)
     return out
 
 
