@@ -2,16 +2,19 @@
 
 Trains the ``nb201`` supernet on a CIFAR-10 subset (the shared JPEG copy) exactly as a
 ``mode: one_shot`` sweep does (`nasforge.platform.engine.oneshot.train_supernet`: the classification
-task unchanged, one uniform path per batch, SPOS), then:
+task unchanged, one path per batch, uniform as in SPOS or, ``--sampling fair``, in FairNAS's
+strictly fair rounds), then:
 
 * scores ``--cells`` distinct cells drawn uniformly with inherited weights (batch norm
   recalibrated on ``--calib-batches`` training batches; accuracy on ``--val`` held-out training
   images), and compares the ranking with the table's 200-epoch test accuracy: Kendall tau and
   Spearman rho, over all drawn cells and over the non-degenerate ones (table accuracy > 15 %,
-  i.e. not the cells whose output never sees the input);
+  i.e. not the cells whose output never sees the input); and again on the first 64, 128, ...
+  validation images only (``kendall_tau_by_val_images``: what scoring noise costs);
 * runs the search phase (`search_supernet`, an Optuna study with ``--strategy`` as sampler,
   ``--search-trials`` trials scored with inherited weights) and looks up the table's test
-  accuracy of the cell it returns (its best by supernet accuracy).
+  accuracy of the cell it returns (its best by supernet accuracy). Cells the drawn set and the
+  search share are scored once (a score is deterministic).
 
 Prints one JSON line (with the published anchors: NAS-Bench-201's one-shot baselines) and saves
 a scatter plot (supernet accuracy against table accuracy) under benchmarks/results/.
@@ -82,6 +85,12 @@ def main(argv=None) -> int:
     p.add_argument("--search-trials", type=int, default=100)
     p.add_argument("--strategy", default="evolution")
     p.add_argument("--calib-batches", type=int, default=4)
+    p.add_argument(
+        "--sampling",
+        default="uniform",
+        choices=("uniform", "fair"),
+        help="supernet paths: uniform (SPOS) or strictly fair rounds (FairNAS)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -134,6 +143,7 @@ def main(argv=None) -> int:
                 "epochs": a.epochs,
                 "calib_batches": a.calib_batches,
                 "search_trials": a.search_trials,
+                "sampling": a.sampling,
             },
             "trainer": {"accelerator": "cpu", "cpu_threads": a.threads},
             "tracking": {"mode": "disabled"},
@@ -148,6 +158,16 @@ def main(argv=None) -> int:
         log(f"supernet trained (or loaded) in {train_s:.0f}s")
     scorer = InheritedWeightScorer.from_datamodule(module.network, dm, a.calib_batches)
     space = ctx.space
+    sizes = [len(y) for _, y in scorer.val]
+    memo: dict[str, list[int]] = {}  # key -> correct per val batch (scores are deterministic)
+
+    class Scorer:  # the drawn cells and the search share the scores they both need
+        @staticmethod
+        def score(sample) -> float:
+            key = space.key(sample)
+            if key not in memo:
+                memo[key] = scorer.correct_per_batch(sample)
+            return sum(memo[key]) / sum(sizes)
 
     rng = random.Random(a.seed)
     cells: dict[str, dict] = {}
@@ -157,7 +177,7 @@ def main(argv=None) -> int:
     t1 = time.perf_counter()
     rows = []
     for i, (key, s) in enumerate(cells.items()):
-        rows.append({"arch": key, "supernet": scorer.score(s), **table.evaluate(key)})
+        rows.append({"arch": key, "supernet": Scorer.score(s), **table.evaluate(key)})
         if (i + 1) % 20 == 0:
             log(f"scored {i + 1}/{len(cells)} cells")
     score_s = (time.perf_counter() - t1) / len(rows)
@@ -169,13 +189,20 @@ def main(argv=None) -> int:
     tau_live, _ = kendalltau([sup[i] for i in live], [ref[i] for i in live])
     rho_live, _ = spearmanr([sup[i] for i in live], [ref[i] for i in live])
     best_drawn = max(rows, key=lambda r: r["supernet"])
+    # the same cells scored on the first k validation images only: how much scoring noise costs
+    tau_by_val = {}
+    for k in range(1, len(sizes) + 1):
+        if k in (1, 2, 4, 8, 16, 32, len(sizes)):
+            n = sum(sizes[:k])
+            part = [sum(memo[r["arch"]][:k]) / n for r in rows]
+            tau_by_val[n] = round(float(kendalltau(part, ref)[0]), 4)
 
     log(f"search: {a.strategy}, {a.search_trials} trials with inherited weights")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize", sampler=create_sampler(cfg.strategy, space, a.seed)
     )
-    search_supernet(study, space, scorer, a.search_trials)
+    search_supernet(study, space, Scorer, a.search_trials)
     ((found, found_score),) = top_samples(study, 1)
     found_key = space.key(found)
     found_table = table.evaluate(found_key)
@@ -183,7 +210,8 @@ def main(argv=None) -> int:
     out = {
         "benchmark": "oneshot_nb201",
         "subset": a.subset,
-        "val_images": a.val,
+        "val_images": sum(sizes),
+        "sampling": a.sampling,
         "epochs": a.epochs,
         "C": a.C,
         "N": a.N,
@@ -198,6 +226,7 @@ def main(argv=None) -> int:
         "spearman_rho": round(float(rho), 4),
         "kendall_tau_live": round(float(tau_live), 4),
         "spearman_rho_live": round(float(rho_live), 4),
+        "kendall_tau_by_val_images": tau_by_val,
         "search_strategy": a.strategy,
         "search_trials": a.search_trials,
         "searched_cell": found_key,
@@ -206,6 +235,8 @@ def main(argv=None) -> int:
         "best_drawn_cell_test_acc": best_drawn["test_acc_200ep"],
         "supernet_train_s": round(train_s, 1),
         "score_s_per_cell": round(score_s, 2),
+        "cells_scored": len(memo),
+        "wall_s": round(time.perf_counter() - t0, 1),
         "targets": TARGETS,
         "targets_met": {
             "searched_cell_test_acc": found_table["test_acc_200ep"]

@@ -173,6 +173,24 @@ def test_every_strategy_searches_the_supernet_as_an_ordinary_study(strategy):
     assert value == study.best_value and best == study.best_trial.user_attrs["sample"]
 
 
+def test_fair_sampling_trains_every_choice_of_every_edge_once_per_round(tmp_path):
+    from nasforge.platform.engine.oneshot import train_supernet
+    from nasforge.platform.engine.trial import TrialContext
+    from nasforge.search_spaces import create_space
+
+    cfg = _oneshot_cfg("fair", **{"oneshot.sampling": "fair", "trainer.limit_train_batches": 5})
+    ctx = TrialContext.create(cfg, str(tmp_path / "fair"))
+    train_supernet(ctx, record_paths=True)  # 2 epochs x 5 batches = 2 rounds of the 5 ops
+    paths = json.loads((tmp_path / "fair" / "supernet" / "paths_rank0.json").read_text())["paths"]
+    assert [s for s, _ in paths] == list(range(10))
+    nb201 = create_space("nb201")
+    cells = [nb201.from_string(key) for _, key in paths]
+    for first in (0, 5):
+        for label in nb201.labels():  # each op on each edge exactly once per round
+            assert sorted(c[label] for c in cells[first : first + 5]) == sorted(nb201.dims[0].choices)
+    assert cells[:5] != cells[5:]  # a new order each round
+
+
 # ----------------------------------------------------------------------------- DDP
 @pytest.mark.slow
 @pytest.mark.parametrize("sampling", ["uniform", "controller"])
@@ -301,7 +319,8 @@ def test_one_shot_config_is_checked(key, value, match):
 
 
 @pytest.mark.slow
-def test_the_shipped_cifar10_one_shot_file_runs_through_the_command(cifar10_zip, run_root, capsys):
+@pytest.mark.parametrize("name", ["cifar10_oneshot_nb201", "cifar10_oneshot_reallocation"])
+def test_the_shipped_cifar10_one_shot_files_run_through_the_command(name, cifar10_zip, run_root, capsys):
     from nasforge.platform.cli import main
     from nasforge.platform.engine.run_folder import open_run
     from tiny_sweeps import REPO
@@ -321,7 +340,7 @@ def test_the_shipped_cifar10_one_shot_file_runs_through_the_command(cifar10_zip,
     args = [
         "sweep",
         "run",
-        str(REPO / "sweeps" / "cifar10_oneshot_nb201.yaml"),
+        str(REPO / "sweeps" / f"{name}.yaml"),
         "--root",
         str(run_root),
     ]
@@ -330,7 +349,7 @@ def test_the_shipped_cifar10_one_shot_file_runs_through_the_command(cifar10_zip,
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "supernet epochs" in out and "search (inherited weights)" in out and "retrained" in out
-    run = open_run("cifar10_oneshot_nb201", str(run_root))
+    run = open_run(name, str(run_root))
     assert [t.state.name for t in run.study.trials] == ["COMPLETE"]
 
 

@@ -132,9 +132,10 @@ class OneShotConfig:
     samples on it with inherited weights, retrain the ``top_k`` best as an ordinary sweep."""
 
     epochs: int = 10  # supernet training epochs (trainer.max_epochs is for the retrained trials)
-    # uniform: one path per batch drawn uniformly (SPOS); controller: drawn by the RL
+    # uniform: one path per batch drawn uniformly (SPOS); fair: FairNAS's strict fairness,
+    # every choice of every decision once per round of steps; controller: drawn by the RL
     # controller, whose policy learns from validation batches (ENAS)
-    sampling: Literal["uniform", "controller"] = "uniform"
+    sampling: Literal["uniform", "fair", "controller"] = "uniform"
     controller_every: int = 10  # controller: training steps per drawn path (one policy episode)
     search_trials: int = 100  # samples scored with inherited weights, chosen by `strategy`
     calib_batches: int = 4  # training batches that recalibrate batch norm before each score

@@ -6,7 +6,8 @@ runs three phases, each resumable, all in the sweep's run folder and storage:
 1. **Supernet.** The space builds its supernet (``space.build_supernet``); the task's
    LightningModule trains it as its injected network, unchanged, while `SinglePathSampling`
    activates one uniformly drawn path per batch, seeded by the global step so that every DDP
-   rank trains the same path (SPOS, Guo et al. 2020); or, with ``sampling: controller``, the
+   rank trains the same path (SPOS, Guo et al. 2020); with ``sampling: fair``, in rounds where
+   every choice of every decision trains once (FairNAS, Chu et al. 2021); or, with ``sampling: controller``, the
    RL controller draws the paths and learns from validation batches (ENAS, Pham et al. 2018;
    its episodes are the trials of study ``<name>.controller``, rank 0 broadcasts each path).
    With ``trainer.devices > 1`` the ranks are spawned processes (gloo on the CPU). The weights
@@ -163,7 +164,7 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
             record_dir=record,
         )
     else:
-        paths = SinglePathSampling(ctx.space, cfg.seed, record_dir=record)
+        paths = SinglePathSampling(ctx.space, cfg.seed, record_dir=record, fair=o.sampling == "fair")
     callbacks: list[Any] = [paths, FiniteLossGuard()]
     bar = _Bar(console, "supernet epochs", o.epochs, show_progress and t.devices == 1)
     if bar.bar is not None:

@@ -6,6 +6,7 @@
   only (a `random.Random` seeded by that string), so under DDP every rank activates the same
   path on the same step without any communication, and a resumed fit redraws the same paths.
   Validation during supernet training runs one path per epoch, seeded the same way.
+  With ``fair=True`` the paths are FairNAS's strictly fair rounds (`fair_path_for_step`).
 * `ControllerPathSampling`: the same callback with ENAS's paths: drawn by the RL controller
   (an Optuna study with the `controller` sampler), rank 0 draws and broadcasts, and each
   path's accuracy on a validation batch is the controller's reward.
@@ -28,7 +29,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from nasforge.search_spaces import Space
+from nasforge.search_spaces import SampleValidationError, Space
 from nasforge.search_spaces.supernet import activate, uniform_sample
 
 
@@ -37,17 +38,45 @@ def path_for_step(space: Space, seed: int, step: int, stage: str = "train") -> d
     return uniform_sample(space, random.Random(f"nasforge-spos:{seed}:{stage}:{step}"))
 
 
+def fair_path_for_step(space: Space, seed: int, step: int) -> dict[str, Any]:
+    """The strictly fair path of ``step`` (FairNAS, Chu et al., ICCV 2021): steps run in rounds
+    of ``n`` = the most choices any decision has; in each round every decision takes each of
+    its choices exactly once, in an order drawn per round and decision (so no choice gets more
+    updates than another and the early lead of parameter-free ops is not compounded). A
+    decision with fewer than ``n`` choices draws uniformly once it has taken each; inactive
+    decisions are skipped; a combination the space rejects falls back to the uniform path.
+    A function of ``(seed, step)`` only, like `path_for_step`."""
+    decisions = space.decisions()
+    n = max(d.n for d in decisions)
+    round_, pos = divmod(step, n)
+    sample: dict[str, Any] = {}
+    for d in decisions:
+        if not d.dim.is_active(sample):
+            continue
+        order = list(range(d.n))
+        random.Random(f"nasforge-fair:{seed}:{round_}:{d.label}").shuffle(order)
+        index = order[pos] if pos < d.n else random.Random(f"nasforge-fair:{seed}:{step}:{d.label}").randrange(d.n)
+        sample[d.label] = d.choices[index]
+    try:
+        return space.validate(sample)
+    except SampleValidationError:
+        return path_for_step(space, seed, step)
+
+
 class SinglePathSampling(L.Callback):
     """Activates ``path_for_step(space, seed, trainer.global_step)`` before each training
-    batch. With ``record_dir``, each rank writes the paths it trained to
-    ``record_dir/paths_rank<r>.json`` when training ends (how the DDP test sees both ranks)."""
+    batch (``fair``: `fair_path_for_step`, FairNAS's strict fairness). With ``record_dir``,
+    each rank writes the paths it trained to ``record_dir/paths_rank<r>.json`` when training
+    ends (how the DDP test sees both ranks)."""
 
-    def __init__(self, space: Space, seed: int = 0, record_dir: str | None = None):
-        self.space, self.seed, self.record_dir = space, seed, record_dir
+    def __init__(self, space: Space, seed: int = 0, record_dir: str | None = None, fair: bool = False):
+        self.space, self.seed, self.record_dir, self.fair = space, seed, record_dir, fair
         self.paths: list[tuple[int, str]] = []  # (global step, space key) on this rank
 
     def draw(self, trainer, step: int) -> dict[str, Any]:
         """The path of training step ``step`` (the same on every rank)."""
+        if self.fair:
+            return fair_path_for_step(self.space, self.seed, step)
         return path_for_step(self.space, self.seed, step)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -219,14 +248,15 @@ class InheritedWeightScorer:
         calib = [x for x, _ in take(dm.train_dataloader(), calib_batches)]
         return cls(net, calib, take(dm.val_dataloader(), val_batches))
 
-    def score(self, sample: dict[str, Any]) -> float:
-        """Top-1 accuracy of ``sample``'s path with inherited weights (BN recalibrated)."""
+    def correct_per_batch(self, sample: dict[str, Any]) -> list[int]:
+        """How many images of each validation batch ``sample``'s path classifies right, with
+        inherited weights (BN recalibrated)."""
         device = next(self.net.parameters()).device  # where training left it (a GPU, say)
         activate(self.net, sample)
         recalibrate_batchnorm(self.net, [x.to(device) for x in self.calib])
-        correct = total = 0
         with torch.no_grad():
-            for x, y in self.val:
-                correct += int((self.net(x.to(device)).argmax(1).cpu() == y).sum())
-                total += len(y)
-        return correct / max(1, total)
+            return [int((self.net(x.to(device)).argmax(1).cpu() == y).sum()) for x, y in self.val]
+
+    def score(self, sample: dict[str, Any]) -> float:
+        """Top-1 accuracy of ``sample``'s path with inherited weights (BN recalibrated)."""
+        return sum(self.correct_per_batch(sample)) / max(1, sum(len(y) for _, y in self.val))
