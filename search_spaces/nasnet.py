@@ -13,6 +13,8 @@ Options: ``blocks`` (B, 5), ``C`` (initial width, 16), ``N`` (normal cells per s
 ``stem_multiplier`` (3), ``drop_path`` (the final ScheduledDropPath probability, 0.2),
 ``dropout`` before the classifier (0.0), ``ops``. The network is in nasnet_network.py; this
 module imports no torch, so strategies can read the space without loading it.
+``build_supernet`` is that network with every declared input and op of every block held at
+once (weight-sharing NAS, see supernet.py).
 """
 from __future__ import annotations
 

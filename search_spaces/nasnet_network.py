@@ -14,6 +14,9 @@ ScheduledDropPath (see drop_path.py) drops each non-identity op's output with pr
 
 Genotype format used here: a cell is a tuple of B blocks, a block a pair
 ``((input0, op0), (input1, op1))``.
+
+`NASSupernet` (the end of this file) is the same network built of `SuperCell`s, which hold every
+choice of the space at once (weight-sharing NAS; see supernet.py and ``NasNetSpace.build_supernet``).
 """
 from __future__ import annotations
 
@@ -221,9 +224,10 @@ class NASSupernet(NASNetwork):
         return F.linear(out, self.classifier.weight.index_select(1, c1), self.classifier.bias)
 
     def path_channels(self) -> list[torch.Tensor | None]:
-        """The channels each cell reads from each of its inputs, then the classifier's."""
-        outs = [None, None] + [_channels(cell.concat(), cell.C) for cell in self.cells]  # stem, stem, cells
-        return outs
+        """The channels of the stem (None: all, twice: it feeds both inputs of the first cell)
+        and of each cell's output on the active path: cell i reads entries i and i + 1, the
+        classifier the last."""
+        return [None, None] + [_channels(cell.concat(), cell.C) for cell in self.cells]
 
     def subnet_state(self, prefix: str, state: dict) -> None:
         """The stand-alone network's preprocessing and classifier read only the path's channels."""
@@ -235,6 +239,6 @@ class NASSupernet(NASNetwork):
                 for name, m in getattr(cell, pre).named_modules():
                     if isinstance(m, nn.Conv2d):
                         key = f"{prefix}cells.{i}.{pre}.{name}.weight"
-                        state[key] = state[key].index_select(1, ch)
+                        state[key] = state[key].index_select(1, ch.to(state[key].device))
         key = f"{prefix}classifier.weight"
-        state[key] = state[key].index_select(1, outs[-1])
+        state[key] = state[key].index_select(1, outs[-1].to(state[key].device))

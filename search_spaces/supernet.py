@@ -22,7 +22,9 @@ inputs, a stage's depth, a conv's dilation; see nasnet_network.py and resnet_sup
 how the stand-alone network's state dict differs from its own (``subnet_state``: blocks a
 shallower stage lacks, input channels a narrower cell does not produce).
 
-Spaces that can build a supernet implement ``Space.build_supernet(input_shape, num_classes)``.
+Spaces that can build a supernet implement ``Space.build_supernet(input_shape, num_classes)``:
+``nb201`` (nb201.py), ``nasnet`` (nasnet.py), ``attention`` and ``reallocation``
+(resnet_supernet.py).
 This is not DARTS: nothing here mixes candidates with weights; one path runs at a time.
 """
 
