@@ -278,7 +278,7 @@ def plot(rows, found_key, found_test, found_score, out, path) -> None:
     ax.set_xlabel("NAS-Bench-201 test accuracy after 200 epochs (%)")
     ax.set_ylabel("supernet val accuracy, inherited weights (%)")
     ax.set_title(
-        f"one-shot nb201 (C={out['C']}, N={out['N']}, "
+        f"one-shot nb201 (C={out['C']}, N={out['N']}, {out['sampling']} paths, "
         f"{out['subset']} images x {out['epochs']} epochs): "
         f"tau {out['kendall_tau']:.2f}, rho {out['spearman_rho']:.2f}",
         fontsize=8,
