@@ -193,9 +193,16 @@ def test_fair_sampling_trains_every_choice_of_every_edge_once_per_round(tmp_path
 
 # ----------------------------------------------------------------------------- DDP
 @pytest.mark.slow
-@pytest.mark.parametrize("sampling", ["uniform", "controller"])
+@pytest.mark.parametrize(
+    "sampling,space",
+    [
+        ("uniform", {"name": "nb201", "options": {"C": 4, "N": 1}}),
+        ("controller", {"name": "nb201", "options": {"C": 4, "N": 1}}),
+        ("fair", {"name": "nasnet", "options": {"C": 4, "N": 1, "blocks": 3}}),
+    ],
+)
 def test_ddp_supernet_training_activates_the_same_path_on_both_ranks_at_every_step(
-    tmp_path, sampling
+    tmp_path, sampling, space
 ):
     from nasforge.platform.engine.oneshot import train_supernet
     from nasforge.platform.engine.trial import TrialContext
@@ -207,6 +214,7 @@ def test_ddp_supernet_training_activates_the_same_path_on_both_ranks_at_every_st
             "trainer.limit_train_batches": 3,
             "oneshot.sampling": sampling,
             "oneshot.controller_every": 1,
+            "space": [space],
         },
     )
     ctx = TrialContext.create(cfg, str(tmp_path / "ddp_paths"))
