@@ -23,7 +23,9 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from .drop_path import drop_path
 from .ops import FactorizedReduce, ReLUConvBN, create_op
@@ -114,15 +116,9 @@ class NASNetwork(nn.Module):
 # A block's input is an `InputChoice`; its op a `LayerChoice` of every declared op. In a
 # reduction cell an op reading h(i-2) or h(i-1) has stride 2 and one reading a block stride 1,
 # so such an op slot holds both (``<op>`` and ``<op>@stride1``), chosen by the input's value.
-# A cell's width follows the path (C x its unused blocks), so a supercell's output is the widest
-# one (C x B, every block unused) with zeros in place of the blocks the path does not output, and
-# every cell's preprocessing and the classifier hold the weights of that widest input. Zero
-# channels add nothing to a conv or the classifier, so the path computes what the stand-alone
-# network computes with the weights of the channels the path produces (`subnet_state` hands it
-# exactly those; the test checks bit-equal outputs). Slicing the weights in the forward instead
-# would skip the zero channels' work, but crashed 2-rank DDP under Lightning here (heap
-# corruption in a rank, torch 2.14 + gloo; plain DDP did not crash; cause not found), so the
-# supernet pays that work.
+# A cell's width follows the path (C x its unused blocks), so every cell's preprocessing and the
+# classifier hold the weights of the widest input (C x B, every block unused) and read only the
+# input channels the path produces; the stand-alone network gets exactly those weights.
 
 
 class InputChoice(Choice):
@@ -159,6 +155,16 @@ class OpChoice(LayerChoice):
         return self.active.partition("@")[0]
 
 
+def _read(module: nn.Module, x: torch.Tensor, channels: torch.Tensor | None) -> torch.Tensor:
+    """A cell's preprocessing of an input that has only ``channels`` of its widest width (None:
+    all): ``module(x)`` with its convs' weights of those input channels."""
+    if channels is None:
+        return module(x)
+    sliced = {f"{name}.weight": conv.weight.index_select(1, channels)
+              for name, conv in module.named_modules() if isinstance(conv, nn.Conv2d)}
+    return functional_call(module, sliced, (x,))
+
+
 def _channels(concat: Sequence[int], C: int) -> torch.Tensor:
     """Indices of the channels of blocks ``concat`` in the widest cell output (C per block)."""
     return torch.tensor([k * C + c for k in concat for c in range(C)], dtype=torch.long)
@@ -192,24 +198,31 @@ class SuperCell(nn.Module):
         return unused_blocks(tuple(((self.inputs[2 * k].active, ""), (self.inputs[2 * k + 1].active, ""))
                                    for k in range(len(self.ops) // 2)))
 
-    def forward(self, s0, s1, drop_prob: float = 0.0):
-        """As `Cell.forward`, but the output is the widest one, (B, C x B, H', W'), with zeros
-        where a block is not part of the active cell's output."""
-        states = [self.pre0(s0), self.pre1(s1)]  # each (B, C, H, W)
+    def forward(self, s0, s1, ch0=None, ch1=None, drop_prob: float = 0.0):
+        """As `Cell.forward`; ``ch0``/``ch1`` are the channels of the wide inputs the previous
+        cells produced (None: all). Returns the output and its channels in the widest output."""
+        states = [_read(self.pre0, s0, ch0), _read(self.pre1, s1, ch1)]  # each (B, C, H, W)
         for k in range(len(self.ops) // 2):
             hs = []
             for n in (2 * k, 2 * k + 1):
                 h = self.ops[n](states[self.inputs[n].active])
                 hs.append(h if self.ops[n].op == "identity" else drop_path(h, drop_prob, self.training))
             states.append(hs[0] + hs[1])
-        concat = set(self.concat())
-        return torch.cat([states[2 + k] if k in concat else torch.zeros_like(states[2 + k])
-                          for k in range(len(self.ops) // 2)], dim=1)
+        concat = self.concat()
+        return torch.cat([states[2 + k] for k in concat], dim=1), _channels(concat, self.C).to(s1.device)
 
 
 class NASSupernet(NASNetwork):
-    """`NASNetwork` built of `SuperCell`s (its forward unchanged): the path's cells with
-    inherited weights."""
+    """`NASNetwork` built of `SuperCell`s: the path's cells with inherited weights."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
+        c0 = c1 = None
+        for cell in self.cells:
+            out, c = cell(s0, s1, c0, c1, self.drop_path_prob)
+            s0, s1, c0, c1 = s1, out, c1, c
+        out = self.dropout(self.pool(s1).flatten(1))  # (B, C_last x unused blocks)
+        return F.linear(out, self.classifier.weight.index_select(1, c1), self.classifier.bias)
 
     def path_channels(self) -> list[torch.Tensor | None]:
         """The channels of the stem (None: all, twice: it feeds both inputs of the first cell)
