@@ -216,7 +216,7 @@ class AttentionSpace(Space):
         o = self.options
         dims = {d.label: d for d in self.dims}
         model = resnet.build_resnet(o["layers"], o["width"], input_shape, num_classes,
-                                    block=o["block"], stem=o["stem"])
+                                    block=o["block"], stem=o["stem"], drop_path=o["drop_path"])
         for st, b, blk in resnet.iter_blocks(model):
             prefix = f"stage{st + 1}/block{b}" if o["per_block"] else f"stage{st + 1}"
             candidates: dict[str, nn.Module] = {}

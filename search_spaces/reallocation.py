@@ -199,8 +199,9 @@ class ReallocationSpace(Space):
         o = self.options
         dims = {d.label: d for d in self.dims}
         max_depth = o["total_blocks"] - (resnet.NUM_STAGES - 1)
+        # stochastic depth's rates grow over the supernet's deepest layout, not a path's
         model = resnet.build_resnet([max_depth] * resnet.NUM_STAGES, o["width"], input_shape, num_classes,
-                                    block=o["block"], stem=o["stem"])
+                                    block=o["block"], stem=o["stem"], drop_path=o["drop_path"])
         for st, b, blk in resnet.iter_blocks(model):
             label = f"realloc/stage{st + 1}/block{b}/dilation" if o["per_block"] else f"realloc/stage{st + 1}/dilation"
             blk.dilation_choice = DilationChoice(label, blk, dims[label].choices, optional=dims[label].when is not None)
