@@ -212,10 +212,9 @@ class ReallocationSpace(Space):
     def build_backbone(self, sample: Mapping[str, Any], input_shape: Sequence[int]):
         """The same ResNet without its pooling head: each stage's feature map, shallow to deep
         (strides 4..32 with the ImageNet stem). See `backbone.py`."""
-        from .backbone import resnet_backbone
+        from .backbone import resnet_space_backbone
 
-        stem = resnet.resolve_stem(self.options["stem"], input_shape)
-        return resnet_backbone(self.build(sample, input_shape, 1), stem)
+        return resnet_space_backbone(self, sample, input_shape)
 
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         from .diagrams import draw_stage_table
