@@ -92,3 +92,25 @@ def enumerate_samples(space) -> list[dict]:
 
     walk(0, {})
     return out
+
+
+def assert_path_equals_standalone(space, shape, seed: int, batch: int) -> None:
+    """A supernet of ``space`` with one path of a random sample active (weights redrawn, so a
+    mix-up would show) gives exactly the stand-alone network's output, with the weights
+    ``subnet_state_dict`` hands over loaded strictly, in train and in eval mode."""
+    import random
+
+    from nasforge.search_spaces.supernet import activate, subnet_state_dict, uniform_sample
+
+    supernet = space.build_supernet(shape, 10)
+    for p in supernet.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    sample = uniform_sample(space, random.Random(seed))
+    alone = space.build(sample, shape, 10)
+    alone.load_state_dict(subnet_state_dict(supernet, sample), strict=True)  # every weight, no extra
+    activate(supernet, sample)
+    x = torch.randn(batch, *shape)
+    for train in (True, False):  # batch statistics, then running statistics
+        supernet.train(train)
+        alone.train(train)
+        torch.testing.assert_close(supernet(x), alone(x), rtol=0, atol=0)

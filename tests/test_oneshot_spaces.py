@@ -34,22 +34,10 @@ def _space(key):
 @pytest.mark.parametrize("seed", range(2))
 @pytest.mark.parametrize("key", list(SPACES))
 def test_one_active_path_equals_the_standalone_network_with_the_same_weights(key, seed):
-    from nasforge.search_spaces.supernet import activate, subnet_state_dict, uniform_sample
+    from arch_helpers import assert_path_equals_standalone
 
     torch.manual_seed(seed)
-    space = _space(key)
-    supernet = space.build_supernet(SHAPE, 10)
-    for p in supernet.parameters():  # weights unlike the initial ones, so a mix-up would show
-        torch.nn.init.normal_(p, std=0.3)
-    sample = uniform_sample(space, random.Random(seed))
-    alone = space.build(sample, SHAPE, 10)
-    alone.load_state_dict(subnet_state_dict(supernet, sample), strict=True)  # every weight, no extra
-    activate(supernet, sample)
-    x = torch.randn(4, *SHAPE)
-    for train in (True, False):  # batch statistics, then running statistics
-        supernet.train(train)
-        alone.train(train)
-        torch.testing.assert_close(supernet(x), alone(x), rtol=0, atol=0)
+    assert_path_equals_standalone(_space(key), SHAPE, seed, batch=4)
 
 
 @pytest.mark.parametrize("key", list(SPACES))
