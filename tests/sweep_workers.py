@@ -57,21 +57,25 @@ def sweep_start(file: Path, root: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=root.parent)
 
 
+_STORAGES: dict = {}
 _STUDIES: dict = {}
 
 
 def load(name: str, storage: str):
-    """The study, opened once per (name, storage) and reused: every read re-queries the storage,
-    and a test that polls does not open a new database engine (and connections, freed only when
-    the garbage collector gets to them) each time; on PostgreSQL that ran a throw-away cluster
-    out of connections ("too many clients already") during a long chaos run."""
+    """The study, opened once per (name, storage) on one storage per URL and reused: every read
+    re-queries the storage, and a test that polls (also before a worker has created the study,
+    when ``KeyError`` comes) does not open a new database engine each time, whose connections go
+    only when the garbage collector gets to it; on PostgreSQL that ran a throw-away cluster out
+    of connections ("too many clients already") during a chaos run on a slow machine."""
     import optuna
 
     from nasforge.platform.engine.storage import create_storage
 
+    if storage not in _STORAGES:
+        _STORAGES[storage] = create_storage(storage)
     key = (name, storage)
     if key not in _STUDIES:  # KeyError until a worker has created the study: nothing is cached then
-        _STUDIES[key] = optuna.load_study(study_name=name, storage=create_storage(storage))
+        _STUDIES[key] = optuna.load_study(study_name=name, storage=_STORAGES[storage])
     return _STUDIES[key]
 
 

@@ -91,3 +91,41 @@ def test_stale_trial_recovery_works_on_postgresql(postgres_url, study_name):
     assert study.trials[silent.number].state.name == "RUNNING"  # started just now: within grace
     retry = study.ask()
     assert retry.params == study.trials[trial.number].params and retry.user_attrs["retry_of"] == trial.number
+
+
+def test_the_launchers_view_polls_one_storage_while_the_workers_start(postgres_url):
+    """The parent's progress view polls the storage every second, also before any worker has
+    created the study (a slow start: workers importing torch on a loaded machine). Every poll
+    must reuse one storage; a new engine per poll kept its connections until the garbage collector
+    ran and took a PostgreSQL server to "too many clients already" within a minute."""
+    import gc
+
+    import sqlalchemy as sa
+
+    from nasforge.platform.engine.config import parse_sweep
+    from nasforge.platform.engine.storage import sqlalchemy_url
+    from nasforge.platform.engine.workers import _Watch
+
+    tag = f"nasforge-watch-{uuid.uuid4().hex[:8]}"  # names this test's connections on the server
+    url = postgres_url + ("&" if "?" in postgres_url else "?") + f"application_name={tag}"
+    cfg = parse_sweep({"name": f"absent_{uuid.uuid4().hex[:8]}", "task": {"name": "classification",
+                       "data": {"name": "digits"}}, "space": [{"name": "hparams"}], "budget": {"trials": 1}})
+    probe = sa.create_engine(sqlalchemy_url(postgres_url), poolclass=sa.pool.NullPool)
+
+    def connections() -> int:
+        with probe.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :t"),
+                                {"t": tag}).scalar()
+
+    watch = _Watch(cfg, url, enabled=False, console=None)
+    gc.disable()  # what the garbage collector would free by chance is not counted on
+    try:
+        for _ in range(20):
+            watch.refresh()
+            assert watch.study is None  # no worker has created the study
+        assert connections() <= 2
+    finally:
+        gc.enable()
+        if watch.storage is not None:
+            watch.storage.engine.dispose()
+        probe.dispose()

@@ -327,6 +327,7 @@ class _Watch:
     def __init__(self, cfg, storage_url: str, enabled: bool, console):
         self.cfg, self.storage_url, self.console = cfg, storage_url, console
         self.study = None
+        self.storage = None  # opened once: a poll before the workers create the study must not open another
         self.finished = 0
         self.total = cfg.budget.trials
         self.bar = None
@@ -347,8 +348,12 @@ class _Watch:
 
             from nasforge.platform.engine.storage import create_storage
 
+            if self.storage is None:
+                # one storage for every poll: on a database each one is an engine whose connections
+                # go only when the garbage collector gets to it (a slow start ran PostgreSQL out of them)
+                self.storage = create_storage(self.storage_url)
             try:
-                self.study = optuna.load_study(study_name=self.cfg.name, storage=create_storage(self.storage_url))
+                self.study = optuna.load_study(study_name=self.cfg.name, storage=self.storage)
             except KeyError:  # the workers have not created it yet
                 return None
         return self.study
