@@ -293,6 +293,33 @@ def test_one_shot_sweep_file_errors_are_one_line_and_write_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_one_shot_sweep_is_preflighted_before_the_supernet_trains(tmp_path):
+    """A mistake that only training finds (here a negative learning rate) is one line and exit 2
+    before the supernet's first epoch, and nothing is written (before: the run folder was made
+    and the supernet's fit failed)."""
+    import subprocess
+    import sys
+
+    data = yaml.safe_load(yaml.safe_dump(_oneshot_cfg("bad_lr").to_dict()))
+    data["task"]["options"]["lr"] = -1.0
+    path = tmp_path / "bad_lr.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = subprocess.run([sys.executable, "-m", "nasforge.platform.cli", "sweep", "run", str(path),
+                          "--root", str(tmp_path / "runs")], check=False, capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().count("\n") == 0 and "learning rate" in res.stderr, res.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_preflight_of_a_one_shot_sweep_trains_its_supernet_one_step_and_writes_nothing(tmp_path):
+    from nasforge.platform.engine.preflight import preflight
+
+    report = preflight(_oneshot_cfg("pf_oneshot"), tmp_path / "runs")
+    assert {"train+val step", "supernet", "supernet step"} <= set(report.steps)  # retraining and supernet
+    assert "val/acc" in report.metrics
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize(
     "key,value,match",
     [

@@ -96,17 +96,17 @@ def cmd_run(args) -> int:
     cfg = load_sweep(args.file, _overrides(args))
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    if cfg.mode == "one_shot":
-        if args.workers > 1:
-            raise ConfigError("--workers: a one-shot sweep trains one supernet; run it with one "
-                              "worker (trainer.devices > 1 spreads the supernet over devices)")
-        from nasforge.platform.cli.oneshot import run_oneshot_command
-
-        return run_oneshot_command(cfg, args.root, show_progress=not args.no_progress)
-    if not args.no_preflight:  # ordinary sweeps (a one-shot sweep has its own supernet checks)
+    if cfg.mode == "one_shot" and args.workers > 1:
+        raise ConfigError("--workers: a one-shot sweep trains one supernet; run it with one "
+                          "worker (trainer.devices > 1 spreads the supernet over devices)")
+    if not args.no_preflight:
         from nasforge.platform.engine.preflight import preflight
 
         preflight(cfg, args.root)  # one training step: a mistake is one line, exit 2, nothing written
+    if cfg.mode == "one_shot":
+        from nasforge.platform.cli.oneshot import run_oneshot_command
+
+        return run_oneshot_command(cfg, args.root, show_progress=not args.no_progress)
     if args.workers > 1:
         from nasforge.platform.engine.workers import run_workers  # several processes sharing the study
 

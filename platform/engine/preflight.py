@@ -8,7 +8,9 @@ each searched categorical hyperparameter, so ``optimizer: [sgd, lbfgs]`` fails w
 drawn), and one training step and one validation step run with the sweep's trainer settings
 (accelerator, precision, clipping; ``limit_*_batches=1``, one epoch, no logger, no checkpoint),
 after which every objective and constraint metric must have been logged. Tabular tasks look one
-sample up instead of training.
+sample up instead of training. A one-shot sweep (``mode: one_shot``) is checked as its retraining
+phase (an ordinary trial of the same file), and its supernet is built and trains and validates one
+step with one path active, before the supernet's epochs start.
 
 Every failure is a `ConfigError` (one line naming the key at fault, exit 2) raised before
 anything is written: the Trainer runs in a temporary folder that is removed afterwards, and
@@ -194,20 +196,46 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
             callbacks.append(cost)
     except ImportError:
         pass
-    t = build.trainer_cfg  # the sweep's trainer settings with the sample's trainer values
     with _Step(report, "trainer", "trainer"):
-        trainer = L.Trainer(
-            accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            default_root_dir=workdir, max_epochs=1, limit_train_batches=1, limit_val_batches=1,
-            num_sanity_val_steps=0, gradient_clip_val=t.gradient_clip_val, callbacks=callbacks,
-        )
+        trainer = _one_step_trainer(build.trainer_cfg, workdir, callbacks)  # the sample's trainer values too
     with _Step(report, "train+val step", "one training and validation step (task.options, space, trainer)"):
         trainer.fit(module, datamodule=dm)
     logged = set(trainer.callback_metrics) | set(cost.costs if cost is not None else ())
     for row in history.epochs:
         logged |= set(row) - {"epoch"}
     return logged
+
+
+def _one_step_trainer(t, workdir: str, callbacks: list):
+    """A Lightning Trainer with the sweep's trainer settings ``t`` that runs one training and one
+    validation step on one device, writing nothing outside ``workdir``."""
+    import lightning as L
+
+    return L.Trainer(
+        accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=workdir, max_epochs=1, limit_train_batches=1, limit_val_batches=1,
+        num_sanity_val_steps=0, gradient_clip_val=t.gradient_clip_val, callbacks=callbacks,
+    )
+
+
+def _train_supernet_step(ctx, report: PreflightReport, workdir: str) -> None:
+    """A one-shot sweep's supernet, built at the data's shape as `oneshot.train_supernet` builds
+    it, trains one step with one path drawn as its training draws them, and validates one step."""
+    from nasforge.platform.engine.assembly import TrialAssembly, data_shape
+    from nasforge.platform.engine.callbacks import FiniteLossGuard
+    from nasforge.platform.engine.single_path import SinglePathSampling
+
+    build = TrialAssembly(ctx, {})  # the task's fixed init args; the supernet holds every path
+    with _Step(report, "supernet", "space (its supernet)"):
+        dm = build.datamodule()
+        dm.prepare_data()
+        dm.setup("fit")
+        module = build.module(ctx.space.build_supernet(*data_shape(dm)), dm)
+    # the controller's draws need its study; the path mechanics it drives are the uniform ones'
+    paths = SinglePathSampling(ctx.space, ctx.cfg.seed, fair=ctx.cfg.oneshot.sampling == "fair")
+    with _Step(report, "supernet step", "one supernet training and validation step (oneshot, space, trainer)"):
+        _one_step_trainer(ctx.cfg.trainer, workdir, [paths, FiniteLossGuard()]).fit(module, datamodule=dm)
 
 
 def _built_in_dataset(ctx):
@@ -244,7 +272,9 @@ def preflight(cfg: SweepConfig, root: str | os.PathLike = "runs") -> PreflightRe
         if ctx.kind == "tabular":
             logged = _look_up_one(ctx, report.sample, report)
         else:
-            logged = _train_one_step(ctx, report.sample, report, workdir)
+            logged = _train_one_step(ctx, report.sample, report, workdir)  # also a one-shot sweep's retraining
+            if cfg.mode == "one_shot":
+                _train_supernet_step(ctx, report, workdir)
     report.metrics = sorted(logged)
     _check_metrics(cfg, logged)
     return report
