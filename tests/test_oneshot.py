@@ -253,6 +253,15 @@ def test_a_tiny_one_shot_sweep_runs_end_to_end_and_its_best_is_promoted(run_root
     out = capsys.readouterr().out
     assert "leaderboard: tiny_oneshot" in out and "tiny_oneshot.search (inherited weights)" in out
 
+    from nasforge.platform.views.report import write_report  # the report: the search beside the retrained
+
+    page = open(write_report("tiny_oneshot", root=str(run_root)), encoding="utf-8").read()
+    manifest = json.loads(page.split('id="nasforge-report">')[1].split("</script>")[0])
+    assert "search_history" in manifest["figures"]
+    assert "12 samples of study tiny_oneshot.search" in page
+    section = page.split("Search on the supernet (inherited weights)</h2>")[1].split("<h2>")[0]
+    assert section.count("<tr>") == 1 + 12  # the header and every scored sample (12 <= SEARCH_ROWS)
+
     # run again: every phase resumes from what is there (no retraining, no new trials)
     again = run_oneshot(cfg, str(run_root), show_progress=False)
     assert len(again["search"].trials) == len(search.trials)

@@ -47,16 +47,10 @@ def _render_search(study, cfg, console, limit: int) -> None:
 
 def render_search(run, console, limit: int = 10) -> None:
     """The search study's leaderboard for `nasforge sweep status` of a one-shot sweep."""
-    import optuna
+    from nasforge.platform.engine.oneshot import load_search_study
 
-    from nasforge.platform.engine.oneshot import search_study_name
-    from nasforge.platform.engine.storage import create_storage
-
-    try:
-        study = optuna.load_study(
-            study_name=search_study_name(run.name), storage=create_storage(run.storage_url)
-        )
-    except KeyError:
+    study = load_search_study(run.name, run.storage_url)
+    if study is None:
         console.print("search on the supernet: not started")
         return
     _render_search(study, run.cfg, console, limit)

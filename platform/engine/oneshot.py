@@ -40,6 +40,18 @@ def search_study_name(name: str) -> str:
     return f"{name}.search"
 
 
+def load_search_study(name: str, storage_url: str):
+    """The search study of one-shot sweep ``name`` in its storage, or None before the search started."""
+    import optuna
+
+    from nasforge.platform.engine.storage import create_storage
+
+    try:
+        return optuna.load_study(study_name=search_study_name(name), storage=create_storage(storage_url))
+    except KeyError:
+        return None
+
+
 def controller_study_name(name: str) -> str:
     """The ENAS controller's episodes while the supernet trains (``sampling: controller``)."""
     return f"{name}.controller"

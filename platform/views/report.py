@@ -8,8 +8,10 @@ time, the sample, the other validation metrics), and Optuna's plotly figures
 intermediate values (or, when the trials reported none, the per-epoch ``history`` the runner
 recorded) and, for multi-objective sweeps, the Pareto front; last, the architecture diagrams
 (every ``*.png`` in the top trials' folders). plotly.js is inlined once and images are data
-URIs, so the page needs nothing but the file. A figure that cannot be drawn (too few trials,
-importances with one completed trial) leaves a one-line note instead of failing the report.
+URIs, so the page needs nothing but the file. A one-shot sweep's report also holds its search on
+the supernet (the best samples by inherited-weight score, and that search's history). A figure
+that cannot be drawn (too few trials, importances with one completed trial) leaves a one-line
+note instead of failing the report.
 
 `sweep_figures(study, cfg)` is shared with the W&B sweep summary (`sweep_summary`).
 """
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 TOP_DIAGRAMS = 3
+SEARCH_ROWS = 20  # a one-shot sweep's search: its best samples shown
 
 
 @dataclass
@@ -144,10 +147,10 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _leaderboard_html(study, cfg) -> str:
+def _leaderboard_html(study, cfg, limit: int | None = None) -> str:
     from nasforge.platform.views.leaderboard import leaderboard_rows
 
-    rows = leaderboard_rows(study, cfg)
+    rows = leaderboard_rows(study, cfg, limit=limit)
     names = [o.metric for o in cfg.objectives]
     arrows = {o.metric: "↑" if o.direction == "maximize" else "↓" for o in cfg.objectives}
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -198,6 +201,29 @@ def _summary_html(run, study) -> str:
         f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items) + "</dl>"
 
 
+def _search_html(run) -> tuple[str, list[Figure]]:
+    """A one-shot sweep's search on the supernet: its best ``SEARCH_ROWS`` samples by inherited-
+    weight score (the leaderboard above holds the retrained ones) and its optimization history."""
+    import optuna.visualization as vis
+
+    from nasforge.platform.engine.oneshot import load_search_study
+
+    title = "Search on the supernet (inherited weights)"
+    study = load_search_study(run.name, run.storage_url)
+    if study is None:
+        return f"<h2>{title}</h2><p class='note'>the search has not started</p>", []
+    scored = _complete(study)
+    note = (f"{len(scored)} samples of study {study.study_name} scored by {run.cfg.objectives[0].metric} with "
+            f"the supernet's weights (batch norm recalibrated); the best {run.cfg.oneshot.top_k} were retrained "
+            f"as the trials of the leaderboard above. Best {min(SEARCH_ROWS, len(scored))} shown.")
+    body = f"<h2>{title}</h2><p class='note' id='search-note'>{html.escape(note)}</p>" \
+           + _leaderboard_html(study, run.cfg, limit=SEARCH_ROWS)
+    if not scored:
+        return body, []
+    fig = vis.plot_optimization_history(study, target_name=f"{run.cfg.objectives[0].metric} (inherited weights)")
+    return body, [Figure("search_history", "Search on the supernet: optimization history", fig)]
+
+
 def _diagrams_html(study, cfg) -> str:
     from nasforge.platform.views.leaderboard import leaderboard_rows
 
@@ -238,6 +264,10 @@ def render_report(run) -> str:
 
     study, cfg = run.study, run.cfg
     figures = sweep_figures(study, cfg)
+    search = ""
+    if cfg.mode == "one_shot":
+        search, search_figures = _search_html(run)
+        figures += search_figures
     plots = []
     for f in figures:
         if f.fig is None:
@@ -264,6 +294,7 @@ def render_report(run) -> str:
 {_summary_html(run, study)}
 <h2>Leaderboard</h2>
 {_leaderboard_html(study, cfg)}
+{search}
 {''.join(plots)}
 <h2>Top architectures</h2>
 {_diagrams_html(study, cfg)}
