@@ -84,5 +84,7 @@ def create_composite(parts: Iterable[Mapping[str, Any]]) -> Space:
     spaces = [(import_space(p["class_path"]) if p.get("class_path") else get_space_class(p["name"]))(
         **(p.get("options") or {})) for p in parts]
     if len(spaces) == 1:
+        if spaces[0].takes_backbone:
+            spaces[0].check_backbone(None)  # e.g. encdec's encoder "backbone" with no backbone space
         return spaces[0]
     return CompositeSpace(spaces)

@@ -2,8 +2,11 @@
 
 What is searched, per sample:
 
-* ``encdec/encoder`` - the encoder: the built-in U-Net encoder (``unet``) or a timm backbone by
-  name (``features_only``, not pretrained: resnet10t, resnet18, mobilenetv3_small_100, ...);
+* ``encdec/encoder`` - the encoder: the built-in U-Net encoder (``unet``), a timm backbone by
+  name (``features_only``, not pretrained: resnet10t, resnet18, mobilenetv3_small_100, ...), or
+  ``backbone``: the sweep's backbone space, searched together with the decoder (``space:
+  [{name: reallocation}, {name: encdec, options: {encoders: [backbone], stages: 3}}]``; a
+  ResNet backbone gives 4 maps, so at most 3 decoder stages);
 * ``encdec/unet/width`` - the built-in encoder's first-level width (only when it is chosen);
 * ``encdec/decoder/width`` - the decoder width ``w``: stage j (deepest first) has ``w * 2**(n-j)``
   channels, so the shallowest stage has ``w``;
@@ -37,6 +40,7 @@ from .registry import register_space
 from .space import Categorical, Dim, SampleValidationError, Space
 
 DEFAULT_ENCODERS = ("unet", "resnet10t", "resnet18", "mobilenetv3_small_100")
+BACKBONE = "backbone"  # the encoder: the sweep's backbone space (attention, reallocation), searched with it
 ATTENTIONS = ("none", "se", "eca", "cbam", "gc")
 GATES = ("none", "ag")  # the default choices; VALID_GATES adds PAN's GAU
 VALID_GATES = ("none", "ag", "gau")
@@ -50,6 +54,7 @@ class EncoderDecoderSpace(Space):
 
     name = "encdec"
     builds_network = True
+    takes_backbone = True
 
     def __init__(self, encoders: Sequence[str] = DEFAULT_ENCODERS, unet_widths: Sequence[int] = (8, 16, 32),
                  widths: Sequence[int] = (8, 16, 32), gates: Sequence[str] = GATES,
@@ -112,13 +117,27 @@ class EncoderDecoderSpace(Space):
                             unet_width=s.get("encdec/unet/width", 16),
                             bottleneck=s.get("encdec/bottleneck", self.options["bottlenecks"][0]))
 
-    def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
+    def check_backbone(self, backbone: Space | None) -> None:
+        encoders = self.options["encoders"]
+        if backbone is not None and encoders != [BACKBONE]:
+            raise ValueError(f"encdec.encoders: with the backbone space {backbone.name!r} in the sweep the "
+                             f"encoder is that backbone; set encoders: [{BACKBONE}] (got {encoders})")
+        if backbone is None and BACKBONE in encoders:
+            raise ValueError(f"encdec.encoders: {BACKBONE!r} is the sweep's backbone space; add one to "
+                             "space: (attention or reallocation) or choose other encoders")
+
+    def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,
+              encoder=None):
+        """The network of ``sample``; ``encoder``: the sweep's searched backbone (encoder ``backbone``)."""
         from .encoder_decoder import EncoderDecoderNet
 
         cfg = self.config(sample)
+        if cfg.encoder == BACKBONE and encoder is None:
+            raise SampleValidationError(f"encdec: encoder {BACKBONE!r} needs the sweep's backbone space "
+                                        "(attention or reallocation) beside encdec in space:", "encdec/encoder")
         try:
-            return EncoderDecoderNet(cfg, int(input_shape[0]), int(num_classes))
-        except ValueError as e:  # an encoder name timm does not know
+            return EncoderDecoderNet(cfg, int(input_shape[0]), int(num_classes), encoder=encoder)
+        except ValueError as e:  # an encoder name timm does not know, or too few backbone stages
             raise SampleValidationError(str(e), "encdec/encoder") from None
 
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
@@ -129,13 +148,19 @@ class EncoderDecoderSpace(Space):
         cfg = self.config(sample)
         n = len(cfg.stages)
         base = 1 if cfg.encoder == "unet" else 2  # stride of the shallowest encoder map
-        rows = [[f"stage{j + 1}", f"1/{base * 2 ** (n - 1 - j)}",
+
+        def resolution(k: int) -> str:  # of the encoder map k levels above the shallowest used
+            # a searched backbone's strides depend on its stem: name its stage (ResNets: 4 stages)
+            return f"backbone stage {4 - n + k}" if cfg.encoder == BACKBONE else f"1/{base * 2 ** k}"
+
+        rows = [[f"stage{j + 1}", resolution(n - 1 - j),
                  "GAU" if st.gau else "gate" if st.gate else "-", str(st.width),
                  st.attn if st.attn != "none" else "-"]
                 for j, st in enumerate(cfg.stages)]
         if cfg.bottleneck != "none":  # the encoder's deepest map, before decoder stage 1
-            rows.insert(0, ["bottleneck", f"1/{base * 2 ** n}", "-", "-", cfg.bottleneck.upper()])
-        enc = cfg.encoder + (f" (width {cfg.unet_width})" if cfg.encoder == "unet" else "")
+            rows.insert(0, ["bottleneck", resolution(n), "-", "-", cfg.bottleneck.upper()])
+        enc = cfg.encoder + (f" (width {cfg.unet_width})" if cfg.encoder == "unet"
+                             else " (searched: see its own table)" if cfg.encoder == BACKBONE else "")
         return draw_stage_table(["decoder stage", "resolution", "skip", "width", "attention"], rows, path,
                                 f"encdec: encoder {enc}")
 

@@ -327,6 +327,18 @@ class Space:
     def has_supernet(self) -> bool:
         return type(self).build_supernet is not Space.build_supernet
 
+    @property
+    def has_backbone(self) -> bool:
+        return type(self).build_backbone is not Space.build_backbone
+
+    # A space whose networks take another space's backbone as their encoder (``encdec``) sets this
+    # and has ``build(sample, input_shape, num_classes, encoder=None)`` and ``check_backbone``.
+    takes_backbone = False
+
+    def check_backbone(self, backbone: "Space | None") -> None:
+        """Raise ValueError when this space's options do not fit the sweep's backbone space
+        (``backbone``: the part that builds the encoder, or None when there is none)."""
+
     def paths(self) -> dict[str, str]:
         """Label -> the config value its sample value sets: a dotted path in the resolved config
         (``model.init_args.lr``) or a bare name that the platform gives to the first part taking it.
@@ -367,12 +379,22 @@ class CompositeSpace(Space):
         super().__init__()
         self.parts = list(parts)
         builders = [p for p in self.parts if p.builds_network]
+        # a backbone space (attention, reallocation) and a space that puts a network on it
+        # (encdec): the second builds, the first gives it its encoder
+        takers = [p for p in builders if p.takes_backbone]
+        givers = [p for p in builders if p.has_backbone and not p.takes_backbone]
+        self.backbone = givers[0] if len(builders) == 2 and len(takers) == 1 and len(givers) == 1 else None
+        if self.backbone is not None:
+            builders = takers
         if len(builders) > 1:
             raise ValueError(
-                "a sweep can search at most one architecture space; got "
+                "a sweep can search at most one architecture space, or a backbone space (attention, "
+                "reallocation) with one that takes it as its encoder (encdec); got "
                 + ", ".join(p.name for p in builders)
             )
         self.arch = builders[0] if builders else None
+        if self.arch is not None and self.arch.takes_backbone:
+            self.arch.check_backbone(self.backbone)
         self.builds_network = self.arch is not None
         self.name = "+".join(p.name for p in self.parts)
         self.options = {p.name: p.options for p in self.parts}
@@ -396,6 +418,9 @@ class CompositeSpace(Space):
     def build(self, sample, input_shape, num_classes):
         if self.arch is None:
             raise NotImplementedError(f"none of {self.name!r} builds a network")
+        if self.backbone is not None:
+            encoder = self.backbone.build_backbone(self.part_sample(self.backbone, sample), input_shape)
+            return self.arch.build(self.part_sample(self.arch, sample), input_shape, num_classes, encoder=encoder)
         return self.arch.build(self.part_sample(self.arch, sample), input_shape, num_classes)
 
     def build_backbone(self, sample, input_shape):
@@ -407,7 +432,12 @@ class CompositeSpace(Space):
         return {label: path for p in self.parts for label, path in p.paths().items()}
 
     def draw(self, sample, path):
-        return self.arch.draw(self.part_sample(self.arch, sample), path) if self.arch else []
+        if self.arch is None:
+            return []
+        files = self.arch.draw(self.part_sample(self.arch, sample), path)
+        if self.backbone is not None:  # the encoder's own stage table beside the decoder's
+            files += self.backbone.draw(self.part_sample(self.backbone, sample), f"{path}-backbone")
+        return files
 
     def build_supernet(self, input_shape, num_classes):
         if self.arch is None or not self.arch.has_supernet:

@@ -119,3 +119,65 @@ def test_segmentation_encoder_from_a_searched_backbone_trains_a_step_on_isbi(
         EncoderDecoderNet(
             EncDecConfig("searched", (StageConfig(8, False, "none"),) * 4), 1, 2, encoder=encoder
         )
+
+
+# ----------------------------------------------------------------------------- from a sweep file
+def test_encdec_takes_the_sweeps_backbone_space_as_its_encoder():
+    """`space: [reallocation, encdec with encoders: [backbone]]`: the network's encoder is exactly
+    the backbone the reallocation space builds for its part of the sample (same modules, same
+    weights' shapes, same feature maps), and the mistakes are one ValueError at load."""
+    from nasforge.search_spaces import create_composite
+
+    parts = [
+        {"name": "reallocation", "options": {"total_blocks": 4, "width": 8, "stem": "imagenet"}},
+        {"name": "encdec", "options": {"encoders": ["backbone"], "stages": 3, "widths": [8]}},
+    ]
+    space = create_composite(parts)
+    assert space.arch.name == "encdec" and space.backbone.name == "reallocation"
+    for sample in random_samples(space, 3, seed=0):
+        net = space.build(sample, (1, 64, 64), 2)
+        torch.manual_seed(0)
+        own = space.backbone.build_backbone(space.part_sample(space.backbone, sample), (1, 64, 64))
+        assert {k: v.shape for k, v in net.encoder.state_dict().items()} == \
+            {k: v.shape for k, v in own.state_dict().items()}
+        net.encoder.load_state_dict(own.state_dict())
+        x = torch.randn(2, 1, 64, 64)
+        with torch.no_grad():
+            assert all(torch.equal(a, b) for a, b in zip(net.encoder.eval()(x), own.eval()(x)))
+            assert net.eval()(x).shape == (2, 2, 64, 64)
+    with pytest.raises(ValueError, match=r"set encoders: \[backbone\]"):
+        create_composite([parts[0], {"name": "encdec"}])  # a backbone space but a timm/U-Net encoder
+    with pytest.raises(ValueError, match="add one to space"):
+        create_composite([{"name": "encdec", "options": {"encoders": ["backbone"]}}])
+    with pytest.raises(ValueError, match="at most one architecture space"):
+        create_composite([{"name": "attention"}, parts[0]])
+
+
+@pytest.mark.slow
+def test_isbi_crnas_encdec_sweep_file_runs_end_to_end_and_promotes(isbi_zip, tmp_path):
+    """The shipped sweep file: reallocation backbone + decoder searched together on real ISBI
+    images; both parts' decisions are in each trial, both tables are drawn, and the promoted
+    network loads back with the trial's weights."""
+    from pathlib import Path
+
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
+    from nasforge.platform.registry import load, promote
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_sweep(repo / "sweeps" / "isbi_crnas_encdec.yaml", {
+        "budget.trials": 2, "trainer.max_epochs": 1, "tracking.mode": "disabled",
+        "task.data.path": str(isbi_zip), "task.data.options.repeats": 1, "task.data.subset": 8,
+        "task.data.val_subset": 2,
+    })
+    study = run_sweep(cfg, root=tmp_path / "runs", show_progress=False)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 2, [(t.state.name, t.user_attrs.get("fail_reason")) for t in study.trials]
+    for t in done:
+        assert 0.0 <= t.user_attrs["metrics"]["val/miou"] <= 1.0
+        assert "realloc/depths" in t.params and t.params["encdec/encoder"] == "backbone"
+        names = sorted(Path(d).name for d in t.user_attrs["diagrams"])
+        assert "architecture-backbone.png" in names and "architecture.png" in names
+    promotion = promote(cfg.name, best=True, root=str(tmp_path / "runs"), registry=tmp_path / "registry")
+    net = load(promotion.version.ref, registry=tmp_path / "registry")
+    assert net(torch.randn(1, 1, 128, 128)).shape == (1, 2, 128, 128)
