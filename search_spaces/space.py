@@ -447,3 +447,7 @@ class CompositeSpace(Space):
     @property
     def has_supernet(self) -> bool:
         return self.arch is not None and self.arch.has_supernet
+
+    @property
+    def has_backbone(self) -> bool:
+        return self.arch is not None and self.arch.has_backbone
