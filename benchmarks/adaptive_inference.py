@@ -53,6 +53,26 @@ def _train_static(net, dm, epochs: int, lr: float) -> float:
     return time.perf_counter() - start
 
 
+def _static_weights(net, dm, args) -> float:
+    """Train the static model, or load it from ``--base`` when that file holds one trained with
+    the same settings (decider settings can then be compared on one base without retraining it);
+    returns the training seconds (of the run that trained it)."""
+    import torch
+
+    if not args.base:
+        return _train_static(net, dm, args.epochs, args.lr)
+    settings = {k: getattr(args, k) for k in ("data", "subset", "val", "layers", "width", "epochs", "drop_path", "lr")}
+    if os.path.exists(args.base):
+        saved = torch.load(args.base, map_location="cpu")
+        if saved["settings"] != settings:
+            raise SystemExit(f"--base {args.base}: trained with {saved['settings']}, not {settings}")
+        net.load_state_dict(saved["state_dict"])
+        return saved["train_s"]
+    secs = _train_static(net, dm, args.epochs, args.lr)
+    torch.save({"settings": settings, "state_dict": net.state_dict(), "train_s": secs}, args.base)
+    return secs
+
+
 def _paired_se_pts(m: dict, ref: dict) -> float:
     """Standard error (points) of the mean per-image accuracy difference of ``m`` and ``ref``,
     measured on the same images in the same order."""
@@ -131,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--decider-lr", type=float, default=0.005, help="Adam learning rate of policy and gates")
     ap.add_argument("--latency-rounds", type=int, default=7)
+    ap.add_argument("--base", help="a file for the static model's weights: loaded when it holds a model "
+                                   "trained with the same settings, else trained and saved there")
     ap.add_argument("--plot", default=os.path.join(REPO, "benchmarks", "results", "adaptive_inference.png"))
     args = ap.parse_args(argv)
 
@@ -150,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     dm.setup("fit")
     layers = [int(v) for v in args.layers.split(",")]
     static = build_resnet(layers, args.width, (3, 32, 32), 10, drop_path=args.drop_path)
-    secs = _train_static(static, dm, args.epochs, args.lr)
+    secs = _static_weights(static, dm, args)
     ref = measure(static.eval(), dm)
     if args.test:  # every k-th test image: the test set is stored class by class
         from torch.utils.data import TensorDataset
