@@ -314,3 +314,27 @@ def test_parallel_workers_do_not_redraw_the_same_samples():
     assert sampler_seed(0, 10, None, "random") != sampler_seed(0, 0, None, "random")  # a resume draws anew
     # QMC keeps its scramble; our strategies derive proposals from (seed, trial number)
     assert sampler_seed(7, 5, "w1", "qmc") == sampler_seed(7, 5, "w2", "controller") == 7
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_retried_at_once(tmp_path):
+    """A worker SIGKILLed right after ``ask`` and before its first heartbeat leaves a RUNNING trial
+    with no heartbeat (a chaos run on CI hit that window). Workers ask and write the first beat
+    under the budget lock, so the next worker to take the lock fails and retries such a trial at
+    once; before, only the grace period (6 minutes on the journal) recovered it."""
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
+
+    file = tiny_sweep_file(tmp_path, "orphan", trials=1)
+    root = tmp_path / "runs"
+    run_sweep(load_sweep(file), root=str(root), show_progress=False)
+    orphan = load("orphan", journal_url(root, "orphan")).ask()  # what the killed worker left
+    orphan.set_user_attr("worker", "w9")
+    # bounded: without the rule the sweep would wait for the grace period
+    study = run_sweep(load_sweep(file, {"budget.trials": 2, "budget.timeout": 120}), root=str(root),
+                      show_progress=False)
+    left = study.trials[orphan.number]
+    assert left.state.name == "FAIL", left.state
+    assert "died before its first heartbeat" in left.user_attrs["fail_reason"] and "w9" in left.user_attrs["fail_reason"]
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
+    assert states(study) == {"COMPLETE": 2, "FAIL": 1}

@@ -13,7 +13,9 @@ study itself:
   grace period (``NASFORGE_HEARTBEAT_GRACE``; default 6 intervals: 60 s on RDB, 360 s on the
   journal, whose workers share one machine and are caught by the next rule), or at once when
   its owner ran on this machine (same host name and PID namespace) and that process is gone
-  (a worker killed with SIGKILL, or an OOM kill). A stale trial is marked FAIL with the reason and retried: a
+  (a worker killed with SIGKILL, or an OOM kill), or at once when it has no heartbeat at all:
+  a worker asks its trial and writes the first beat while it holds the budget lock, so such a
+  trial lost its worker in between. A stale trial is marked FAIL with the reason and retried: a
   WAITING trial with the same params, which the next ``study.ask()`` picks up, linked to the
   original by the user attr ``retry_of`` and by the system attrs ``failed_trial`` /
   ``retry_history`` that Optuna's ``RetryHeartbeatStaleTrialCallback`` uses (so its
@@ -101,8 +103,10 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def beat(self) -> bool:
-        """Write one heartbeat; False once the trial is finished (by us or a stale check)."""
+    def beat(self, strict: bool = False) -> bool:
+        """Write one heartbeat; False once the trial is finished (by us or a stale check).
+        ``strict``: a storage error is raised (the first beat, under the budget lock), not
+        left to the next beat."""
         import optuna
 
         try:
@@ -113,6 +117,8 @@ class Heartbeat:
         except optuna.exceptions.UpdateFinishedTrialError:
             return False
         except Exception:  # a storage hiccup must not kill the trial; the next beat retries
+            if strict:
+                raise
             return True
 
     def _run(self) -> None:
@@ -147,9 +153,14 @@ def last_sign_of_life(trial) -> float:
     return start.astimezone(timezone.utc).timestamp()
 
 
-def stale_reason(trial, grace: float, now: float | None = None) -> str | None:
-    """Why a RUNNING trial is stale, or None while it is alive."""
+def stale_reason(trial, grace: float, now: float | None = None, under_lock: bool = False) -> str | None:
+    """Why a RUNNING trial is stale, or None while it is alive. ``under_lock``: the caller holds
+    the sweep's budget lock, under which every worker asks its trial and writes the trial's first
+    heartbeat, so a trial seen there without a heartbeat lost its worker in between (a SIGKILL
+    right after ``ask``) and is stale at once instead of after the grace period."""
     hb = trial.system_attrs.get(HEARTBEAT_ATTR) or {}
+    if not hb and under_lock:
+        return f"stale: its worker died before its first heartbeat (worker {trial.user_attrs.get('worker', '?')})"
     who = hb.get("worker", "?")
     if hb.get("owner") and owner_gone(hb["owner"]):
         pid = hb["owner"].split("|")[2]
@@ -162,10 +173,11 @@ def stale_reason(trial, grace: float, now: float | None = None) -> str | None:
 
 
 def recover_stale_trials(study, grace: float | None = None, max_retry: int = DEFAULT_MAX_RETRY,
-                         log=None) -> list[tuple[int, int | None]]:
+                         log=None, under_lock: bool = False) -> list[tuple[int, int | None]]:
     """Fail the stale RUNNING trials of ``study`` and enqueue their retries.
 
-    Call it with the sweep's budget lock held (two workers must not retry the same trial).
+    Call it with the sweep's budget lock held (two workers must not retry the same trial); the
+    sweep loop says so with ``under_lock=True`` (see `stale_reason`).
     Returns ``[(failed trial number, retry trial number or None), ...]``.
     """
     import optuna
@@ -176,7 +188,7 @@ def recover_stale_trials(study, grace: float | None = None, max_retry: int = DEF
     grace = grace_period(storage) if grace is None else grace
     out = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = stale_reason(t, grace)
+        reason = stale_reason(t, grace, under_lock=under_lock)
         if reason is None:
             continue
         try:

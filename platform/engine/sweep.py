@@ -204,7 +204,8 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     try:
         while True:
             with budget_lock(storage_url, rundir, cfg.name):
-                recover_stale_trials(study, log=progress.note)  # dead workers' trials: FAIL + retry
+                # dead workers' trials: FAIL + retry
+                recover_stale_trials(study, log=progress.note, under_lock=True)
                 apply_retention(study, cfg, rundir)  # checkpoints of the top k only (checkpoints.keep_top)
                 counts = state_counts(study)
                 finished = sum(counts.get(s, 0) for s in FINISHED)
@@ -220,6 +221,8 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                         trial = study.ask()
                         if worker:
                             trial.set_user_attr("worker", worker)
+                        beat = Heartbeat(trial, worker)
+                        beat.beat(strict=True)  # before the lock goes: see heartbeat.stale_reason
             if trial is None:
                 if not _others_alive(study):
                     break
@@ -227,7 +230,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 continue
             start = time.perf_counter()
             try:
-                with Heartbeat(trial, worker):
+                with beat:
                     values = run_trial(ctx, trial)
             except optuna.TrialPruned as e:
                 streak.clear()
