@@ -137,19 +137,32 @@ def test_params_space_is_an_ordinary_space():
 # ----------------------------------------------------------------------------- must-show 1
 @pytest.mark.slow
 def test_example_project_runs_with_two_workers_promotes_and_loads_in_a_fresh_process(tmp_path):
+    """The first trials wait at the run folder's HOLD until both workers hold one (event-driven:
+    a worker that starts late cannot find every trial already taken by the other)."""
+    from sweep_workers import hold, wait_for_running_trial
+
     proj = project(tmp_path)
     e = env(NASFORGE_REGISTRY=str(tmp_path / "registry"))
-    r = subprocess.run([str(NASFORGE), "sweep", "run", "sweep.yaml", "--workers", "2", "--no-progress"],
-                       cwd=proj, capture_output=True, text=True, env=e)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    journal = f"journal://{proj / 'runs' / 'digitlab' / 'study.journal'}"
+    held = hold(proj / "runs", "digitlab")
+    sweep = subprocess.Popen([str(NASFORGE), "sweep", "run", "sweep.yaml", "--workers", "2", "--no-progress"],
+                             cwd=proj, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=e)
+    try:
+        wait_for_running_trial("digitlab", journal, count=2)  # one trial per worker
+        held.unlink()
+        out, _ = sweep.communicate(timeout=600)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.communicate()
+    assert sweep.returncode == 0, out[-4000:]
 
     import optuna
     import torch
 
     from nasforge.platform.engine.storage import create_storage
 
-    study = optuna.load_study(study_name="digitlab",
-                              storage=create_storage(f"journal://{proj / 'runs' / 'digitlab' / 'study.journal'}"))
+    study = optuna.load_study(study_name="digitlab", storage=create_storage(journal))
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(done) == 4 and {t.user_attrs.get("worker") for t in done} == {"w0", "w1"}
     kept = [t for t in done if os.path.exists(t.user_attrs["checkpoint"])]

@@ -141,14 +141,22 @@ def test_four_workers_share_one_study_and_every_wandb_run_is_accounted_for(run_r
 
     name = "w4x12"
     file = tiny_sweep_file(run_root.parent, name, trials=12, tracking="offline")
-    res = sweep_run(file, run_root, "--workers", "4")
-    assert res.returncode == 0, res.stdout + res.stderr
+    held = hold(run_root, name)  # the first trials wait until every worker holds one (none starts late to an empty queue)
+    proc = sweep_start(file, run_root, "--workers", "4")
+    try:
+        wait_for_running_trial(name, journal_url(run_root, name), count=4, timeout=300)
+        held.unlink()
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out[-4000:]
     study = load(name, journal_url(run_root, name))
     trials = study.get_trials(deepcopy=False)
     assert states(study) == {"COMPLETE": 12}
     assert sorted(t.number for t in trials) == list(range(12))
-    workers = {t.user_attrs["worker"] for t in trials}
-    assert workers <= {"w0", "w1", "w2", "w3"} and len(workers) >= 2
+    assert {t.user_attrs["worker"] for t in trials} == {"w0", "w1", "w2", "w3"}
     run_dir = run_root / name
     assert_wandb_runs_accounted_for(run_dir, trials, name)
     # one log line per trial, prefixed by the worker that ran it
@@ -157,7 +165,7 @@ def test_four_workers_share_one_study_and_every_wandb_run_is_accounted_for(run_r
     assert len(lines) == 12
     for t in trials:
         assert sum(f"[{t.user_attrs['worker']}] trial {t.number} COMPLETE" in ln for ln in lines) == 1
-    assert "leaderboard" in res.stdout
+    assert "leaderboard" in out
     assert optuna.trial.TrialState.RUNNING not in {t.state for t in trials}
 
 
