@@ -248,6 +248,27 @@ def test_workers_stop_when_their_parent_is_killed(run_root):
 
 
 @pytest.mark.slow
+def test_sighup_of_the_launcher_stops_its_workers_and_records_their_trials(run_root):
+    """A closed terminal or dropped ssh under `--workers 2`: the launcher stops its workers as on
+    Ctrl-C, each running trial is recorded as interrupted (none left RUNNING), exit 130."""
+    name = "hangup2"
+    storage = journal_url(run_root, name)
+    held = hold(run_root, name)
+    proc = sweep_start(tiny_sweep_file(run_root.parent, name, trials=2), run_root, "--workers", "2")
+    trials = wait_for_running_trial(name, storage, count=2)
+    pids = [owner_pid(t) for t in trials]
+    proc.send_signal(signal.SIGHUP)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    wait_until_dead(pids)
+    held.unlink()
+    study = load(name, storage)
+    assert states(study) == {"FAIL": 2}
+    assert all("interrupted" in t.user_attrs["fail_reason"] for t in study.trials)
+    assert "run the same command again to resume" in out
+
+
+@pytest.mark.slow
 def test_sighup_stops_a_one_process_sweep_and_status_shows_no_dead_trial_as_running(run_root):
     name = "hangup"
     storage = journal_url(run_root, name)
