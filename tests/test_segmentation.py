@@ -328,3 +328,29 @@ def test_autodeeplab_path_stays_between_quarter_and_1_32(tmp_path):
     net = space.build(s, (3, 64, 64), 4)
     assert net(torch.randn(1, 3, 75, 61)).shape == (1, 4, 75, 61)
     assert len(space.draw(s, str(tmp_path / "path"))) == 2
+
+
+# ----------------------------------------------------------------------------- the shipped sweep files run
+@pytest.mark.slow
+@pytest.mark.parametrize("name,zip_fixture", [("isbi_unet", "isbi_zip"), ("camvid_attention", "camvid_zip")])
+def test_shipped_segmentation_sweep_file_runs_end_to_end(name, zip_fixture, run_root, request):
+    """`nasforge sweep run sweeps/NAME.yaml` as a user runs it, cut to one trial of a few batches:
+    the file's data (the shared zip, no path), space, task options and objective reach a trained,
+    checkpointed trial that reports mIoU and the per-class IoU of its own classes."""
+    from sweep_workers import journal_url, load, sweep_run
+
+    request.getfixturevalue(zip_fixture)  # skips with a reason when the shared data is absent
+    file = Path(__file__).resolve().parents[1] / "sweeps" / f"{name}.yaml"
+    res = sweep_run(file, run_root, "--trials", "1", "--set", "trainer.max_epochs=1",
+                    "--set", "trainer.limit_train_batches=3", "--set", "trainer.limit_val_batches=2",
+                    "--set", "trainer.accelerator=cpu", "--set", "trainer.cpu_threads=1",
+                    "--set", "task.data.num_workers=0", "--set", "tracking.mode=disabled", timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (trial,) = load(name, journal_url(run_root, name)).trials
+    assert trial.state.name == "COMPLETE"
+    m = trial.user_attrs["metrics"]
+    assert trial.values[0] == pytest.approx(m["val/miou"]) and 0 <= m["val/miou"] <= 1
+    classes = {"isbi_unet": {"membrane", "cell"}, "camvid_attention": set(CAMVID_CLASSES)}[name]
+    assert {k.split("/")[-1] for k in m if k.startswith("val/iou/")} == classes
+    assert m["cost/flops"] > 0 and Path(trial.user_attrs["checkpoint"]).is_file()
+    assert "leaderboard" in res.stdout
