@@ -3,7 +3,7 @@
 A `StageBackbone` maps ``(B, C, H, W)`` images to the feature map of each stage, shallow to
 deep, and says what they are before any data is read: ``channels`` (one per stage) and
 ``reductions`` (each map's stride relative to the input, like timm's ``feature_info``). The
-conv spaces (`attention`, `reallocation`) offer ``space.build_backbone(sample, input_shape)``;
+conv spaces (`attention`, `reallocation`, `convnet`) offer ``space.build_backbone(sample, input_shape)``;
 tasks put their head on it:
 
 * classification: global pooling + a linear layer on the last map - exactly timm's

@@ -49,14 +49,16 @@ class ConvNetSpace(Space):
         return draw_stage_table(["stage", "resolution", "conv blocks", "width", "kernel"], rows, path,
                                 "convnet: conv-BN-ReLU stages")
 
-    def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
+    def _stages(self, sample: Mapping[str, Any], in_channels: int) -> tuple[list[list[Any]], list[int]]:
+        """Each stage's layers (a max-pool first from the second on) and its output width."""
         from torch import nn
 
         s = self.validate(sample)
-        c_in, k = int(input_shape[0]), s["convnet/kernel"]
+        c_in, k = int(in_channels), s["convnet/kernel"]
         width = s["convnet/width"]
-        layers: list[nn.Module] = []
+        stages, widths = [], []
         for i in range(self.options["stages"]):
+            layers: list[nn.Module] = []
             if i > 0:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))  # (B, C, H/2, W/2)
                 width *= 2
@@ -64,10 +66,29 @@ class ConvNetSpace(Space):
                 layers += [nn.Conv2d(c_in, width, k, padding=k // 2, bias=False),
                            nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
                 c_in = width
+            stages.append(layers)
+            widths.append(width)
+        return stages, widths
+
+    def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
+        from torch import nn
+
+        stages, widths = self._stages(sample, input_shape[0])
         return nn.Sequential(
-            *layers,
+            *[layer for stage in stages for layer in stage],
             nn.AdaptiveAvgPool2d(1),  # (B, C, 1, 1)
             nn.Flatten(),
-            nn.Dropout(s["convnet/dropout"]),
-            nn.Linear(c_in, num_classes),
+            nn.Dropout(self.validate(sample)["convnet/dropout"]),
+            nn.Linear(widths[-1], num_classes),
         )
+
+    def build_backbone(self, sample: Mapping[str, Any], input_shape: Sequence[int]):
+        """The same stages without the head: stride 1 for the first stage (there is no stem), then
+        each stage halves the resolution (strides 1, 2, 4, ...); ``channels`` are the widths."""
+        from torch import nn
+
+        from .backbone import StageBackbone
+
+        stages, widths = self._stages(sample, input_shape[0])
+        return StageBackbone(nn.Identity(), [nn.Sequential(*st) for st in stages], widths,
+                             [2 ** i for i in range(len(stages))])

@@ -40,7 +40,7 @@ from .registry import register_space
 from .space import Categorical, Dim, SampleValidationError, Space
 
 DEFAULT_ENCODERS = ("unet", "resnet10t", "resnet18", "mobilenetv3_small_100")
-BACKBONE = "backbone"  # the encoder: the sweep's backbone space (attention, reallocation), searched with it
+BACKBONE = "backbone"  # the encoder: the sweep's backbone space (attention, reallocation, convnet), searched with it
 ATTENTIONS = ("none", "se", "eca", "cbam", "gc")
 GATES = ("none", "ag")  # the default choices; VALID_GATES adds PAN's GAU
 VALID_GATES = ("none", "ag", "gau")
@@ -124,7 +124,7 @@ class EncoderDecoderSpace(Space):
                              f"encoder is that backbone; set encoders: [{BACKBONE}] (got {encoders})")
         if backbone is None and BACKBONE in encoders:
             raise ValueError(f"encdec.encoders: {BACKBONE!r} is the sweep's backbone space; add one to "
-                             "space: (attention or reallocation) or choose other encoders")
+                             "space: (attention, reallocation or convnet) or choose other encoders")
 
     def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,
               encoder=None):
@@ -134,7 +134,8 @@ class EncoderDecoderSpace(Space):
         cfg = self.config(sample)
         if cfg.encoder == BACKBONE and encoder is None:
             raise SampleValidationError(f"encdec: encoder {BACKBONE!r} needs the sweep's backbone space "
-                                        "(attention or reallocation) beside encdec in space:", "encdec/encoder")
+                                        "(attention, reallocation or convnet) beside encdec in space:",
+                                        "encdec/encoder")
         try:
             return EncoderDecoderNet(cfg, int(input_shape[0]), int(num_classes), encoder=encoder)
         except ValueError as e:  # an encoder name timm does not know, or too few backbone stages

@@ -379,7 +379,7 @@ class CompositeSpace(Space):
         super().__init__()
         self.parts = list(parts)
         builders = [p for p in self.parts if p.builds_network]
-        # a backbone space (attention, reallocation) and a space that puts a network on it
+        # a backbone space (attention, reallocation, convnet) and a space that puts a network on it
         # (encdec): the second builds, the first gives it its encoder
         takers = [p for p in builders if p.takes_backbone]
         givers = [p for p in builders if p.has_backbone and not p.takes_backbone]
@@ -388,7 +388,7 @@ class CompositeSpace(Space):
             builders = takers
         if len(builders) > 1:
             raise ValueError(
-                "a sweep can search at most one architecture space, or a backbone space (attention, "
+                "a sweep can search at most one architecture space, or a backbone space (attention, convnet, "
                 "reallocation) with one that takes it as its encoder (encdec); got "
                 + ", ".join(p.name for p in builders)
             )

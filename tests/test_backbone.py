@@ -181,3 +181,42 @@ def test_isbi_crnas_encdec_sweep_file_runs_end_to_end_and_promotes(isbi_zip, tmp
     promotion = promote(cfg.name, best=True, root=str(tmp_path / "runs"), registry=tmp_path / "registry")
     net = load(promotion.version.ref, registry=tmp_path / "registry")
     assert net(torch.randn(1, 1, 128, 128)).shape == (1, 2, 128, 128)
+
+
+# ----------------------------------------------------------------------------- convnet as a backbone
+def test_convnet_backbone_is_its_classifier_without_the_head_and_feeds_every_task():
+    """The quickstart's plain CNN: stage maps at strides 1, 2, 4, 8 with its widths announced before
+    data; the same stages as its classifier (same weights' names, so the classifier's weights give
+    the backbone's maps); a decoder and a detector put their heads on it."""
+    from nasforge.search_spaces import create_composite
+    from nasforge.tasks.detection import DetectionTask
+
+    space = create_space("convnet", stages=4, widths=[8, 16])
+    for sample in random_samples(space, 3, seed=4):
+        bb = space.build_backbone(sample, (3, 40, 56))
+        w = sample["convnet/width"]
+        assert bb.channels == [w, 2 * w, 4 * w, 8 * w] and bb.reductions == [1, 2, 4, 8]
+        feats = bb(torch.randn(2, 3, 40, 56))
+        assert [tuple(f.shape) for f in feats] == [(2, c, 40 // r, 56 // r) for c, r in zip(bb.channels, bb.reductions)]
+
+        model = space.build(sample, (3, 40, 56), 10).eval()
+        layers = torch.nn.Sequential(*[m for stage in bb.stages for m in stage])  # the backbone's modules
+        layers.load_state_dict({k: v for k, v in model.state_dict().items() if int(k.split(".")[0]) < len(layers)})
+        head = torch.nn.Sequential(*list(model)[len(layers):])  # pool, flatten, dropout, linear
+        x = torch.randn(2, 3, 40, 56)
+        with torch.no_grad():
+            assert torch.equal(head(bb.eval()(x)[-1]), model(x))
+
+    parts = [{"name": "convnet", "options": {"stages": 4, "widths": [8]}},
+             {"name": "encdec", "options": {"encoders": ["backbone"], "stages": 3, "widths": [8]}}]
+    seg = create_composite(parts)
+    assert seg.backbone.name == "convnet"
+    sample = random_samples(seg, 1, seed=5)[0]
+    with torch.no_grad():
+        assert seg.build(sample, (1, 48, 48), 2).eval()(torch.randn(2, 1, 48, 48)).shape == (2, 2, 48, 48)
+
+    det = DetectionTask.create_network(space.build_backbone(random_samples(space, 1, seed=6)[0], (3, 64, 64)), 1)
+    det.eval()
+    with torch.no_grad():
+        (out,) = det([torch.rand(3, 64, 64)])
+    assert set(out) == {"boxes", "scores", "labels"}
