@@ -122,6 +122,24 @@ def wait_for_running_trial(name: str, storage: str, timeout: float = 180, count:
     raise AssertionError(f"{count} trial(s) of {name} did not reach the running state within {timeout}s")
 
 
+def release_held(proc: subprocess.Popen, held: Path, name: str, storage: str, count: int,
+                 timeout: float = 400, meanwhile=None) -> str:
+    """Once ``count`` trials of a sweep started at a `hold` are running (one per worker), call
+    ``meanwhile()`` if given (a fault to inject while they hold), remove the HOLD and wait for the
+    sweep; its output. A sweep still running after ``timeout`` is killed."""
+    try:
+        wait_for_running_trial(name, storage, count=count, timeout=300)
+        if meanwhile is not None:
+            meanwhile()
+        held.unlink()
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return out
+
+
 def owner_pid(trial) -> int:
     from nasforge.platform.engine.heartbeat import HEARTBEAT_ATTR
 

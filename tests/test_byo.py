@@ -139,7 +139,7 @@ def test_params_space_is_an_ordinary_space():
 def test_example_project_runs_with_two_workers_promotes_and_loads_in_a_fresh_process(tmp_path):
     """The first trials wait at the run folder's HOLD until both workers hold one (event-driven:
     a worker that starts late cannot find every trial already taken by the other)."""
-    from sweep_workers import hold, wait_for_running_trial
+    from sweep_workers import hold, release_held
 
     proj = project(tmp_path)
     e = env(NASFORGE_REGISTRY=str(tmp_path / "registry"))
@@ -147,14 +147,7 @@ def test_example_project_runs_with_two_workers_promotes_and_loads_in_a_fresh_pro
     held = hold(proj / "runs", "digitlab")
     sweep = subprocess.Popen([str(NASFORGE), "sweep", "run", "sweep.yaml", "--workers", "2", "--no-progress"],
                              cwd=proj, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=e)
-    try:
-        wait_for_running_trial("digitlab", journal, count=2)  # one trial per worker
-        held.unlink()
-        out, _ = sweep.communicate(timeout=600)
-    finally:
-        if sweep.poll() is None:
-            sweep.kill()
-            sweep.communicate()
+    out = release_held(sweep, held, "digitlab", journal, count=2, timeout=600)  # one trial per worker
     assert sweep.returncode == 0, out[-4000:]
 
     import optuna

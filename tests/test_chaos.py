@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sweep_workers import (NASFORGE, alive, env, hold, journal_url, load, owner_pid, states, sweep_start,
-                           tiny_sweep_file, wait_for_running_trial, wait_until_dead)
+from sweep_workers import (NASFORGE, alive, env, hold, journal_url, load, owner_pid, release_held, states, sweep_start,
+                           tiny_sweep_file, wait_until_dead)
 
 pytestmark = pytest.mark.slow
 # every COMPLETE trial keeps its checkpoint, so "nothing lost" can check each one (the retention
@@ -181,15 +181,9 @@ def test_a_postgresql_restart_mid_sweep_loses_nothing(run_root, pg_cluster):
     held = hold(run_root, name)
     start = time.monotonic()
     proc = sweep_start(tiny_sweep_file(run_root.parent, name, trials=total, storage=url, checkpoints=KEEP_ALL), run_root, "--workers", "2")
-    try:
-        wait_for_running_trial(name, url, count=2)  # both workers inside a trial, holding connections
-        restart()  # every connection is cut; the server comes back on the same port
-        held.unlink()
-        out, _ = proc.communicate(timeout=LIMIT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    # both workers inside a trial, holding connections, when every connection is cut (the server
+    # comes back on the same port)
+    out = release_held(proc, held, name, url, count=2, timeout=LIMIT, meanwhile=restart)
     assert proc.returncode == 0, out[-3000:]
     trials = _assert_nothing_lost(name, url, total)
     print(json.dumps({"what": "chaos_pg_restart", "restarts": 1, "trials_finished": total,

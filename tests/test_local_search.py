@@ -116,7 +116,7 @@ def test_nb201_sweep_file_runs_with_local_search_on_two_workers_and_resumes(nb20
     it (a subprocess), then the same command with a larger budget resumes the study. The first
     trials wait at the run folder's HOLD until both workers hold one (event-driven: a worker
     that starts late cannot find every trial already done)."""
-    from sweep_workers import hold, journal_url, sweep_run, sweep_start, wait_for_running_trial
+    from sweep_workers import hold, journal_url, release_held, sweep_run, sweep_start
 
     from nasforge.platform.engine.storage import load_study
     from nasforge.tasks.tabular import TabularBenchmark
@@ -128,14 +128,7 @@ def test_nb201_sweep_file_runs_with_local_search_on_two_workers_and_resumes(nb20
               "--workers", "2"]
     held = hold(root, "nb201-ls")
     first = sweep_start(sweep_file, root, *common, "--trials", "24")
-    try:
-        wait_for_running_trial("nb201-ls", journal_url(root, "nb201-ls"), count=2)  # one trial per worker
-        held.unlink()
-        out, _ = first.communicate(timeout=400)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
+    out = release_held(first, held, "nb201-ls", journal_url(root, "nb201-ls"), count=2)  # one trial per worker
     assert first.returncode == 0, out[-3000:]
     study = load_study("nb201-ls", root)
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 24

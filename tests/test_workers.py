@@ -15,7 +15,7 @@ import time
 
 import pytest
 from sweep_workers import (NASFORGE, assert_wandb_runs_accounted_for, env, hold, journal_url, load, lock_waiters,
-                           owner_pid, states, sweep_run, sweep_start, tiny_sweep_file, wait_for_running_trial,
+                           owner_pid, release_held, states, sweep_run, sweep_start, tiny_sweep_file, wait_for_running_trial,
                            wait_until_dead)
 
 
@@ -143,14 +143,7 @@ def test_four_workers_share_one_study_and_every_wandb_run_is_accounted_for(run_r
     file = tiny_sweep_file(run_root.parent, name, trials=12, tracking="offline")
     held = hold(run_root, name)  # the first trials wait until every worker holds one (none starts late to an empty queue)
     proc = sweep_start(file, run_root, "--workers", "4")
-    try:
-        wait_for_running_trial(name, journal_url(run_root, name), count=4, timeout=300)
-        held.unlink()
-        out, _ = proc.communicate(timeout=400)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    out = release_held(proc, held, name, journal_url(run_root, name), count=4)
     assert proc.returncode == 0, out[-4000:]
     study = load(name, journal_url(run_root, name))
     trials = study.get_trials(deepcopy=False)
@@ -231,41 +224,26 @@ def test_ctrl_c_stops_workers_gracefully_and_a_rerun_resumes_to_the_total(run_ro
 
 
 @pytest.mark.slow
-def test_workers_stop_when_their_parent_is_killed(run_root):
-    name = "orphans"
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGHUP"])
+def test_workers_stop_when_their_launcher_is_killed_or_hung_up(run_root, how):
+    """kill -9 of the launcher (no chance to stop its workers itself: they notice through
+    PR_SET_PDEATHSIG / the parent watch), or SIGHUP (a closed terminal or dropped ssh: it stops
+    them as on Ctrl-C and exits 130). Either way each running trial is recorded as interrupted."""
+    name = f"orphans-{how.lower()}"
     storage = journal_url(run_root, name)
     held = hold(run_root, name)
     proc = sweep_start(tiny_sweep_file(run_root.parent, name, trials=2), run_root, "--workers", "2")
     trials = wait_for_running_trial(name, storage, count=2)
     pids = [owner_pid(t) for t in trials]
-    proc.kill()  # kill -9 of the launcher: no chance to stop its workers itself
-    proc.wait()
-    wait_until_dead(pids)  # they noticed (PR_SET_PDEATHSIG / parent watch) and stopped
-    held.unlink()
-    study = load(name, storage)
-    assert states(study) == {"FAIL": 2}
-    assert all("interrupted" in t.user_attrs["fail_reason"] for t in study.trials)
-
-
-@pytest.mark.slow
-def test_sighup_of_the_launcher_stops_its_workers_and_records_their_trials(run_root):
-    """A closed terminal or dropped ssh under `--workers 2`: the launcher stops its workers as on
-    Ctrl-C, each running trial is recorded as interrupted (none left RUNNING), exit 130."""
-    name = "hangup2"
-    storage = journal_url(run_root, name)
-    held = hold(run_root, name)
-    proc = sweep_start(tiny_sweep_file(run_root.parent, name, trials=2), run_root, "--workers", "2")
-    trials = wait_for_running_trial(name, storage, count=2)
-    pids = [owner_pid(t) for t in trials]
-    proc.send_signal(signal.SIGHUP)
+    proc.send_signal(getattr(signal, how))
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
+    if how == "SIGHUP":
+        assert proc.returncode == 130 and "run the same command again to resume" in out, out
     wait_until_dead(pids)
     held.unlink()
     study = load(name, storage)
     assert states(study) == {"FAIL": 2}
     assert all("interrupted" in t.user_attrs["fail_reason"] for t in study.trials)
-    assert "run the same command again to resume" in out
 
 
 @pytest.mark.slow
