@@ -3,7 +3,7 @@
 Imports torch and timm only, never the platform or the tasks. See `space.py` for the API and
 `registry.py` for look-up by name.
 """
-from .registry import create_composite, create_space, get_space_class, list_spaces, register_space
+from .registry import backbone_spaces, create_composite, create_space, get_space_class, list_spaces, register_space
 from .space import (
     Categorical,
     CompositeSpace,
@@ -19,5 +19,5 @@ from .space import (
 __all__ = [
     "Categorical", "CompositeSpace", "Decision", "Dim", "Float", "Int", "Sample",
     "SampleValidationError", "Space", "create_composite", "create_space", "get_space_class",
-    "list_spaces", "register_space",
+    "backbone_spaces", "list_spaces", "register_space",
 ]

@@ -49,11 +49,11 @@ class ConvNetSpace(Space):
         return draw_stage_table(["stage", "resolution", "conv blocks", "width", "kernel"], rows, path,
                                 "convnet: conv-BN-ReLU stages")
 
-    def _stages(self, sample: Mapping[str, Any], in_channels: int) -> tuple[list[list[Any]], list[int]]:
-        """Each stage's layers (a max-pool first from the second on) and its output width."""
+    def _stages(self, s: Mapping[str, Any], in_channels: int) -> tuple[list[list[Any]], list[int]]:
+        """Each stage's layers (a max-pool first from the second on) and its output width; ``s``: a
+        validated sample."""
         from torch import nn
 
-        s = self.validate(sample)
         c_in, k = int(in_channels), s["convnet/kernel"]
         width = s["convnet/width"]
         stages, widths = [], []
@@ -73,12 +73,13 @@ class ConvNetSpace(Space):
     def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):
         from torch import nn
 
-        stages, widths = self._stages(sample, input_shape[0])
+        s = self.validate(sample)
+        stages, widths = self._stages(s, input_shape[0])
         return nn.Sequential(
             *[layer for stage in stages for layer in stage],
             nn.AdaptiveAvgPool2d(1),  # (B, C, 1, 1)
             nn.Flatten(),
-            nn.Dropout(self.validate(sample)["convnet/dropout"]),
+            nn.Dropout(s["convnet/dropout"]),
             nn.Linear(widths[-1], num_classes),
         )
 
@@ -89,6 +90,6 @@ class ConvNetSpace(Space):
 
         from .backbone import StageBackbone
 
-        stages, widths = self._stages(sample, input_shape[0])
+        stages, widths = self._stages(self.validate(sample), input_shape[0])
         return StageBackbone(nn.Identity(), [nn.Sequential(*st) for st in stages], widths,
                              [2 ** i for i in range(len(stages))])

@@ -67,6 +67,13 @@ def list_spaces() -> list[str]:
     return sorted(_SPACES)
 
 
+def backbone_spaces() -> list[str]:
+    """The registered spaces whose networks give a backbone (``build_backbone``), sorted: what a
+    space that takes one (``encdec``) can be paired with."""
+    _load_builtins()
+    return sorted(n for n, cls in _SPACES.items() if cls.build_backbone is not Space.build_backbone)
+
+
 def get_space_class(name: str) -> type[Space]:
     _load_builtins()
     if name not in _SPACES:

@@ -123,8 +123,10 @@ class EncoderDecoderSpace(Space):
             raise ValueError(f"encdec.encoders: with the backbone space {backbone.name!r} in the sweep the "
                              f"encoder is that backbone; set encoders: [{BACKBONE}] (got {encoders})")
         if backbone is None and BACKBONE in encoders:
+            from .registry import backbone_spaces
+
             raise ValueError(f"encdec.encoders: {BACKBONE!r} is the sweep's backbone space; add one to "
-                             "space: (attention, reallocation or convnet) or choose other encoders")
+                             f"space: ({', '.join(backbone_spaces())}) or choose other encoders")
 
     def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,
               encoder=None):
@@ -133,8 +135,10 @@ class EncoderDecoderSpace(Space):
 
         cfg = self.config(sample)
         if cfg.encoder == BACKBONE and encoder is None:
+            from .registry import backbone_spaces
+
             raise SampleValidationError(f"encdec: encoder {BACKBONE!r} needs the sweep's backbone space "
-                                        "(attention, reallocation or convnet) beside encdec in space:",
+                                        f"({', '.join(backbone_spaces())}) beside encdec in space:",
                                         "encdec/encoder")
         try:
             return EncoderDecoderNet(cfg, int(input_shape[0]), int(num_classes), encoder=encoder)

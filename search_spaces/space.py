@@ -379,7 +379,7 @@ class CompositeSpace(Space):
         super().__init__()
         self.parts = list(parts)
         builders = [p for p in self.parts if p.builds_network]
-        # a backbone space (attention, reallocation, convnet) and a space that puts a network on it
+        # a backbone space (`registry.backbone_spaces`) and a space that puts a network on it
         # (encdec): the second builds, the first gives it its encoder
         takers = [p for p in builders if p.takes_backbone]
         givers = [p for p in builders if p.has_backbone and not p.takes_backbone]
@@ -387,9 +387,11 @@ class CompositeSpace(Space):
         if self.backbone is not None:
             builders = takers
         if len(builders) > 1:
+            from .registry import backbone_spaces  # the registry imports this module
+
             raise ValueError(
-                "a sweep can search at most one architecture space, or a backbone space (attention, convnet, "
-                "reallocation) with one that takes it as its encoder (encdec); got "
+                f"a sweep can search at most one architecture space, or a backbone space "
+                f"({', '.join(backbone_spaces())}) with one that takes it as its encoder (encdec); got "
                 + ", ".join(p.name for p in builders)
             )
         self.arch = builders[0] if builders else None

@@ -153,6 +153,24 @@ def test_encdec_takes_the_sweeps_backbone_space_as_its_encoder():
         create_composite([{"name": "attention"}, parts[0]])
 
 
+def test_a_missing_backbone_space_is_named_from_the_registry_and_each_named_one_builds_a_backbone():
+    """The error a user gets for encoder ``backbone`` without a backbone space lists the spaces
+    that would do (the registry's, not a list typed into the message), and each of them does."""
+    from nasforge.search_spaces import backbone_spaces, create_composite
+
+    names = backbone_spaces()
+    assert {"attention", "convnet", "reallocation"} <= set(names) and "nb201" not in names
+    with pytest.raises(ValueError, match="add one to space") as e:
+        create_composite([{"name": "encdec", "options": {"encoders": ["backbone"]}}])
+    assert f"({', '.join(names)})" in str(e.value)
+    for name in names:
+        space = create_space(name)
+        sample = random_samples(space, 1, seed=0)[0]
+        backbone = space.build_backbone(sample, (3, 32, 32))
+        maps = backbone(torch.randn(1, 3, 32, 32))
+        assert [m.shape[1] for m in maps] == list(backbone.channels)
+
+
 @pytest.mark.slow
 def test_isbi_crnas_encdec_sweep_file_runs_end_to_end_and_promotes(isbi_zip, tmp_path):
     """The shipped sweep file: reallocation backbone + decoder searched together on real ISBI

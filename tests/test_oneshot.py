@@ -134,7 +134,7 @@ def test_inherited_weight_score_does_not_depend_on_what_was_scored_before():
     assert scorer.score(a) == first  # ... and a's statistics are recomputed, not left over
 
 
-@pytest.mark.parametrize("strategy", ["tpe", "random", "evolution", "controller", "gp", "qmc"])
+@pytest.mark.parametrize("strategy", ["tpe", "random", "evolution", "controller", "local_search", "gp", "qmc"])
 def test_every_strategy_searches_the_supernet_as_an_ordinary_study(strategy):
     import optuna
     from nasforge.platform.engine.oneshot import search_supernet, top_samples
