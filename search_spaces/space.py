@@ -387,12 +387,10 @@ class CompositeSpace(Space):
         if self.backbone is not None:
             builders = takers
         if len(builders) > 1:
-            from .registry import backbone_spaces  # the registry imports this module
-
             raise ValueError(
-                f"a sweep can search at most one architecture space, or a backbone space "
-                f"({', '.join(backbone_spaces())}) with one that takes it as its encoder (encdec); got "
-                + ", ".join(p.name for p in builders)
+                "a sweep can search at most one architecture space, or a backbone space (one with "
+                "build_backbone: `nasforge.search_spaces.backbone_spaces()`) with one that takes it as its "
+                "encoder (encdec); got " + ", ".join(p.name for p in builders)
             )
         self.arch = builders[0] if builders else None
         if self.arch is not None and self.arch.takes_backbone:
