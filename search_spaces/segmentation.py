@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .registry import register_space
+from .registry import backbone_spaces, register_space
 from .space import Categorical, Dim, SampleValidationError, Space
 
 DEFAULT_ENCODERS = ("unet", "resnet10t", "resnet18", "mobilenetv3_small_100")
@@ -123,8 +123,6 @@ class EncoderDecoderSpace(Space):
             raise ValueError(f"encdec.encoders: with the backbone space {backbone.name!r} in the sweep the "
                              f"encoder is that backbone; set encoders: [{BACKBONE}] (got {encoders})")
         if backbone is None and BACKBONE in encoders:
-            from .registry import backbone_spaces
-
             raise ValueError(f"encdec.encoders: {BACKBONE!r} is the sweep's backbone space; add one to "
                              f"space: ({', '.join(backbone_spaces())}) or choose other encoders")
 
@@ -135,8 +133,6 @@ class EncoderDecoderSpace(Space):
 
         cfg = self.config(sample)
         if cfg.encoder == BACKBONE and encoder is None:
-            from .registry import backbone_spaces
-
             raise SampleValidationError(f"encdec: encoder {BACKBONE!r} needs the sweep's backbone space "
                                         f"({', '.join(backbone_spaces())}) beside encdec in space:",
                                         "encdec/encoder")
