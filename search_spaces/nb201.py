@@ -98,6 +98,22 @@ def _canonical(cell: tuple[str, ...]) -> str:
     return min(to_string({edge_label(j, i): v[(j, i)] for j, i in EDGES}) for v in variants)
 
 
+ROUTES = tuple(tuple(zip(route[1:], route[:-1]))  # the edges (j, i) of each route 0 -> ... -> 3
+               for route in ((0, 3), (0, 1, 3), (0, 2, 3), (0, 1, 2, 3)))
+
+
+@functools.lru_cache(maxsize=None)  # at most 15,625 cells
+def path_features(cell: tuple[str, ...]) -> dict[str, float]:
+    ops = dict(zip(EDGES, cell))
+    out: dict[str, float] = {}
+    for route in ROUTES:
+        seq = [ops[e] for e in route]
+        if "none" not in seq:
+            name = "path:" + ">".join(seq)
+            out[name] = out.get(name, 0.0) + 1.0
+    return out
+
+
 @register_space
 class NB201Space(Space):
     """The NAS-Bench-201 cell; options ``C`` (stem width, 16) and ``N`` (cells per stage)."""
@@ -121,6 +137,14 @@ class NB201Space(Space):
         return canonical_string(self.validate(sample))
 
     from_string = staticmethod(from_string)
+
+    def features(self, sample: Mapping[str, Any]) -> dict[str, float]:
+        """The path encoding (White, Neiswanger, Nolen & Savani, "A Study on Encodings for Neural
+        Architecture Search", NeurIPS 2020): for every sequence of ops along a route from the
+        input (node 0) to the output (node 3) with no ``none`` on it, how many routes carry it
+        (``{"path:nor_conv_3x3>skip_connect": 1.0, ...}``). Which convolutions the input passes
+        through on its way out is what an additive model of the edges cannot see."""
+        return dict(path_features(tuple(sample[lab] for lab in LABELS)))  # a copy of the cached one
 
     def enumerate(self):
         """Every cell, in the order of `itertools.product` over the edges."""

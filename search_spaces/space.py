@@ -339,6 +339,12 @@ class Space:
         """Raise ValueError when this space's options do not fit the sweep's backbone space
         (``backbone``: the part that builds the encoder, or None when there is none)."""
 
+    def features(self, sample: Mapping[str, Any]) -> dict[str, float]:
+        """Numeric features of a (valid) sample beyond its decision values, for the surrogate
+        models of strategies (`local_search` orders neighbours with them). A space whose samples
+        are graphs returns structural features (`nb201`: its path encoding); default: none."""
+        return {}
+
     def paths(self) -> dict[str, str]:
         """Label -> the config value its sample value sets: a dotted path in the resolved config
         (``model.init_args.lr``) or a bare name that the platform gives to the first part taking it.

@@ -92,6 +92,46 @@ def test_local_search_options_are_checked():
         create_sampler({"name": "local_search", "options": {"order": "best"}}, space, 0, ["maximize"])
     with pytest.raises(ConfigError, match="locality must be > 0"):
         create_sampler({"name": "local_search", "options": {"locality": 0}}, space, 0, ["maximize"])
+    with pytest.raises(ConfigError, match=r"scope must be one of climb, all"):
+        create_sampler({"name": "local_search", "options": {"scope": "none"}}, space, 0, ["maximize"])
+
+
+def test_a_later_climb_fits_its_model_to_its_own_trials_and_every_climbs_start():
+    """``scope: climb`` (the default): once a climb has proved its local optimum, the next one
+    orders neighbours by a model of its own trials and of the samples that started every climb,
+    not of the earlier climbs' moves (which steer it back to the optimum already proved)."""
+    space = GridSpace()
+    sampler = create_sampler({"name": "local_search", "options": {"init": 4, "restart_init": 3}}, space, 1,
+                             ["maximize"])
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: score(space.suggest(t)), n_trials=120)
+    history = sampler.history(study, len(study.trials))
+    climb = {r.number: int(r.extra.get("restart", 0)) for r in history}
+    last = max(climb.values())
+    assert last >= 2, "the budget should cover a few climbs"
+    first_of = {}
+    for r in history:
+        first_of.setdefault(climb[r.number], []).append(r.number)
+    starts = {n for k, ns in first_of.items() for n in ns[:4 if k == 0 else 3]}
+    best = max(history, key=lambda r: r.score)
+    used = {r.number for r in sampler.model_trials(history, last, best)}
+    assert used == {r.number for r in history if climb[r.number] == last or r.number in starts}
+    assert any(climb[n] < last and n not in starts for n in climb)  # earlier moves exist and are left out
+    everything = create_sampler({"name": "local_search", "options": {"scope": "all"}}, space, 1, ["maximize"])
+    assert {r.number for r in everything.model_trials(history, last, best)} == set(climb)
+
+
+def test_nb201_path_encoding_counts_the_op_sequences_from_input_to_output():
+    """`Space.features` of nb201: one count per op sequence along the routes 0->3, 0->1->3,
+    0->2->3 and 0->1->2->3 that carry no ``none`` (White et al. 2020's path encoding)."""
+    space = create_space("nb201")
+    conv = {label: "nor_conv_3x3" for label in space.labels()}
+    assert space.features(conv) == {"path:nor_conv_3x3": 1.0, "path:nor_conv_3x3>nor_conv_3x3": 2.0,
+                                    "path:nor_conv_3x3>nor_conv_3x3>nor_conv_3x3": 1.0}
+    cut = {**conv, "edge/3<-0": "none", "edge/2<-1": "none", "edge/1<-0": "skip_connect"}
+    assert space.features(cut) == {"path:skip_connect>nor_conv_3x3": 1.0, "path:nor_conv_3x3>nor_conv_3x3": 1.0}
+    assert space.features(cut) is not space.features(cut)  # a copy: a caller may change it
+    assert Space.features(space, conv) == {}  # spaces without structure add nothing
 
 
 def test_the_local_model_follows_the_trials_near_the_centre():

@@ -10,13 +10,17 @@ seeded by the sample, ones that become inactive are dropped). The search:
 2. evaluates the centre's neighbours one at a time (first improvement): as soon as one scores
    better than the centre it becomes the centre. A neighbour an earlier climb already evaluated
    costs nothing: if it is better, the climb moves there for free. Which unevaluated neighbour
-   comes first (``order``): ``local`` (default), the one a locally weighted additive model of
-   the decisions predicts best: a ridge regression of the quantile of every ranked trial on its
-   one-hot decision values, each trial weighted by ``exp(-d / locality)`` with d the number of
-   decisions in which it differs from the centre (scale-free, learnt from this study alone; near
-   the top of a space the moves that still improve are the ones the trials around the centre
-   show, which a global fit averages away); ``additive``, the same fit with every trial weighted
-   alike; or ``random`` (the paper's);
+   comes first (``order``): ``local`` (default), the one a locally weighted model predicts best:
+   a ridge regression of the quantile of every trial it reads on its one-hot decision values and
+   the space's structural features (``features``; `Space.features`, for `nb201` the path
+   encoding of White et al. 2020: which op sequences lead from the input to the output), each
+   trial weighted by ``exp(-d / locality)`` with d the number of decisions in which it differs
+   from the centre (scale-free, learnt from this study alone; near the top of a space the moves
+   that still improve are the ones the trials around the centre show, which a global fit
+   averages away); ``additive``, the same fit with every trial weighted alike; or ``random``
+   (the paper's). Which trials it reads (``scope``): in the first climb all; in a later one
+   (``climb``, default) its own and the samples that started every climb, not the moves of
+   earlier climbs, which would steer it back to the optimum they proved (``all``: every trial);
 3. when every neighbour of the centre has been evaluated, the centre is a local optimum, and
    ``restart`` says what comes next: ``random`` (default, the paper's): a fresh climb from the
    best of ``init`` new random samples; ``kick`` (iterated local search): a climb from the best
@@ -41,10 +45,10 @@ start (nor a reason to move), and their samples are not proposed again; once tri
 reported constraints, neighbours and random samples that an additive model of the constraint
 values predicts infeasible are passed over (`SampleStrategy.feasibility`).
 
-Defaults (``init`` = 10, ``restart_init`` = 5, ``order`` = local with ``locality`` = 1 and
-``ridge`` = 0.03, ``restart`` = random) were chosen on NAS-Bench-201 seeds 1000-4199, apart from
-the benchmark's reported seeds (benchmarks/README.md); they are counts and a rank-based model, not
-scores of any table.
+Defaults (``init`` = 10, ``restart_init`` = 5, ``order`` = local with ``locality`` = 0.7,
+``ridge`` = 0.03, ``scope`` = climb and ``features`` on, ``restart`` = random) were chosen on
+NAS-Bench-201 seeds 1000-4999, apart from the benchmark's reported seeds (benchmarks/README.md);
+they are counts and a rank-based model, not scores of any table.
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrat
 
 RESTARTS = ("next_best", "random", "kick")
 ORDERS = ("local", "additive", "random")
+SCOPES = ("climb", "all")
 
 
 @dataclass
@@ -65,8 +70,10 @@ class LocalSearchOptions(RewardOptions):
     restart: str = "random"  # at a local optimum: random (the paper), kick (from the best) or next_best
     kick: int = 3  # restart: kick: decisions changed in the best sample to start the next climb
     order: str = "local"  # which neighbour first: local / additive (a ridge model's best) or random (the paper)
-    locality: float = 1.0  # order: local: a trial d decisions away from the centre weighs exp(-d / locality)
+    locality: float = 0.7  # order: local: a trial d decisions away from the centre weighs exp(-d / locality)
     ridge: float = 0.03  # the model's L2 penalty
+    scope: str = "climb"  # the model's trials in a later climb: its own and every climb's start (climb), or all
+    features: bool = True  # the model also reads the space's structural features (`Space.features`)
     max_tries: int = 50  # random draws for an unseen valid sample before a duplicate is accepted
 
     def check(self) -> None:
@@ -76,6 +83,8 @@ class LocalSearchOptions(RewardOptions):
             raise ValueError(f"restart must be one of {', '.join(RESTARTS)}; got {self.restart!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {self.order!r}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {self.scope!r}")
         if self.kick < 1:
             raise ValueError(f"kick must be >= 1, got {self.kick}")
         if not self.locality > 0:
@@ -94,13 +103,14 @@ class LocalSearchSampler(SampleStrategy):
         super().__init__(space, seed, directions, self.options.make_reward(directions))
         self._exhausted: dict[str, int] = {}  # centre key -> a trial number by which all its neighbours were seen
         self._codes: dict[int, tuple[int, ...]] = {}  # trial number -> `encode` of its sample
+        self._features: dict[int, dict[str, float]] = {}  # trial number -> `Space.features` of its sample
         self._index = [{hashable(c): i for i, c in enumerate(d.choices)} for d in self.decisions]
         self._offsets = [0]  # first one-hot column of each decision (and the total)
         for d in self.decisions:
             self._offsets.append(self._offsets[-1] + d.n)
 
     def reset(self) -> None:
-        self._exhausted, self._codes = {}, {}
+        self._exhausted, self._codes, self._features = {}, {}, {}
 
     def propose(self, history: list[Record], number: int) -> dict[str, Any]:
         o = self.options
@@ -113,7 +123,7 @@ class LocalSearchSampler(SampleStrategy):
         feasible = self.feasibility(history)
         while True:
             kicked = o.restart == "kick" and restart > 0 and best is not None
-            if len(segment) < (1 if kicked else o.init if restart == 0 else o.restart_init):  # a climb's start
+            if len(segment) < self.start_size(restart, kicked):  # a climb's start
                 break
             ranked = sorted((r for r in segment if r.ranked), key=lambda r: (-r.score, r.number))
             if not ranked and any(not r.finished for r in segment):
@@ -128,7 +138,7 @@ class LocalSearchSampler(SampleStrategy):
                 fresh = [n for n in fresh if feasible(n)]  # predicted infeasible: as if evaluated
                 if fresh:
                     self.pending_attrs = {"restart": restart}
-                    return self.pick(centre.sample, fresh, history, rng)
+                    return self.pick(centre.sample, fresh, self.model_trials(history, restart, best), rng)
             if o.restart == "next_best" and ranked:
                 break  # every neighbour of everything ranked is seen: random samples
             restart += 1  # a local optimum (or nothing ranked): restart
@@ -137,6 +147,29 @@ class LocalSearchSampler(SampleStrategy):
         if kicked and not segment:
             return self.kick(best.sample, seen, rng, feasible)
         return self.random_unseen(seen, rng, feasible)
+
+    def start_size(self, restart: int, kicked: bool) -> int:
+        """How many samples start climb ``restart`` (random ones; a kick's one)."""
+        o = self.options
+        return 1 if kicked else o.init if restart == 0 else o.restart_init
+
+    def model_trials(self, history: list[Record], restart: int, best: Record | None) -> list[Record]:
+        """The ranked trials the neighbour-order model is fitted to in climb ``restart``. ``scope:
+        all``: every one. ``scope: climb`` (default): in a later climb, its own trials and the
+        samples that started every climb (random, so an unbiased view of the whole space), not
+        the moves of earlier climbs: fitted to those, the model steers the new climb back to the
+        optimum an earlier one already proved (measured in benchmarks/README.md)."""
+        if self.options.scope == "all" or restart == 0:
+            return [r for r in history if r.ranked]
+        counts: dict[int, int] = {}
+        out = []
+        for r in history:  # by number, so the first samples of each climb are its start
+            k = int(r.extra.get("restart", 0))
+            kicked = self.options.restart == "kick" and k > 0 and best is not None
+            counts[k] = counts.get(k, 0) + 1
+            if r.ranked and (k == restart or counts[k] <= self.start_size(k, kicked)):
+                out.append(r)
+        return out
 
     def climb(self, start: Record, known: dict[str, Record]) -> Record:
         """From ``start``, move to the best already evaluated neighbour while it is better (free
@@ -163,15 +196,16 @@ class LocalSearchSampler(SampleStrategy):
                 return out
         return self.random_unseen(seen, rng, feasible)
 
-    def pick(self, centre: dict[str, Any], fresh: list[dict[str, Any]], history: list[Record], rng) -> dict[str, Any]:
-        """The neighbour to evaluate next: at random (``order: random``, the paper), or the one an
-        additive model of the decisions predicts best; ties at random. The model: ridge regression
-        of each ranked trial's quantile among the ranked trials (scale-free, robust to broken
-        samples' scores) on one-hot decision values; ``order: local`` weighs a trial d decisions
-        away from the centre by ``exp(-d / locality)``, ``order: additive`` weighs all alike."""
+    def pick(self, centre: dict[str, Any], fresh: list[dict[str, Any]], trials: list[Record], rng) -> dict[str, Any]:
+        """The neighbour to evaluate next: at random (``order: random``, the paper), or the one a
+        model of the ranked ``trials`` predicts best; ties at random. The model: ridge regression
+        of each trial's quantile among ``trials`` (scale-free, robust to broken samples' scores)
+        on one-hot decision values and (``features``) the space's structural features;
+        ``order: local`` weighs a trial d decisions away from the centre by
+        ``exp(-d / locality)``, ``order: additive`` weighs all alike."""
         o = self.options
         tie = [rng.random() for _ in fresh]
-        ranked = sorted((r for r in history if r.ranked), key=lambda r: r.score)
+        ranked = sorted(trials, key=lambda r: r.score)
         if o.order == "random" or len(ranked) < 2:
             return fresh[tie.index(max(tie))]
         import numpy as np
@@ -181,8 +215,13 @@ class LocalSearchSampler(SampleStrategy):
         near = None
         if o.order == "local":  # d = the number of decisions in which a trial differs from the centre
             near = np.exp(-(codes != np.array(self.encode(centre))).sum(1) / o.locality)
-        w, _ = fit_ridge(self.one_hot(codes), [q / (len(ranked) - 1) for q in range(len(ranked))], o.ridge, near)
-        predicted = self.one_hot(fresh_codes) @ w  # (f,)
+        X, X_fresh = self.one_hot(codes), self.one_hot(fresh_codes)
+        if o.features:
+            F, F_fresh = self.feature_matrices([self.features(r.sample, r.number) for r in ranked],
+                                               [self.features(n) for n in fresh])
+            X, X_fresh = np.hstack([X, F]), np.hstack([X_fresh, F_fresh])
+        w, _ = fit_ridge(X, [q / (len(ranked) - 1) for q in range(len(ranked))], o.ridge, near)
+        predicted = X_fresh @ w  # (f,)
         best = max(range(len(fresh)), key=lambda i: (predicted[i], tie[i]))
         return fresh[best]
 
@@ -196,6 +235,32 @@ class LocalSearchSampler(SampleStrategy):
             if number is not None:
                 self._codes[number] = code
         return code
+
+    def features(self, sample: dict[str, Any], number: int | None = None) -> dict[str, float]:
+        """``Space.features`` of a sample, cached by trial number like `encode`."""
+        out = self._features.get(number) if number is not None else None
+        if out is None:
+            out = self.space.features(sample)
+            if number is not None:
+                self._features[number] = out
+        return out
+
+    @staticmethod
+    def feature_matrices(rows: list[dict[str, float]], fresh: list[dict[str, float]]):
+        """(n, v) and (f, v) matrices over the v feature names of ``rows`` (sorted: the same
+        columns in every worker); a name only a fresh sample has would get weight 0 anyway."""
+        import numpy as np
+
+        names = {name: j for j, name in enumerate(sorted({k for row in rows for k in row}))}
+        out = []
+        for part in (rows, fresh):
+            M = np.zeros((len(part), len(names)))
+            for i, row in enumerate(part):
+                for k, v in row.items():
+                    if k in names:
+                        M[i, names[k]] = v
+            out.append(M)
+        return out
 
     def one_hot(self, codes):
         """(n, decisions) codes -> (n, sum of choices) one-hot matrix (inactive: all 0)."""
