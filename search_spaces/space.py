@@ -421,6 +421,10 @@ class CompositeSpace(Space):
         sample = self.validate(sample)
         return "|".join(p.key(self.part_sample(p, sample)) for p in self.parts)
 
+    def features(self, sample: Mapping[str, Any]) -> dict[str, float]:
+        """Each part's features, named ``<part>:<feature>`` (parts may use the same names)."""
+        return {f"{p.name}:{k}": v for p in self.parts for k, v in p.features(self.part_sample(p, sample)).items()}
+
     def build(self, sample, input_shape, num_classes):
         if self.arch is None:
             raise NotImplementedError(f"none of {self.name!r} builds a network")

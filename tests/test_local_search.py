@@ -11,7 +11,7 @@ import pytest
 
 from nasforge.platform.errors import ConfigError
 from nasforge.platform.strategies import create_sampler
-from nasforge.search_spaces import Categorical, Space, create_space
+from nasforge.search_spaces import Categorical, CompositeSpace, Space, create_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -132,6 +132,8 @@ def test_nb201_path_encoding_counts_the_op_sequences_from_input_to_output():
     assert space.features(cut) == {"path:skip_connect>nor_conv_3x3": 1.0, "path:nor_conv_3x3>nor_conv_3x3": 1.0}
     assert space.features(cut) is not space.features(cut)  # a copy: a caller may change it
     assert Space.features(space, conv) == {}  # spaces without structure add nothing
+    both = CompositeSpace([space, create_space("hparams", lr=[1e-4, 1e-1])])
+    assert both.features({**cut, "lr": 0.01}) == {f"nb201:{k}": v for k, v in space.features(cut).items()}
 
 
 def test_the_local_model_follows_the_trials_near_the_centre():
