@@ -122,8 +122,8 @@ class LocalSearchSampler(SampleStrategy):
         known = {r.key: r for r in history if r.ranked}
         feasible = self.feasibility(history)
         while True:
-            kicked = o.restart == "kick" and restart > 0 and best is not None
-            if len(segment) < self.start_size(restart, kicked):  # a climb's start
+            kicked = self.kicked(restart, best)
+            if len(segment) < self.start_size(restart, best):  # a climb's start
                 break
             ranked = sorted((r for r in segment if r.ranked), key=lambda r: (-r.score, r.number))
             if not ranked and any(not r.finished for r in segment):
@@ -148,10 +148,14 @@ class LocalSearchSampler(SampleStrategy):
             return self.kick(best.sample, seen, rng, feasible)
         return self.random_unseen(seen, rng, feasible)
 
-    def start_size(self, restart: int, kicked: bool) -> int:
+    def kicked(self, restart: int, best: Record | None) -> bool:
+        """Climb ``restart`` starts from a kick of the best sample (``restart: kick``)."""
+        return self.options.restart == "kick" and restart > 0 and best is not None
+
+    def start_size(self, restart: int, best: Record | None) -> int:
         """How many samples start climb ``restart`` (random ones; a kick's one)."""
         o = self.options
-        return 1 if kicked else o.init if restart == 0 else o.restart_init
+        return 1 if self.kicked(restart, best) else o.init if restart == 0 else o.restart_init
 
     def model_trials(self, history: list[Record], restart: int, best: Record | None) -> list[Record]:
         """The ranked trials the neighbour-order model is fitted to in climb ``restart``. ``scope:
@@ -165,9 +169,8 @@ class LocalSearchSampler(SampleStrategy):
         out = []
         for r in history:  # by number, so the first samples of each climb are its start
             k = int(r.extra.get("restart", 0))
-            kicked = self.options.restart == "kick" and k > 0 and best is not None
             counts[k] = counts.get(k, 0) + 1
-            if r.ranked and (k == restart or counts[k] <= self.start_size(k, kicked)):
+            if r.ranked and (k == restart or counts[k] <= self.start_size(k, best)):
                 out.append(r)
         return out
 
