@@ -113,7 +113,6 @@ def main(argv=None) -> int:
     from nasforge.platform.engine.single_path import InheritedWeightScorer
     from nasforge.platform.strategies import create_sampler
     from nasforge.platform.engine.trial import TrialContext
-    from nasforge.search_spaces.supernet import uniform_sample
     from nasforge.tasks.tabular import TabularBenchmark
 
     torch.set_num_threads(a.threads)
@@ -172,7 +171,7 @@ def main(argv=None) -> int:
     rng = random.Random(a.seed)
     cells: dict[str, dict] = {}
     while len(cells) < a.cells:
-        s = uniform_sample(space, rng)
+        s = space.sample(rng)
         cells.setdefault(space.key(s), s)
     t1 = time.perf_counter()
     rows = []

@@ -12,6 +12,7 @@ from that one declaration (the idea of NNI's ``Mutable.simplify()``):
 * ``space.build(sample, input_shape, num_classes)`` - the network (`nn.Module`);
 * ``space.build_backbone(sample, input_shape)`` - the same network without its head, returning
                                     each stage's feature map (conv spaces; see `backbone.py`);
+* ``space.sample(rng)``           - a random valid sample (uniform over each active decision);
 * ``space.size()``                - the number of distinct samples (``inf`` with floats).
 
 A dimension may be *conditional*: ``when={"hp/optimizer": "sgd"}`` makes it active only when
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -256,6 +258,25 @@ class Space:
         """The ordered discrete decisions (all of them; a strategy skips inactive ones with
         ``decision.dim.is_active(partial_sample)``)."""
         return [Decision(d.label, tuple(d.grid()), d) for d in self.dims]
+
+    def sample(self, rng: random.Random, max_tries: int = 1000) -> Sample:
+        """A random valid sample: each active decision's choice with equal probability, in
+        declaration order (a float on its grid); an invalid draw is drawn again. The one random
+        sample of the house (strategies, the preflight, ``space sample``, a supernet's uniform
+        path), so one generator state gives the same sample everywhere."""
+        decisions = self.decisions()
+        last: SampleValidationError | None = None
+        for _ in range(max_tries):
+            draw: Sample = {}
+            for d in decisions:
+                if d.dim.is_active(draw):
+                    draw[d.label] = d.choices[rng.randrange(d.n)]
+            try:
+                return self.validate(draw)
+            except SampleValidationError as e:
+                last = e
+        raise SampleValidationError(f"no valid sample of space {self.name!r} in {max_tries} random draws "
+                                    f"(last: {last})")
 
     def validate(self, sample: Mapping[str, Any]) -> Sample:
         """Return the canonical sample or raise SampleValidationError with the reason."""

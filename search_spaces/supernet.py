@@ -12,7 +12,7 @@ declaration (labels and choices), never from a second list.
 * ``subnet_state_dict(net, sample)`` is the stand-alone network's state dict: the active
   candidates' weights under the names ``space.build(sample)`` uses, so a candidate found on the
   supernet can be built alone with the weights it inherited.
-* ``uniform_sample(space, rng)`` draws a path uniformly (SPOS): each active decision's choice
+* ``space.sample(rng)`` draws a path uniformly (SPOS): each active decision's choice
   with equal probability, redrawn until the space accepts it.
 
 Every decision of the path is a `Choice` module. `LayerChoice` is the common one; a space whose
@@ -30,7 +30,6 @@ This is not DARTS: nothing here mixes candidates with weights; one path runs at 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -152,16 +151,3 @@ def subnet_state_dict(net: nn.Module, sample: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def uniform_sample(space: Space, rng: random.Random, max_tries: int = 1000) -> dict[str, Any]:
-    """A uniformly drawn valid sample of ``space`` (each active decision's choice with equal
-    probability; invalid draws are redrawn)."""
-    for _ in range(max_tries):
-        sample: dict[str, Any] = {}
-        for d in space.decisions():
-            if d.dim.is_active(sample):
-                sample[d.label] = d.choices[rng.randrange(d.n)]
-        try:
-            return space.validate(sample)
-        except SampleValidationError:
-            continue
-    raise SampleValidationError(f"no valid sample of {space.name!r} in {max_tries} uniform draws")

@@ -100,12 +100,12 @@ def assert_path_equals_standalone(space, shape, seed: int, batch: int) -> None:
     ``subnet_state_dict`` hands over loaded strictly, in train and in eval mode."""
     import random
 
-    from nasforge.search_spaces.supernet import activate, subnet_state_dict, uniform_sample
+    from nasforge.search_spaces.supernet import activate, subnet_state_dict
 
     supernet = space.build_supernet(shape, 10)
     for p in supernet.parameters():
         torch.nn.init.normal_(p, std=0.3)
-    sample = uniform_sample(space, random.Random(seed))
+    sample = space.sample(random.Random(seed))
     alone = space.build(sample, shape, 10)
     alone.load_state_dict(subnet_state_dict(supernet, sample), strict=True)  # every weight, no extra
     activate(supernet, sample)

@@ -124,11 +124,10 @@ def test_batchnorm_recalibration_gives_the_plain_average_over_the_batches():
 
 
 def test_inherited_weight_score_does_not_depend_on_what_was_scored_before():
-    from nasforge.search_spaces.supernet import uniform_sample
 
     space = _nb201(N=1)
     scorer = _digits_scorer(space)
-    a, b = (uniform_sample(space, random.Random(s)) for s in (1, 2))
+    a, b = (space.sample(random.Random(s)) for s in (1, 2))
     first = scorer.score(a)
     scorer.score(b)  # recalibrates batch norm for b's path
     assert scorer.score(a) == first  # ... and a's statistics are recomputed, not left over

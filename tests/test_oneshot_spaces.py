@@ -66,11 +66,11 @@ def test_a_reallocation_path_runs_the_first_blocks_of_each_stage_and_inherits_th
 
 def test_an_invalid_path_is_a_validation_error_naming_the_label():
     from nasforge.search_spaces import SampleValidationError
-    from nasforge.search_spaces.supernet import activate, uniform_sample
+    from nasforge.search_spaces.supernet import activate
 
     space = _space("nasnet")
     net = space.build_supernet(SHAPE, 10)
-    sample = uniform_sample(space, random.Random(0))
+    sample = space.sample(random.Random(0))
     sample["reduce/block2/input1"] = 9
     with pytest.raises(SampleValidationError, match="reduce/block2/input1"):
         activate(net, sample)

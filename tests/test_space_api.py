@@ -121,6 +121,39 @@ def test_decisions_are_the_ordered_discrete_view_of_the_declaration():
     assert space.validate(partial) == partial
 
 
+def test_a_random_sample_is_valid_seeded_and_redrawn_until_the_space_accepts_it():
+    import random
+
+    space = create_space("hparams")
+    draws = [space.sample(random.Random(i)) for i in range(60)]
+    assert all(space.validate(s) == s for s in draws)
+    assert all(("hp/momentum" in s) == (s["hp/optimizer"] == "sgd") for s in draws)
+    by = {d.label: d for d in space.decisions()}
+    assert {s["hp/lr"] for s in draws} == set(by["hp/lr"].choices)  # every grid value is reached
+    assert space.sample(random.Random(7)) == space.sample(random.Random(7))
+
+    class EvenOnly(CompositeSpace):  # a structural rule that rejects most draws
+        def check(self, sample):
+            if sample["w"] % 4:
+                raise SampleValidationError("w must be a multiple of 4", "w")
+
+    class Widths(type(space)):
+        name = "widths"
+
+        def dimensions(self):
+            return [Int("w", low=1, high=8)]
+
+    picky = EvenOnly([Widths()])
+    assert {picky.sample(random.Random(i))["w"] for i in range(40)} == {4, 8}
+
+    class Never(Widths):
+        def check(self, sample):
+            raise SampleValidationError("never")
+
+    with pytest.raises(SampleValidationError, match="no valid sample of space 'widths' in 5 random draws"):
+        Never().sample(random.Random(0), max_tries=5)
+
+
 # ----------------------------------------------------------------------------- genotype
 def test_json_genotype_round_trips_and_checks_its_space():
     space = create_space("convnet", stages=3)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import sys
 from typing import Any
 
@@ -110,30 +111,6 @@ def short_key(key: str, width: int = 44) -> str:
     return f"{key[: width - 11]}...#{digest}"
 
 
-def random_samples(space, n: int, seed: int, max_tries: int = 100) -> list[dict]:
-    """``n`` valid samples from Optuna's RandomSampler on an in-memory study, via
-    ``space.suggest`` (as a sweep draws them); invalid draws are retried."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    from nasforge.search_spaces import SampleValidationError
-
-    out: list[dict] = []
-    tries = 0
-    while len(out) < n:
-        trial = study.ask()
-        try:
-            out.append(space.validate(space.suggest(trial)))
-            study.tell(trial, 0.0)
-        except SampleValidationError:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            tries += 1
-            if tries > max_tries * n:
-                raise
-    return out
-
-
 # ----------------------------------------------------------------------------- handlers
 def _list(args) -> int:
     from rich.console import Console
@@ -198,7 +175,8 @@ def _sample(args) -> int:
         measure_cost = None
 
     console = Console(width=max(110, Console().width))
-    samples = random_samples(space, args.n, args.seed)
+    rng = random.Random(args.seed)
+    samples = [space.sample(rng) for _ in range(args.n)]
     table = Table(title=f"{args.n} random samples of {space.name} (seed {args.seed}, input {shape}, "
                         f"{args.classes} classes)")
     table.add_column("#", justify="right")

@@ -113,22 +113,16 @@ def check_tracking(cfg: SweepConfig) -> str:
 
 
 # ----------------------------------------------------------------------------- one sample
-def draw_sample(space, seed: int, tries: int = 50) -> dict[str, Any]:
-    """One valid sample of ``space`` (random, seeded), drawn from an in-memory study."""
-    import optuna
+def draw_sample(space, seed: int) -> dict[str, Any]:
+    """One valid sample of ``space`` (random, seeded), or a one-line config error."""
+    import random
 
     from nasforge.search_spaces import SampleValidationError
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    last = None
-    for _ in range(tries):
-        trial = study.ask()
-        try:
-            return space.validate(space.suggest(trial))
-        except SampleValidationError as e:
-            last = e
-    raise ConfigError(f"space: no valid sample in {tries} random draws (last: {last})")
+    try:
+        return space.sample(random.Random(seed))
+    except SampleValidationError as e:
+        raise ConfigError(f"space: {e}") from None
 
 
 def _categorical_module_choices(ctx, sample: dict[str, Any]) -> list[dict[str, Any]]:

@@ -30,12 +30,12 @@ import torch
 from torch import nn
 
 from nasforge.search_spaces import SampleValidationError, Space
-from nasforge.search_spaces.supernet import activate, uniform_sample
+from nasforge.search_spaces.supernet import activate
 
 
 def path_for_step(space: Space, seed: int, step: int, stage: str = "train") -> dict[str, Any]:
     """The uniform path of ``step``: the same on every process that asks (no global RNG)."""
-    return uniform_sample(space, random.Random(f"nasforge-spos:{seed}:{stage}:{step}"))
+    return space.sample(random.Random(f"nasforge-spos:{seed}:{stage}:{step}"))
 
 
 def fair_path_for_step(space: Space, seed: int, step: int) -> dict[str, Any]:

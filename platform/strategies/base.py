@@ -220,14 +220,6 @@ class SampleStrategy(BaseSampler):
         except SampleValidationError:
             return False
 
-    def random_sample(self, rng: random.Random) -> dict[str, Any]:
-        """Uniform over each active decision, in declaration order."""
-        sample: dict[str, Any] = {}
-        for d in self.decisions:
-            if d.dim.is_active(sample):
-                sample[d.label] = d.choices[rng.randrange(d.n)]
-        return sample
-
     def complete(self, sample: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
         """Drop values of decisions that are inactive and draw the missing active ones."""
         out: dict[str, Any] = {}

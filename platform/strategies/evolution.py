@@ -77,7 +77,7 @@ class EvolutionSampler(SampleStrategy):
                 if self._fresh(child, seen):
                     return child
         for _ in range(o.max_tries):
-            child = self.random_sample(rng)
+            child = self.space.sample(rng)
             if self._fresh(child, seen):
                 return child
         return child

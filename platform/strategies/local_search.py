@@ -305,7 +305,7 @@ class LocalSearchSampler(SampleStrategy):
         draws (else unseen, else the last draw)."""
         fallback, sample = None, {}
         for _ in range(self.options.max_tries):
-            sample = self.random_sample(rng)
+            sample = self.space.sample(rng)
             if self.is_valid(sample) and self.seen_key(sample) not in seen:
                 if feasible(sample):
                     return sample
