@@ -20,7 +20,7 @@ from nasforge.platform.errors import NasforgeError
 
 # Command modules, in the order their groups appear in --help. A module not written yet is
 # skipped, so the CLI works while the project grows.
-COMMAND_MODULES = ("sweep", "space", "dashboard", "report", "registry")
+COMMAND_MODULES = ("sweep", "space", "compare", "dashboard", "report", "registry")
 
 
 def build_parser() -> argparse.ArgumentParser:
