@@ -128,14 +128,34 @@ def _importances(groups: dict[str, list[Member]], metric: str) -> tuple[object |
     return fig, ""
 
 
+def _diagrams(m: Member, t) -> list[str]:
+    """The trial's own pictures, else (a table look-up draws none) its sample drawn by the sweep's
+    space, when that space is a built-in one (a user's space class is not imported to read results)."""
+    files = trial_images(t)
+    if files or any(p.class_path for p in m.run.cfg.space):
+        return [_data_uri(p) for p in files]
+    import tempfile
+
+    from nasforge.platform.engine.resolve import space_parts
+    from nasforge.search_spaces import create_composite
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            space = create_composite(space_parts(m.run.cfg))
+            return [_data_uri(p) for p in space.draw(t.user_attrs.get("sample") or t.params,
+                                                     os.path.join(tmp, "architecture")) if p.endswith(".png")]
+    except Exception:  # noqa: BLE001 - a picture must never cost the page
+        return []
+
+
 def _architectures(gm: list[Member], metric: str, maximize: bool) -> str:
     done = [(t.values[[o.metric for o in m.run.cfg.objectives].index(metric)], m, t) for m in gm
             for t in m.trials if t.state.name == "COMPLETE" and t.values is not None]
     done.sort(key=lambda x: -x[0] if maximize else x[0])
     out = []
     for v, m, t in done[:TOP_ARCHITECTURES]:
-        imgs = "".join(f"<figure><img alt='{html.escape(os.path.basename(p))} of {html.escape(m.name)} trial "
-                       f"{t.number}' src='{_data_uri(p)}'></figure>" for p in trial_images(t))
+        imgs = "".join(f"<figure><img alt='architecture of {html.escape(m.name)} trial {t.number}' src='{uri}'>"
+                       "</figure>" for uri in _diagrams(m, t))
         sample = t.user_attrs.get("sample") or t.params
         text = " ".join(f"<span>{html.escape(str(k))}={html.escape(_fmt(x))}</span>" for k, x in sample.items())
         out.append(f"<div class='arch'><h4>{html.escape(m.name)} trial {t.number}: {html.escape(metric)} = "
