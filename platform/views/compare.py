@@ -37,6 +37,7 @@ def open_sweeps(names: list[str], root: str = DEFAULT_ROOT, storage: str | None 
 
     known = _sweeps_under(root)
     runs: dict[str, Any] = {}
+    stores: dict[str, Any] = {}  # sweeps in one storage share it
     for name in names:
         if name in known:
             matched = [name]
@@ -46,7 +47,7 @@ def open_sweeps(names: list[str], root: str = DEFAULT_ROOT, storage: str | None 
             matched = [n for n in known if n.startswith(name + "-")]
         found = []
         for n in matched:
-            run = runs.get(n) or open_run(n, root, storage)
+            run = runs.get(n) or open_run(n, root, storage, stores)
             if n == name or any(c in name for c in "*?[") or \
                     (run.study.user_attrs.get(GROUP_ATTR) or {}).get("group") == name:
                 found.append(run)

@@ -20,7 +20,7 @@ from nasforge.platform.views.compare import Member, curves, groups_of
 from nasforge.platform.views.report import CSS, _data_uri, _fmt, trial_images
 
 TOP_ARCHITECTURES = 2
-IMPORTANCE_TRIALS = 300  # importances are fitted on each replicate's last trials (fANOVA's cost grows with n)
+IMPORTANCE_TRIALS = 300  # a group's importances are fitted on this many of its last trials (pooled)
 
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -101,25 +101,20 @@ def _importances(groups: dict[str, list[Member]], metric: str) -> tuple[object |
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     per: dict[str, dict[str, float]] = {}
-    for g, gm in groups.items():
-        sums: dict[str, list[float]] = {}
-        for m in gm:
-            i = [o.metric for o in m.run.cfg.objectives].index(metric)
-            done = [t for t in m.trials if t.state.name == "COMPLETE" and t.values is not None][-IMPORTANCE_TRIALS:]
-            if len(done) < 2:
-                continue
-            study = optuna.create_study(directions=m.run.study.directions)
-            study.add_trials(done)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    imp = optuna.importance.get_param_importances(study, target=lambda t, i=i: t.values[i])
-            except (RuntimeError, ValueError):
-                continue
-            for k, v in imp.items():
-                sums.setdefault(k, []).append(v)
-        if sums:
-            per[g] = {k: sum(v) / len(v) for k, v in sums.items()}
+    for g, gm in groups.items():  # one fit per group, on its replicates' last trials pooled
+        i = [o.metric for o in gm[0].run.cfg.objectives].index(metric)
+        done = [t for m in gm for t in [t for t in m.trials if t.state.name == "COMPLETE" and t.values is not None]
+                [-max(2, IMPORTANCE_TRIALS // len(gm)):]]
+        if len(done) < 2:
+            continue
+        study = optuna.create_study(directions=gm[0].run.study.directions)
+        study.add_trials([t for t in done if len(t.values) == len(study.directions)])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                per[g] = optuna.importance.get_param_importances(study, target=lambda t, i=i: t.values[i])
+        except (RuntimeError, ValueError):
+            continue
     if not per:
         return None, "needs at least two completed trials with searched parameters in a group"
     params = sorted({k for d in per.values() for k in d}, key=lambda k: -max(d.get(k, 0) for d in per.values()))
