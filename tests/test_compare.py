@@ -153,3 +153,81 @@ def test_an_unknown_sweep_name_is_one_line_and_exit_2(replicated, capsys):
     assert main(["compare", "nb201_cifar10", "nosuch", "--root", str(replicated)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "'nosuch'" in err and err.startswith("nasforge: error:")
+
+
+def test_sweeps_in_several_storages_are_served_together_from_one_copy(replicated, nb201_csv, tmp_path):
+    from nasforge.platform.views.compare import open_sweeps
+    from nasforge.platform.views.dashboard import compare_path, shared_storage
+
+    runs = open_sweeps(["nb201_cifar10"], str(replicated))
+    store, ids, copied = shared_storage(runs)  # a journal file each: copied into one
+    assert copied and len(set(ids)) == 6
+    for run, i in zip(runs, ids):
+        assert store.get_study_name_from_id(i) == run.name
+        assert [t.values for t in store.get_all_trials(i)] == [t.values for t in run.study.trials]
+    assert compare_path(ids) == "/dashboard/compare-studies?ids=" + ",".join(map(str, ids))
+    write = _writer()
+    root, url = tmp_path / "runs", "journal://" + str(tmp_path / "s.journal")
+    for name in ("a", "b"):
+        write(str(root), name, {"task.data.path": str(nb201_csv)}, 3, 0, url)
+    store, ids, copied = shared_storage(open_sweeps(["a", "b"], str(root)))
+    assert not copied and len(ids) == 2  # one storage: served as it is, live
+
+
+@pytest.mark.slow
+def test_dashboard_of_a_group_serves_its_studies_and_the_compare_page(replicated, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from test_dashboard import _free_port
+
+    port = _free_port()
+    log = open(tmp_path / "dashboard.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "nasforge.platform.cli", "dashboard", "nb201_cifar10", "--root",
+                             str(replicated), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    names = {s["study_name"] for s in json.loads(r.read())["study_summaries"]}
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the dashboard did not answer within 90 s"
+                time.sleep(0.3)
+        assert names == {f"nb201_cifar10-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS}
+        log.seek(0)
+        landing = re.search(r"serving on (http://\S+compare-studies\?ids=[\d,]+)", log.read()).group(1)
+        with urllib.request.urlopen(landing, timeout=5) as r:
+            assert r.status == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.mark.slow
+def test_wandb_comparison_run_holds_the_tables_and_plots(replicated, tmp_path, monkeypatch, capsys):
+    from test_report import _leet
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    capsys.readouterr()
+    assert main(["compare", "nb201_cifar10", "--root", str(replicated), "-o", str(tmp_path / "c.html"),
+                 "--wandb", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    folder = data["wandb"]
+    assert folder and folder.startswith(str(tmp_path))
+    records = [json.loads(line) for line in _leet(folder, "--json").splitlines() if line.strip()]
+    header = next(r["run"] for r in records if r["type"] == "run")
+    assert header["job_type"] == "comparison"
+    assert header["run_group"] == "+".join(data["groups"])
+    item = {k: v for r in records if r["type"] == "history" for k, v in r["history"]["item"].items()}
+    assert item["groups._type"] == "table-file" and item["groups.nrows"] == 2
+    assert item["differences.nrows"] == 1
+    assert item["plots/best0-trials._type"] == "plotly-file" and item["plots/importance._type"] == "plotly-file"

@@ -51,7 +51,8 @@ def _compare(args) -> int:
     if args.wandb:
         from nasforge.platform.views.wandb_summary import log_comparison
 
-        data["wandb"] = log_comparison(data, members(runs), args.root)
+        folder = os.path.dirname(os.path.abspath(args.output)) if args.output else os.path.abspath(args.root)
+        data["wandb"] = log_comparison(data, members(runs), folder)
     if args.json or args.format == "json":
         json.dump(data, sys.stdout, indent=2, default=str)
         print()

@@ -52,7 +52,7 @@ def open_sweeps(names: list[str], root: str = DEFAULT_ROOT, storage: str | None 
                     (run.study.user_attrs.get(GROUP_ATTR) or {}).get("group") == name:
                 found.append(run)
         if not found:
-            raise UsageError(f"no sweep or replicate group named {name!r} under {os.path.abspath(root)}"
+            raise UsageError(f"no sweep named {name!r} (nor a replicate group) under {os.path.abspath(root)}"
                              + (f"; sweeps there: {', '.join(known)}" if known else ""))
         for run in found:
             runs.setdefault(run.name, run)

@@ -29,3 +29,5 @@ def print_comparison(data: dict, console=None) -> None:
         console.print(f"not compared: {note}", markup=False)
     if data.get("page"):
         console.print(f"wrote {data['page']}", markup=False)
+    if data.get("wandb"):
+        console.print(f"W&B comparison run: {data['wandb']}", markup=False)
