@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import mean, stdev
 
 
 def best_so_far(values: list[float | None], maximize: bool) -> list[float | None]:
@@ -27,9 +26,13 @@ def best_so_far(values: list[float | None], maximize: bool) -> list[float | None
 
 def mean_se(xs: list[float]) -> tuple[float, float]:
     """Mean and standard error of the mean (0 for one value: no spread is known)."""
-    if not xs:
+    n = len(xs)
+    if not n:
         return math.nan, math.nan
-    return mean(xs), (stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0)
+    m = math.fsum(xs) / n  # floats, not the statistics module's exact fractions (a band has 1,000s of points)
+    if n == 1:
+        return m, 0.0
+    return m, math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (n - 1) / n)
 
 
 def trials_to(threshold: float, curve: list[float | None], maximize: bool) -> int | None:
