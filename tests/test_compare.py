@@ -231,3 +231,21 @@ def test_wandb_comparison_run_holds_the_tables_and_plots(replicated, tmp_path, m
     assert item["groups._type"] == "table-file" and item["groups.nrows"] == 2
     assert item["differences.nrows"] == 1
     assert item["plots/best0-trials._type"] == "plotly-file" and item["plots/importance._type"] == "plotly-file"
+
+
+def test_multi_objective_sweeps_overlay_their_pareto_fronts(tmp_path, nb201_csv):
+    from nasforge.platform.views.compare import compare, members, open_sweeps
+    from nasforge.platform.views.compare_page import render_page
+
+    write = _writer()
+    root, url = tmp_path / "runs", "journal://" + str(tmp_path / "s.journal")
+    two = {"task.data.path": str(nb201_csv), "strategy.name": "nsga2",
+           "objectives": [{"metric": "val_acc_12ep", "direction": "maximize"},
+                          {"metric": "test_acc_200ep", "direction": "maximize"}]}
+    write(str(root), "moo-a", two, 20, 0, url)
+    write(str(root), "moo-b", two, 20, 1, url)
+    runs = open_sweeps(["moo-*"], str(root))
+    page = render_page(compare(runs), members(runs))
+    man = json.loads(re.search(r'id="nasforge-compare">(.*?)</script>', page, re.S).group(1))
+    assert man["figures"]["pareto"] == ["moo-a", "moo-b"]
+    assert {"best0-trials", "best1-trials", "best0-time", "best1-time"} <= set(man["figures"])

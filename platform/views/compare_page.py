@@ -147,8 +147,14 @@ def _architectures(gm: list[Member], metric: str, maximize: bool) -> str:
     done = [(t.values[[o.metric for o in m.run.cfg.objectives].index(metric)], m, t) for m in gm
             for t in m.trials if t.state.name == "COMPLETE" and t.values is not None]
     done.sort(key=lambda x: -x[0] if maximize else x[0])
-    out = []
-    for v, m, t in done[:TOP_ARCHITECTURES]:
+    out, seen = [], set()
+    for v, m, t in done:  # the best distinct architectures (replicates often find the same one)
+        key = json.dumps(t.user_attrs.get("sample") or t.params, sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        if len(seen) > TOP_ARCHITECTURES:
+            break
         imgs = "".join(f"<figure><img alt='architecture of {html.escape(m.name)} trial {t.number}' src='{uri}'>"
                        "</figure>" for uri in _diagrams(m, t))
         sample = t.user_attrs.get("sample") or t.params
