@@ -52,6 +52,9 @@ def test_strategies_times_seeds_from_one_command_are_ordinary_grouped_sweeps(rep
         assert rec == {"group": "nb201_cifar10", "arm": f"nb201_cifar10-{strategy}", "seed": seed,
                        "strategy": strategy}
         assert len(study.trials) == 12
+    from nasforge.platform.engine.run_folder import open_run
+
+    assert open_run("nb201_cifar10-tpe-s1", replicated).cfg.tracking.group == "nb201_cifar10-tpe"  # W&B group
     assert main(["sweep", "status", "nb201_cifar10-local_search-s1", "--root", str(replicated)]) == 0
     # the same command again resumes: every budget is met, so no trial is added
     assert main(_command(replicated, nb201_csv)) == 0
@@ -226,7 +229,7 @@ def test_wandb_comparison_run_holds_the_tables_and_plots(replicated, tmp_path, m
     records = [json.loads(line) for line in _leet(folder, "--json").splitlines() if line.strip()]
     header = next(r["run"] for r in records if r["type"] == "run")
     assert header["job_type"] == "comparison"
-    assert header["run_group"] == "+".join(data["groups"])
+    assert header["run_group"] == "nb201_cifar10"  # the replicates' family
     item = {k: v for r in records if r["type"] == "history" for k, v in r["history"]["item"].items()}
     assert item["groups._type"] == "table-file" and item["groups.nrows"] == 2
     assert item["differences.nrows"] == 1
@@ -249,3 +252,14 @@ def test_multi_objective_sweeps_overlay_their_pareto_fronts(tmp_path, nb201_csv)
     man = json.loads(re.search(r'id="nasforge-compare">(.*?)</script>', page, re.S).group(1))
     assert man["figures"]["pareto"] == ["moo-a", "moo-b"]
     assert {"best0-trials", "best1-trials", "best0-time", "best1-time"} <= set(man["figures"])
+
+
+def test_the_trial_runs_of_an_arms_replicates_share_one_wandb_group(tmp_path, monkeypatch):
+    from nasforge.platform.engine.config import TrackingConfig
+    from nasforge.platform.engine.tracking import create_logger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = create_logger(TrackingConfig(mode="offline", group="nb-tpe"), "nb-tpe-s0", 3, str(tmp_path), {})
+    assert logger._wandb_init["group"] == "nb-tpe" and logger._wandb_init["name"] == "nb-tpe-s0-3"
+    plain = create_logger(TrackingConfig(mode="offline"), "nb", 3, str(tmp_path), {})
+    assert plain._wandb_init["group"] == "nb"  # a sweep on its own: its name, as before

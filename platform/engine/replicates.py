@@ -5,7 +5,9 @@ product of strategies and seeds. Each replicate is a sweep of its own (status, b
 report work on it as on any other), named from the file's name: ``NAME-s0`` for seeds alone,
 ``NAME-tpe`` for strategies alone, ``NAME-tpe-s0`` for both. What ties them together is recorded in
 each replicate's study (user attr ``nasforge_group``: the group, its arm, the seed, the strategy),
-so `nasforge compare NAME` finds the replicates with nothing but the storages. Re-running the same
+so `nasforge compare NAME` finds the replicates with nothing but the storages; in W&B, the runs of
+an arm's replicates share one group (``tracking.group``), each replicate's seed and strategy in
+their config. Re-running the same
 command resumes: a replicate whose budget is met finishes at once.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ class Replicate:
     strategy: str | None
 
     def overrides(self) -> dict:
-        out: dict = {"name": self.name}
+        out: dict = {"name": self.name, "tracking.group": self.arm}  # W&B groups an arm's replicates
         if self.seed is not None:
             out["seed"] = self.seed
         if self.strategy is not None:

@@ -1,7 +1,7 @@
 """The W&B sweep-level summary run: the leaderboard as a W&B Table, plus the report's plots.
 
 Besides one W&B run per trial, `log_sweep_summary(study, cfg, run_dir)` creates one run per
-sweep invocation (``job_type="sweep-summary"``, ``group`` = the sweep name, like the trials'
+sweep invocation (``job_type="sweep-summary"``, ``group`` = the sweep name or ``tracking.group``, like the trials'
 runs, so W&B groups them together) holding:
 
 * ``leaderboard``: a ``wandb.Table`` of every trial (rank, state, objectives, parameters,
@@ -57,7 +57,8 @@ def log_sweep_summary(study, cfg, run_dir: str) -> str | None:
 
     os.makedirs(run_dir, exist_ok=True)
     run = wandb.init(
-        project=cfg.tracking.project, entity=cfg.tracking.entity, group=cfg.name, job_type="sweep-summary",
+        project=cfg.tracking.project, entity=cfg.tracking.entity, group=cfg.tracking.group or cfg.name,
+        job_type="sweep-summary",
         name=f"{cfg.name}-summary", dir=run_dir, mode=mode, config=cfg.to_dict(), reinit="finish_previous",
         settings=wandb.Settings(silent=True, console="off", disable_git=True, disable_code=True,
                                 x_disable_stats=True),
@@ -129,10 +130,12 @@ def log_comparison(data: dict, members: list, folder: str) -> str | None:
         return None
     import wandb
 
+    from nasforge.platform.engine.replicates import GROUP_ATTR
     from nasforge.platform.views.compare_page import figures
 
     tracking = members[0].run.cfg.tracking
-    group = "+".join(data["groups"])
+    families = {(m.run.study.user_attrs.get(GROUP_ATTR) or {}).get("group") for m in members}
+    group = families.pop() if len(families) == 1 and None not in families else "+".join(data["groups"])
     os.makedirs(folder, exist_ok=True)
     run = wandb.init(
         project=tracking.project, entity=tracking.entity, group=group, job_type="comparison",
