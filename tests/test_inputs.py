@@ -55,6 +55,15 @@ def test_an_unreachable_storage_is_one_line_before_anything_is_written(tmp_path,
     assert not (tmp_path / "runs").exists()  # no sweep.yaml, no empty study.journal
 
 
+@pytest.mark.parametrize("preflight", [True, False])
+def test_an_sqlite_storage_in_a_missing_folder_is_one_line_and_writes_nothing(tmp_path, capsys, preflight):
+    url = f"sqlite:///{tmp_path}/no-such-folder/x.db"  # SQLite makes the file, never its folder
+    code, out, err = _cli(["sweep", "run", quickstart_file(tmp_path), "--root", tmp_path / "runs", "--storage", url]
+                          + ([] if preflight else ["--no-preflight"]), capsys)
+    assert code == 2 and _one_line(err) and "storage: cannot open" in err and "does not exist" in err, err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "no-such-folder").exists()
+
+
 # ----------------------------------------------------------------------------- the sweep file
 def test_a_key_given_twice_is_refused_with_its_line(tmp_path, capsys):
     path = tmp_path / "dup.yaml"

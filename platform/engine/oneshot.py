@@ -339,20 +339,11 @@ def run_oneshot(
     """All three phases (each resumes from what the run folder and storage hold). Returns
     {"supernet": module, "search": study, "retrain": study}."""
     from nasforge.platform.engine.single_path import InheritedWeightScorer
-    from nasforge.platform.engine.storage import resolve_storage_url, run_dir
-    from nasforge.platform.engine.sweep import open_study, run_sweep, sampler_seed, write_config
-    from nasforge.platform.engine.trial import TrialContext
+    from nasforge.platform.engine.sweep import open_study, run_sweep, sampler_seed, start_run
 
     if cfg.mode != "one_shot":
         raise ConfigError(f"mode: run_oneshot needs mode one_shot, got {cfg.mode!r}")
-    rundir = run_dir(cfg.name, root)
-    try:
-        ctx = TrialContext.create(cfg, rundir)
-        ctx.space.dims  # noqa: B018 - bad space options fail before anything is written
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"space: {e}") from None
-    write_config(cfg, rundir)
-    storage_url = resolve_storage_url(cfg, root)
+    rundir, storage_url, ctx = start_run(cfg, root)
     o = cfg.oneshot
 
     module, dm = train_supernet(ctx, show_progress, console)

@@ -69,26 +69,6 @@ class _Step:
 
 
 # ----------------------------------------------------------------------------- storage and W&B
-def check_storage(cfg: SweepConfig, root: str) -> None:
-    """The storage opens (a database answers), or a local journal's folder can be made."""
-    from nasforge.platform.engine.storage import check_writable_folder, create_storage, resolve_storage_url, run_dir
-
-    check_writable_folder(run_dir(cfg.name, root), "--root")
-    url = resolve_storage_url(cfg, root)
-    if url.startswith("journal://"):
-        path = url[len("journal://"):]
-        if os.path.exists(path):
-            if not os.access(path, os.R_OK | os.W_OK):
-                raise ConfigError(f"storage: {path!r} is not readable and writable")
-        else:
-            check_writable_folder(os.path.dirname(os.path.abspath(path)), "storage")
-        return
-    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///"):]):
-        check_writable_folder(os.path.dirname(os.path.abspath(url[len("sqlite:///"):])), "storage")
-        return
-    create_storage(url)  # a database: ConfigError naming the URL when it does not answer
-
-
 def check_tracking(cfg: SweepConfig) -> str:
     """The W&B mode the trials will use, checked: online needs credentials."""
     from nasforge.platform.engine import tracking
@@ -249,7 +229,7 @@ def _look_up_one(ctx, sample: dict[str, Any], report: PreflightReport) -> set[st
 
 def preflight(cfg: SweepConfig, root: str | os.PathLike = "runs") -> PreflightReport:
     """Check ``cfg`` end to end on one sample; raise `ConfigError` (nothing written) on any fault."""
-    from nasforge.platform.engine.storage import run_dir
+    from nasforge.platform.engine.storage import check_storage, run_dir
     from nasforge.platform.engine.trial import TrialContext
 
     root = os.fspath(root)

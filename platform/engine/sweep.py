@@ -37,7 +37,7 @@ from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import ConfigError, NasforgeError
 from nasforge.platform.engine.heartbeat import Heartbeat, recover_stale_trials, release_memory
 from nasforge.platform.engine.storage import (
-    CONFIG_FILE, DEFAULT_ROOT, check_writable_folder, create_storage, resolve_storage_url, run_dir, sqlalchemy_url,
+    CONFIG_FILE, DEFAULT_ROOT, check_storage, create_storage, run_dir, sqlalchemy_url,
 )
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -113,6 +113,22 @@ def write_config(cfg: SweepConfig, rundir: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the study
+def start_run(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT):
+    """(run folder, storage URL, trial context) of a sweep about to run: the root, the storage and
+    the space's options are checked first (one line, nothing written), then ``sweep.yaml``."""
+    from nasforge.platform.engine.trial import TrialContext
+
+    rundir = run_dir(cfg.name, root)
+    storage_url = check_storage(cfg, root)
+    try:
+        ctx = TrialContext.create(cfg, rundir)
+        ctx.space.dims  # noqa: B018 - build the declaration now: bad space options fail before any write
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"space: {e}") from None
+    write_config(cfg, rundir)
+    return rundir, storage_url, ctx
+
+
 def open_study(cfg: SweepConfig, ctx, storage_url: str, seed: int | None = None):
     import optuna
 
@@ -177,18 +193,10 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     from optuna.trial import TrialState
 
     from nasforge.platform.engine.retention import apply_retention
-    from nasforge.platform.engine.trial import TrialContext, TrialFailed
+    from nasforge.platform.engine.trial import TrialFailed
     from nasforge.platform.engine.trial_runner import run_trial
 
-    rundir = run_dir(cfg.name, root)
-    check_writable_folder(rundir, "--root")  # a file or a read-only folder: one line, not a traceback
-    storage_url = resolve_storage_url(cfg, root)
-    try:
-        ctx = TrialContext.create(cfg, rundir)
-        ctx.space.dims  # noqa: B018 - build the declaration now: bad space options fail before any write
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"space: {e}") from None
-    write_config(cfg, rundir)
+    rundir, storage_url, ctx = start_run(cfg, root)
     study = open_study(cfg, ctx, storage_url)
     seed = sampler_seed(cfg.seed, len(study.get_trials(deepcopy=False)), worker, cfg.strategy.name)
     if seed != cfg.seed:

@@ -174,14 +174,14 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
     ``on_finish(study, console)`` runs when they are done (the CLI prints the leaderboard)."""
     from rich.console import Console
 
-    from nasforge.platform.engine.storage import resolve_storage_url, run_dir
+    from nasforge.platform.engine.storage import check_storage, run_dir
     from nasforge.platform.engine.sweep import write_config
 
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     console = console or Console(width=None if Console().is_terminal else 160)
     rundir = run_dir(cfg.name, root)
-    storage_url = resolve_storage_url(cfg, root)
+    storage_url = check_storage(cfg, root)  # a bad root or storage: one line, nothing written
     write_config(cfg, rundir)  # a different experiment under the same name fails here, before any worker
     wdir = os.path.join(rundir, WORKERS_DIR)
     os.makedirs(wdir, exist_ok=True)
