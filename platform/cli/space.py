@@ -113,7 +113,7 @@ def short_key(key: str, width: int = 44) -> str:
 
 # ----------------------------------------------------------------------------- handlers
 def _list(args) -> int:
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
     from rich.table import Table
 
     from nasforge.search_spaces import create_space, get_space_class, list_spaces
@@ -133,12 +133,12 @@ def _list(args) -> int:
             # the reason stays out of the table, where it would squeeze the descriptions into wrapping
             size, dims = "needs options", "-"
         table.add_row(name, size, dims, "yes" if cls.builds_network else "no", _one_line(cls))
-    Console(width=max(100, Console().width)).print(table)
+    terminal_console(100).print(table)
     return 0
 
 
 def _show(args) -> int:
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
     from rich.table import Table
 
     space = _create(args.name, _parse_options(args.option))
@@ -148,7 +148,7 @@ def _show(args) -> int:
     table.add_column("range")
     for label, kind, rng in space.describe():
         table.add_row(label, kind, rng)
-    console = Console(width=max(100, Console().width))
+    console = terminal_console(100)
     console.print(table)
     if space.options:
         console.print(f"options: {space.options}")
@@ -166,7 +166,7 @@ def _sample(args) -> int:
     space = _create(args.name, _parse_options(args.option))
 
     import torch
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
     from rich.table import Table
 
     try:
@@ -174,7 +174,7 @@ def _sample(args) -> int:
     except ModuleNotFoundError:  # pragma: no cover - cost.py is part of the project
         measure_cost = None
 
-    console = Console(width=max(110, Console().width))
+    console = terminal_console(110)
     rng = random.Random(args.seed)
     samples = [space.sample(rng) for _ in range(args.n)]
     table = Table(title=f"{args.n} random samples of {space.name} (seed {args.seed}, input {shape}, "

@@ -115,13 +115,13 @@ def cmd_run(args) -> int:
         return run_workers(cfg, root=args.root, workers=args.workers,
                            devices_per_trial=args.devices_per_trial, show_progress=not args.no_progress,
                            on_finish=lambda study, console: render_leaderboard(study, cfg, console=console))
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
 
     from nasforge.platform.engine.sweep import run_sweep
     from nasforge.platform.views.leaderboard import render_leaderboard
     from nasforge.platform.views.wandb_summary import log_summary_safely
 
-    console = Console(width=None if Console().is_terminal else 160)
+    console = terminal_console()
     console.print(f"[bold]nasforge[/] sweep [cyan]{cfg.name}[/]: task {cfg.task.label}, "
                   f"space {'+'.join(p.name for p in cfg.space)}, strategy {cfg.strategy.name}, "
                   f"budget {cfg.budget.trials} trials → {os.path.join(args.root, cfg.name)}")
@@ -166,13 +166,13 @@ def _open(args):
 
 
 def cmd_status(args) -> int:
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
 
     from nasforge.platform.views.leaderboard import render_leaderboard
     from nasforge.platform.engine.sweep import best_value_text, state_counts
 
     run = _open(args)
-    console = Console()
+    console = terminal_console()
     counts = state_counts(run.study)
     dead = dead_running_trials(run.study)
     if dead:  # their workers are gone: not running, whatever the storage still says
@@ -239,10 +239,10 @@ def cmd_best(args) -> int:
         json.dump(info, sys.stdout, indent=2, default=str)
         print()
         return 0
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
     from rich.table import Table
 
-    console = Console()
+    console = terminal_console()
     for b in info:
         t = Table(title=f"{run.name}: best trial {b['trial']}", show_header=False)
         t.add_column(style="bold")

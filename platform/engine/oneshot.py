@@ -34,6 +34,7 @@ import json
 import os
 from typing import Any
 
+from nasforge.platform.console import Bar
 from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import ConfigError
 
@@ -62,51 +63,14 @@ def controller_study_name(name: str) -> str:
     return f"{name}.controller"
 
 
-class _Bar:
-    """A rich progress bar (``done/total``, a status field) or nothing when disabled."""
-
-    def __init__(self, console, description: str, total: int, enabled: bool):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self.task = self.bar.add_task(description, total=total, status="")
-        self.bar.start()
-
-    def update(self, completed: int, status: str = "") -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=completed, status=status)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _epoch_bar_callback(bar: _Bar):
+def _epoch_bar_callback(bar: Bar):
     import lightning as L
 
     class EpochBar(L.Callback):
         def on_validation_end(self, trainer, pl_module):
             acc = trainer.callback_metrics.get("val/acc")
-            bar.update(
-                trainer.current_epoch + 1,
-                f"one-path val/acc {float(acc):.3f}" if acc is not None else "",
-            )
+            status = f"one-path val/acc {float(acc):.3f}" if acc is not None else ""
+            bar.update(trainer.current_epoch + 1, status=status)
 
     return EpochBar()
 
@@ -183,8 +147,8 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     else:
         paths = SinglePathSampling(ctx.space, cfg.seed, record_dir=record, fair=o.sampling == "fair")
     callbacks: list[Any] = [paths, FiniteLossGuard()]
-    bar = _Bar(console, "supernet epochs", o.epochs, show_progress and t.devices == 1)
-    if bar.bar is not None:
+    bar = Bar("supernet epochs", o.epochs, show_progress and t.devices == 1, console)
+    if bar.enabled:
         callbacks.append(_epoch_bar_callback(bar))
     trainer = L.Trainer(
         max_epochs=o.epochs,
@@ -271,7 +235,7 @@ def search_supernet(
         if "key" in t.user_attrs
     }
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    bar = _Bar(console, "search (inherited weights)", n_trials, show_progress)
+    bar = Bar("search (inherited weights)", n_trials, show_progress, console)
     try:
         while done < n_trials:
             trial = study.ask()
@@ -290,7 +254,7 @@ def search_supernet(
             trial.set_user_attr("metrics", {metric: cache[key]})
             study.tell(trial, cache[key])
             done += 1
-            bar.update(done, f"best {metric}={study.best_value:.4f}")
+            bar.update(done, status=f"best {metric}={study.best_value:.4f}")
     finally:
         bar.close()
     return study

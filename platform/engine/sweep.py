@@ -33,6 +33,7 @@ import os
 import time
 from typing import Any, Callable
 
+from nasforge.platform.console import Bar
 from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import ConfigError, NasforgeError
 from nasforge.platform.engine.heartbeat import Heartbeat, recover_stale_trials, release_memory
@@ -346,40 +347,28 @@ class _Progress:
     """A rich progress bar (trials finished / total, best so far) plus one line per trial."""
 
     def __init__(self, cfg: SweepConfig, total: float, enabled: bool, console, worker: str | None):
-        self.cfg, self.enabled, self.worker = cfg, enabled, worker
-        self.bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.console = console or Console()
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
-            console=self.console, transient=False,
-        )
-        self.task = self.bar.add_task(f"sweep {cfg.name}", total=None if total == math.inf else total, best="-")
-        self.bar.start()
+        self.cfg, self.worker = cfg, worker
+        self.bar = Bar(f"sweep {cfg.name}", None if total == math.inf else total, enabled, console,
+                       status="best {best}", best="-")
 
     def update(self, finished: int, study) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=finished, best=best_value_text(study, self.cfg))
+        if self.bar.enabled:  # the best value is a storage read: none without a bar
+            self.bar.update(finished, best=best_value_text(study, self.cfg))
 
     def note(self, text: str) -> None:
         who = f"[{self.worker}] " if self.worker else ""
         log.info("%s%s", who, text)
-        if self.bar is not None:
-            self.bar.console.print(f"{who}{text}")
+        if self.bar.enabled:
+            self.bar.print(f"{who}{text}")
 
     def trial_done(self, number: int, state: str, text: str, seconds: float) -> None:
         log.info("%strial %d %s %s (%.1fs)", f"[{self.worker}] " if self.worker else "", number, state, text, seconds)
-        if self.bar is not None:
+        if self.bar.enabled:
             colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[state]
             who = f"[{self.worker}] " if self.worker else ""
-            self.bar.console.print(f"{who}trial {number:>3} [{colour}]{state:<8}[/] {text}  ({seconds:.1f}s)")
+            self.bar.print(f"{who}trial {number:>3} [{colour}]{state:<8}[/] {text}  ({seconds:.1f}s)")
 
     def close(self, study) -> None:
-        if self.bar is not None:
+        if self.bar.enabled:
             self.update(sum(state_counts(study).get(s, 0) for s in FINISHED), study)
-            self.bar.stop()
+        self.bar.close()

@@ -37,6 +37,7 @@ import sys
 import time
 from typing import Any, Callable
 
+from nasforge.platform.console import Bar, terminal_console
 from nasforge.platform.errors import ConfigError
 
 WORKERS_DIR = "workers"
@@ -172,14 +173,12 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
                 on_finish: Callable[[Any, Any], None] | None = None) -> int:
     """Run ``cfg`` with ``workers`` processes sharing its study; return the exit code.
     ``on_finish(study, console)`` runs when they are done (the CLI prints the leaderboard)."""
-    from rich.console import Console
-
     from nasforge.platform.engine.storage import check_storage, run_dir
     from nasforge.platform.engine.sweep import write_config
 
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    console = console or Console(width=None if Console().is_terminal else 160)
+    console = console or terminal_console()
     rundir = run_dir(cfg.name, root)
     storage_url = check_storage(cfg, root)  # a bad root or storage: one line, nothing written
     write_config(cfg, rundir)  # a different experiment under the same name fails here, before any worker
@@ -325,22 +324,13 @@ class _Watch:
     """The parent's view: a progress bar polled from the storage, and printed log lines."""
 
     def __init__(self, cfg, storage_url: str, enabled: bool, console):
-        self.cfg, self.storage_url, self.console = cfg, storage_url, console
+        self.cfg, self.storage_url = cfg, storage_url
         self.study = None
         self.storage = None  # opened once: a poll before the workers create the study must not open another
         self.finished = 0
         self.total = cfg.budget.trials
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("running {task.fields[running]}  best {task.fields[best]}"), TimeElapsedColumn(),
-                console=console, transient=False,
-            )
-            self.task = self.bar.add_task(f"sweep {cfg.name}", total=self.total, running=0, best="-")
-            self.bar.start()
+        self.bar = Bar(f"sweep {cfg.name}", self.total, enabled, console,
+                       status="running {running}  best {best}", running=0, best="-")
 
     def _load(self):
         if self.study is None:
@@ -370,21 +360,19 @@ class _Watch:
         except Exception:  # noqa: BLE001 - a database restart or hiccup: the view waits, the workers go on
             return
         self.finished = sum(counts.get(s, 0) for s in FINISHED)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=self.finished, running=counts.get("RUNNING", 0), best=best)
+        self.bar.update(self.finished, running=counts.get("RUNNING", 0), best=best)
 
     def budget_reached(self) -> bool:
         return self.total is not None and self.finished >= self.total
 
     def print(self, line: str) -> None:
-        (self.bar.console if self.bar is not None else self.console).print(line, markup=False, highlight=False)
+        self.bar.print(line, markup=False, highlight=False)
 
     def close(self):
         try:
             self.refresh()
         finally:
-            if self.bar is not None:
-                self.bar.stop()
+            self.bar.close()
         return self.study
 
 
