@@ -15,7 +15,7 @@ worker reads back. Other ranks get a read-only stand-in. Each rank also writes
 ``trials/<n>/ddp/rank<r>.json`` (its epochs, the epoch it stopped at, its outcome).
 
 Exit status: 0 for COMPLETE or PRUNED, 1 for FAIL. Each rank dies with its parent
-(``PR_SET_PDEATHSIG``), so a worker killed with SIGKILL leaves no orphaned ranks behind.
+(`lifeline.die_with_parent`), so a worker killed with SIGKILL leaves no orphaned ranks behind.
 """
 from __future__ import annotations
 
@@ -28,21 +28,7 @@ from typing import Any
 
 import lightning as L
 
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        parent = os.getppid()
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-    except Exception:
-        pass
+from nasforge.platform.engine.lifeline import die_with_parent
 
 
 class ReadOnlyTrial:
@@ -103,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", required=True, help="storage URL")
     p.add_argument("--trial-id", type=int, required=True)
     args = p.parse_args(argv)
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)
 
     rank = int(os.environ.get("LOCAL_RANK", "0"))  # set by Lightning's launcher for ranks >= 1
     import optuna

@@ -38,6 +38,7 @@ import time
 from typing import Any, Callable
 
 from nasforge.platform.console import Bar, terminal_console
+from nasforge.platform.engine.lifeline import die_with_parent
 from nasforge.platform.errors import ConfigError
 
 WORKERS_DIR = "workers"
@@ -62,29 +63,6 @@ def claim_worker_ids(wdir: str, n: int) -> list[tuple[str, Any]]:
             f.close()
         k += 1
     return held
-
-
-# ----------------------------------------------------------------------------- a worker's parent
-def die_with_parent(parent: int, poll: float = 1.0) -> None:
-    """Stop this worker (SIGTERM: its running trial is recorded as interrupted) when the launcher
-    dies, however it dies (SIGKILL, a closed terminal): Linux's ``PR_SET_PDEATHSIG``, plus a
-    thread watching the parent pid for other systems and for a parent that died before."""
-    import threading
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="nasforge-parent-watch", daemon=True).start()
 
 
 # ----------------------------------------------------------------------------- devices
@@ -393,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SLURM/Kubernetes stop a worker with SIGTERM
     signal.signal(signal.SIGHUP, _raise_interrupt)
     if os.environ.get("NASFORGE_PARENT_PID"):
-        die_with_parent(int(os.environ["NASFORGE_PARENT_PID"]))  # never an orphan
+        die_with_parent(signal.SIGTERM, parent=int(os.environ["NASFORGE_PARENT_PID"]))  # never an orphan
     cfg = load_sweep(args.config)
     log_path = os.path.join(run_dir(cfg.name, args.root), WORKERS_DIR, f"{args.worker}.log")
     handler = logging.FileHandler(log_path)
