@@ -108,6 +108,7 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     import lightning as L
     import torch
 
+    from nasforge.platform.engine.assembly import create_trainer
     from nasforge.platform.engine.callbacks import FiniteLossGuard
     from nasforge.platform.engine.single_path import ControllerPathSampling, SinglePathSampling
     from nasforge.platform.engine.assembly import TrialAssembly, data_shape
@@ -150,23 +151,8 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     bar = Bar("supernet epochs", o.epochs, show_progress and t.devices == 1, console)
     if bar.enabled:
         callbacks.append(_epoch_bar_callback(bar))
-    trainer = L.Trainer(
-        max_epochs=o.epochs,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy=_ddp_strategy(cfg) if t.devices > 1 else "auto",
-        precision=t.precision,
-        logger=False,
-        callbacks=callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=folder,
-        limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
-        gradient_clip_val=t.gradient_clip_val,
-        num_sanity_val_steps=0,
-    )
+    trainer = create_trainer(t, max_epochs=o.epochs, strategy=_ddp_strategy(cfg) if t.devices > 1 else "auto",
+                             callbacks=callbacks, default_root_dir=folder)
     try:
         trainer.fit(module, datamodule=dm)
     finally:

@@ -63,7 +63,7 @@ class _Step:
             return False
         from nasforge.platform.engine.trial import TrialFailed
 
-        # create_module's and create_datamodule's own one line already names the class
+        # instantiate's own one line already names the class
         message = str(e).strip().splitlines()[0] if isinstance(e, TrialFailed) and str(e).strip() else _one_line(e)
         raise ConfigError(f"preflight: {self.key}: {message}") from None
 
@@ -183,14 +183,10 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
 def _one_step_trainer(t, workdir: str, callbacks: list):
     """A Lightning Trainer with the sweep's trainer settings ``t`` that runs one training and one
     validation step on one device, writing nothing outside ``workdir``."""
-    import lightning as L
+    from nasforge.platform.engine.assembly import create_trainer
 
-    return L.Trainer(
-        accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=workdir, max_epochs=1, limit_train_batches=1, limit_val_batches=1,
-        num_sanity_val_steps=0, gradient_clip_val=t.gradient_clip_val, callbacks=callbacks,
-    )
+    return create_trainer(t, devices=1, default_root_dir=workdir, max_epochs=1, limit_train_batches=1,
+                          limit_val_batches=1, callbacks=callbacks)
 
 
 def _train_supernet_step(ctx, report: PreflightReport, workdir: str) -> None:
