@@ -25,7 +25,6 @@ need the others' locals passed back and forth.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
@@ -36,10 +35,13 @@ from typing import Any, Callable
 from nasforge.platform.console import Bar
 from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import ConfigError, NasforgeError
+from nasforge.platform.engine.lifeline import stop_signals_deferred
+from nasforge.platform.engine.locks import budget_lock
 from nasforge.platform.engine.heartbeat import Heartbeat, recover_stale_trials, release_memory
 from nasforge.platform.engine.storage import (
-    CONFIG_FILE, DEFAULT_ROOT, check_storage, create_storage, run_dir, sqlalchemy_url,
+    CONFIG_FILE, DEFAULT_ROOT, check_storage, create_storage, run_dir,
 )
+from nasforge.platform.optuna_adapter import reread_trial
 
 FINISHED = ("COMPLETE", "PRUNED")
 # this many failures in a row with the same reason stop the sweep: the config is at fault, not the trial
@@ -52,42 +54,6 @@ log = logging.getLogger("nasforge.sweep")
 
 class SweepFailed(NasforgeError):
     pass
-
-
-# ----------------------------------------------------------------------------- budget lock
-@contextlib.contextmanager
-def budget_lock(storage_url: str, rundir: str, name: str):
-    """Serialise 'count then ask' across workers of one sweep."""
-    if storage_url.startswith(("postgresql://", "postgres://", "postgresql+")):
-        import sqlalchemy as sa
-
-        key = int(hashlib.sha1(f"nasforge:{name}".encode()).hexdigest()[:15], 16)
-        engine = sa.create_engine(sqlalchemy_url(storage_url), poolclass=sa.pool.NullPool)
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            try:
-                yield
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        engine.dispose()
-        return
-    os.makedirs(rundir, exist_ok=True)
-    with file_lock(os.path.join(rundir, ".budget.lock")):
-        yield
-
-
-@contextlib.contextmanager
-def file_lock(path: str):
-    """An exclusive lock on ``path`` (made if absent) between processes of one machine (``flock``:
-    released by the kernel when the holder dies, however it dies)."""
-    import fcntl
-
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ----------------------------------------------------------------------------- config on disk
@@ -226,7 +192,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 if finished + in_flight >= total:
                     trial = None  # others are running the rest of the budget
                 else:
-                    with _stop_signals_deferred():  # a trial is never made without us holding it
+                    with stop_signals_deferred():  # a trial is never made without us holding it
                         trial = study.ask()
                         if worker:
                             trial.set_user_attr("worker", worker)
@@ -306,24 +272,10 @@ def _fail_interrupted(study, trial) -> bool:
     from optuna.trial import TrialState
 
     # private: re-read the state (another worker may have failed it as stale); no public getter by trial
-    if study._storage.get_trial(trial._trial_id).state.is_finished():
+    if reread_trial(study, trial).state.is_finished():
         return False
     trial.set_user_attr("fail_reason", "interrupted (Ctrl-C, SIGTERM or SIGHUP)")
     return _tell(study, trial, state=TrialState.FAIL)
-
-
-@contextlib.contextmanager
-def _stop_signals_deferred():
-    """Hold Ctrl-C, SIGTERM and SIGHUP while a trial is claimed; they are delivered right after,
-    when the claimed trial is ours to record as interrupted."""
-    import signal
-
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _others_alive(study) -> bool:
@@ -336,7 +288,7 @@ def _others_alive(study) -> bool:
 def _tell(study, trial, values=None, state=None) -> bool:
     """``study.tell``; False when the trial was already finished elsewhere (failed as stale)."""
     # private: re-read the state (another worker may have failed it as stale); no public getter by trial
-    if study._storage.get_trial(trial._trial_id).state.is_finished():
+    if reread_trial(study, trial).state.is_finished():
         return False
     study.tell(trial, values, state=state, skip_if_finished=True)
     return True

@@ -1,8 +1,5 @@
 """Several worker processes on one machine sharing one sweep (``nasforge sweep run --workers N``).
 
-(About 430 lines: the launcher, its watch loop and the worker's own entry point are one protocol,
-the environment and signals they exchange; split, each half would have to be read with the other.)
-
 `run_workers` starts N processes, ``python -m nasforge.platform.engine.workers --worker wI ...``,
 each running the ordinary sweep loop (`run_sweep`) against the same study; the budget lock
 and the heartbeats in that loop make them start exactly the requested number of trials and
@@ -38,66 +35,13 @@ import time
 from typing import Any, Callable
 
 from nasforge.platform.console import Bar, terminal_console
-from nasforge.platform.engine.lifeline import die_with_parent
+from nasforge.platform.engine.devices import assign_devices
+from nasforge.platform.engine.lifeline import die_with_parent, interrupt_on_stop_signals, restore_signals
+from nasforge.platform.engine.locks import claim_worker_ids
 from nasforge.platform.errors import ConfigError
 
 WORKERS_DIR = "workers"
 STOP_GRACE = 30.0
-
-
-def claim_worker_ids(wdir: str, n: int) -> list[tuple[str, Any]]:
-    """``n`` worker ids free in this run folder, each held by a lock on ``workers/<id>.lock`` for
-    as long as the returned files stay open (the command's lifetime): two commands with
-    ``--workers`` in one folder never share a worker name or its log files, and a later command
-    reuses w0, w1, ... once they are free."""
-    import fcntl
-
-    held: list[tuple[str, Any]] = []
-    k = 0
-    while len(held) < n:
-        f = open(os.path.join(wdir, f"w{k}.lock"), "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            held.append((f"w{k}", f))
-        except BlockingIOError:
-            f.close()
-        k += 1
-    return held
-
-
-# ----------------------------------------------------------------------------- devices
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use (entries of CUDA_VISIBLE_DEVICES, else nvidia-smi's list)."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    if out.returncode != 0:
-        return []
-    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
-
-
-def assign_devices(cfg, workers: int, devices_per_trial: int | None,
-                   gpus: list[str] | None = None) -> list[str | None]:
-    """CUDA_VISIBLE_DEVICES per worker (None: leave the environment as it is)."""
-    if cfg.trainer.accelerator not in ("auto", "gpu", "cuda"):
-        return [None] * workers
-    gpus = visible_gpus() if gpus is None else gpus
-    if not gpus:
-        return [None] * workers
-    per = devices_per_trial or cfg.trainer.devices
-    if per > len(gpus):
-        raise ConfigError(f"--devices-per-trial {per}: only {len(gpus)} GPU(s) visible ({','.join(gpus)})")
-    if workers * per > len(gpus):
-        if devices_per_trial:
-            raise ConfigError(f"--workers {workers} x --devices-per-trial {per} needs {workers * per} GPUs; "
-                              f"{len(gpus)} visible ({','.join(gpus)})")
-        # no explicit request: workers share the GPUs round-robin
-        return [",".join(gpus[(i * per + j) % len(gpus)] for j in range(per)) for i in range(workers)]
-    return [",".join(gpus[i * per:(i + 1) * per]) for i in range(workers)]
 
 
 # ----------------------------------------------------------------------------- the parent
@@ -189,8 +133,7 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
         w.start()
     interrupted = False
     respawns_left = 2 * workers
-    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    old_hup = signal.signal(signal.SIGHUP, _raise_interrupt)  # a closed terminal or a dropped ssh
+    old_handlers = interrupt_on_stop_signals()
     try:
         while True:
             try:
@@ -221,8 +164,7 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
                 _stop(pool, tail, watch)
                 break
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGHUP, old_hup)
+        restore_signals(old_handlers)
         for _, f in claims:
             f.close()
         for line in tail.lines():
@@ -281,10 +223,6 @@ def _last_line(path: str) -> str:
     except OSError:
         return "(no output)"
     return lines[-1][:300] if lines else "(no output)"
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _signal_name(code: int | None) -> str:
@@ -368,8 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     from nasforge.platform.engine.storage import run_dir
     from nasforge.platform.engine.sweep import run_sweep
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # SLURM/Kubernetes stop a worker with SIGTERM
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    interrupt_on_stop_signals()  # SLURM/Kubernetes stop a worker with SIGTERM
     if os.environ.get("NASFORGE_PARENT_PID"):
         die_with_parent(signal.SIGTERM, parent=int(os.environ["NASFORGE_PARENT_PID"]))  # never an orphan
     cfg = load_sweep(args.config)

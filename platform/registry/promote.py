@@ -168,7 +168,7 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     from nasforge.platform.engine.assembly import TrialAssembly, data_shape
     from nasforge.platform.engine.resolve import is_tabular, space_parts
     from nasforge.platform.engine.run_folder import open_run
-    from nasforge.platform.engine.sweep import budget_lock
+    from nasforge.platform.engine.locks import budget_lock
     from nasforge.platform.engine.trial import TrialContext
 
     if trial is not None and best:
