@@ -1,4 +1,4 @@
-"""Every input of issue 12's list gets its defined outcome: an error before anything is written,
+"""Every bad input gets its defined outcome: an error before anything is written,
 a warning, or a fix. Run folders, storages and registries are real (digits, NAS-Bench-201)."""
 from __future__ import annotations
 

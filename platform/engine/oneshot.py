@@ -21,9 +21,6 @@ runs three phases, each resumable, all in the sweep's run folder and storage:
    and trained from scratch by `run_sweep` (full ``trainer.max_epochs``), so the sweep ends
    with ordinary trials, checkpoints and ``nasforge promote NAME --best``.
 
-Why this file is over 350 lines: the three phases share one resumable state (the run folder's
-``supernet/``, the search study and the enqueued retrain trials) and each phase's resume check
-reads what the one before wrote; split into three files, each would import the others' names.
 Path sampling and the inherited-weight scorer live in `single_path.py`.
 """
 

@@ -19,9 +19,7 @@ under the budget lock each worker first fails the stale RUNNING trials (their wo
 enqueues a retry of each, which the next ``ask`` picks up. Ctrl-C (or SIGTERM in a worker)
 records the running trial as FAIL ("interrupted") and stops the worker.
 
-Why this file is over 350 lines: the loop, its budget lock, the stale-trial recovery call and the
-stop rules (failures, repeated reasons, signals) are one piece of state; split, each part would
-need the others' locals passed back and forth.
+The budget lock is in `locks`, the signal handling in `lifeline`.
 """
 from __future__ import annotations
 
