@@ -180,10 +180,7 @@ def _sample(args) -> int:
     from nasforge.platform.console import terminal_console
     from rich.table import Table
 
-    try:
-        from nasforge.platform.engine.cost import measure_cost
-    except ModuleNotFoundError:  # pragma: no cover - cost.py is part of the project
-        measure_cost = None
+    from nasforge.platform.engine.cost import measure_cost
 
     console = terminal_console(110)
     rng = random.Random(args.seed)
@@ -216,16 +213,8 @@ def _sample(args) -> int:
             loss.backward()
             if not torch.isfinite(loss):
                 raise RuntimeError(f"loss is {loss.item()}")
-            if measure_cost is not None:
-                cost = measure_cost(net, shape, latency_runs=1, warmup_runs=0)
-                params, flops = cost["cost/params"], cost["cost/flops"]
-            else:  # pragma: no cover
-                from torch.utils.flop_counter import FlopCounterMode
-
-                params = sum(p.numel() for p in net.parameters())
-                with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                    net.eval()(torch.randn(1, *shape))
-                flops = counter.get_total_flops()
+            cost = measure_cost(net, shape, latency_runs=1, warmup_runs=0)
+            params, flops = cost["cost/params"], cost["cost/flops"]
             status = "ok"
             if args.draw:
                 files = space.draw(sample, os.path.join(args.draw, f"sample{i}"))

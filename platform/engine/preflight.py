@@ -162,14 +162,11 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
     history = MetricHistory()
     callbacks = [history, FiniteLossGuard()]
     cost = None
-    try:
+    if net is not None:  # the cost of the searched network, at the data's real input size
         from nasforge.platform.engine.cost import CostCallback
 
-        if net is not None:  # the cost of the searched network, at the data's real input size
-            cost = CostCallback(data_shape(dm)[0], latency_runs=1, warmup_runs=0)
-            callbacks.append(cost)
-    except ImportError:
-        pass
+        cost = CostCallback(data_shape(dm)[0], latency_runs=1, warmup_runs=0)
+        callbacks.append(cost)
     with _Step(report, "trainer", "trainer"):
         trainer = _one_step_trainer(build.trainer_cfg, workdir, callbacks)  # the sample's trainer values too
     with _Step(report, "train+val step", "one training and validation step (task.options, space, trainer)"):
