@@ -1,31 +1,38 @@
 """`nasforge compare A B ...`: sweeps side by side (see `views.compare`), as a page and a table."""
 from __future__ import annotations
 
+from nasforge.platform.cli.common import add_json, add_root
+
+
+HELP = "compare sweeps (names, globs or replicate groups): one HTML page and a table"
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "compare", help="compare sweeps (names, globs or replicate groups): one HTML page and a table",
-        description="Compare sweeps side by side: best so far against trials and wall time (mean and a "
-                    "standard-error band over seeds), final best mean +/- SE per group, trials to a "
-                    "threshold, the differences between groups with a paired or rank test, Pareto fronts, "
-                    "parameter importances and the top architectures. Reads only the studies.",
-    )
+    configure(subparsers.add_parser("compare", help=f"{HELP} (same as `nasforge sweep compare`)"))
+
+
+def configure(p) -> None:
+    """``compare NAME [NAME ...] [-o FILE] [--threshold X] [--format table|json] [--json] [--wandb]``."""
+    p.description = ("Compare sweeps side by side: best so far against trials and wall time (mean and a "
+                     "standard-error band over seeds), final best mean +/- SE per group, trials to a "
+                     "threshold, the differences between groups with a paired or rank test, Pareto fronts, "
+                     "parameter importances and the top architectures. Reads only the studies.")
     p.add_argument("names", nargs="+", metavar="NAME",
                    help="sweep names, globs over the sweeps under --root (quote them: 'nb201-*-s*'), or the "
                         "group name of replicated sweeps (`sweep run FILE --seeds 0-4`)")
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="the HTML page to write (default: <root>/compare.html)")
-    p.add_argument("--root", default="runs", help="folder holding the sweeps' run folders (default: runs)")
+    add_root(p)
     p.add_argument("--storage", default=None, metavar="URL",
-                   help="one storage URL for every sweep, if not the recorded ones")
+                   help="one storage URL for every sweep, if not the ones recorded in their run folders")
     p.add_argument("--threshold", type=float, default=None,
                    help="the objective level for 'trials to reach' (default: the median final best)")
     p.add_argument("--format", choices=("table", "json"), default="table",
                    help="terminal output: a table (default) or JSON")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON (same as --format json)")
+    add_json(p)
     p.add_argument("--no-page", action="store_true", help="print only; write no HTML page")
     p.add_argument("--wandb", action="store_true",
-                   help="also log the comparison as one W&B run (its tables and plots), grouped by the sweeps")
+                   help="also log the comparison as one W&B run (its tables and plots), grouped with the sweeps")
     p.set_defaults(func=_compare)
 
 

@@ -7,6 +7,7 @@ the workers write, so it is live while a sweep runs, with the artifact store of
 from __future__ import annotations
 
 from nasforge.platform.engine.artifacts import artifact_store
+from nasforge.platform.optuna_adapter import storage_of
 
 
 def serve(run, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -14,7 +15,7 @@ def serve(run, host: str = "127.0.0.1", port: int = 8080) -> None:
     from optuna_dashboard import run_server
 
     # private: run_server takes a storage or an RDB URL, and our journal:// URL is not one Optuna parses
-    run_server(run.study._storage, host=host, port=port, artifact_store=artifact_store(run.artifact_dir))
+    run_server(storage_of(run.study), host=host, port=port, artifact_store=artifact_store(run.artifact_dir))
 
 
 def shared_storage(runs) -> tuple[object, list[int], bool]:
@@ -27,11 +28,11 @@ def shared_storage(runs) -> tuple[object, list[int], bool]:
 
     urls = {run.storage_url for run in runs}
     if len(urls) == 1:
-        store = runs[0].study._storage  # private: see `serve`
+        store = storage_of(runs[0].study)
         return store, [store.get_study_id_from_name(r.name) for r in runs], False
     store = optuna.storages.InMemoryStorage()
     for r in runs:
-        optuna.copy_study(from_study_name=r.name, from_storage=r.study._storage, to_storage=store)
+        optuna.copy_study(from_study_name=r.name, from_storage=storage_of(r.study), to_storage=store)
     return store, [store.get_study_id_from_name(r.name) for r in runs], True
 
 
