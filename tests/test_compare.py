@@ -263,3 +263,20 @@ def test_the_trial_runs_of_an_arms_replicates_share_one_wandb_group(tmp_path, mo
     assert logger._wandb_init["group"] == "nb-tpe" and logger._wandb_init["name"] == "nb-tpe-s0-3"
     plain = create_logger(TrackingConfig(mode="offline"), "nb", 3, str(tmp_path), {})
     assert plain._wandb_init["group"] == "nb"  # a sweep on its own: its name, as before
+
+
+def test_seeds_and_strategy_lists_name_the_replicates():
+    from nasforge.platform.engine.replicates import parse_seeds, plan, split_strategies
+    from nasforge.platform.errors import ConfigError
+
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("0-1,7") == [0, 1, 7]
+    for bad in ("", "a-b", "1,1", "-3"):
+        with pytest.raises(ConfigError, match="--seeds"):
+            parse_seeds(bad)
+    overrides = {"strategy.name": "tpe,local_search", "budget.trials": 5}
+    assert split_strategies(overrides) == ["tpe", "local_search"] and overrides == {"budget.trials": 5}
+    assert split_strategies({"strategy.name": "tpe"}) is None  # one strategy: an ordinary override
+    assert [r.name for r in plan("nb", [0, 1], ["tpe", "gp"])] == ["nb-tpe-s0", "nb-tpe-s1", "nb-gp-s0", "nb-gp-s1"]
+    assert [r.name for r in plan("nb", [3], None)] == ["nb-s3"] and plan("nb", None, ["gp"])[0].name == "nb-gp"
+    assert plan("nb", [3], ["gp"])[0].overrides() == {"name": "nb-gp-s3", "tracking.group": "nb-gp", "seed": 3,
+                                                     "strategy.name": "gp"}

@@ -4,7 +4,8 @@
 `run_folder.open_run` (no training data, no user code; each from its own storage, so journal files
 and PostgreSQL mix): a sweep's name, a glob over the sweeps under ``root`` (``nb201-tpe-s*``), or
 a replicate group's name (`engine.replicates`: the sweeps whose study records that group).
-`compare(runs, threshold)` groups them by arm (a replicate's recorded arm, else the sweep itself)
+`compare(runs, threshold)` groups them by arm (a replicate's recorded arm, else its
+``tracking.group``, else the sweep itself)
 and computes, for every objective the sweeps share (same metric, same direction), each group's
 final best (mean +/- standard error over replicates), trials to a threshold, failed/pruned counts
 and compute time, and every pair of groups' difference (`compare_stats`). What the sweeps do not
@@ -100,7 +101,8 @@ def members(runs: list) -> list[Member]:
     for run in runs:
         rec = run.study.user_attrs.get(GROUP_ATTR) or {}
         seed = rec.get("seed") if rec.get("seed") is not None else run.cfg.seed
-        out.append(Member(run.name, rec.get("arm") or run.name, seed, run, run.study.get_trials(deepcopy=False)))
+        arm = rec.get("arm") or run.cfg.tracking.group or run.name  # a replicate cut off before it was recorded
+        out.append(Member(run.name, arm, seed, run, run.study.get_trials(deepcopy=False)))
     return out
 
 
