@@ -150,6 +150,7 @@ def test_sweeps_with_other_objectives_and_spaces_compare_on_what_they_share(tmp_
     assert main(["compare", "one", "conv", "--root", str(root), "--no-page"]) == 0
     table = capsys.readouterr().out
     assert "not compared: spaces differ" in table
+    assert "(one sweep on a side: no standard error, no test)" in table  # no spread from one replicate
 
 
 def test_an_unknown_sweep_name_is_one_line_and_exit_2(replicated, capsys):

@@ -73,6 +73,8 @@ class Difference:
         lead, other = (self.a, self.b) if self.diff >= 0 else (self.b, self.a)
         if self.diff == 0:
             return f"{self.a} and {self.b} level (difference 0 +/- {self.se:.2g})"
+        if self.n < 2:  # one replicate on a side: nothing is known about the spread
+            return f"{lead} ahead of {other} by {abs(self.diff):.3g} (one sweep on a side: no standard error, no test)"
         text = f"{lead} ahead of {other} by {abs(self.diff):.3g} +/- {self.se:.2g}"
         if self.paired and self.wins is not None:
             wins = self.wins if self.diff >= 0 else self.n - self.wins - self.ties
