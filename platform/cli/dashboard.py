@@ -3,7 +3,7 @@
 optuna-dashboard's compare-studies page. `nasforge dashboard` is its alias."""
 from __future__ import annotations
 
-from nasforge.platform.cli.common import add_alias, add_root
+from nasforge.platform.cli.common import add_alias, add_root, add_storage
 
 
 HELP = "serve optuna-dashboard over a sweep's study (live while it runs)"
@@ -21,8 +21,7 @@ def configure(p) -> None:
                    help="sweep name (its run folder is <root>/NAME); several names, globs or a replicate group "
                         "serve the sweeps together, landing on optuna-dashboard's page comparing them")
     add_root(p)
-    p.add_argument("--storage", default=None, metavar="URL",
-                   help="the study's storage URL, if not the one recorded in the run folder")
+    add_storage(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     p.add_argument("--no-attach", action="store_true",
