@@ -150,7 +150,7 @@ def report(scores, table, cols, members, a, table_path) -> None:
     from scipy.stats import kendalltau, spearmanr
 
     from nasforge.platform.engine.proxies import PROXIES
-    from nasforge.platform.engine.proxy_ensemble import add_ensemble
+    from nasforge.platform.strategies.proxy_prior import add_ensemble
 
     keys = list(scores)
     rows = [dict(scores[k]) for k in keys]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from nasforge.platform.engine.proxies import PROXIES, WORST, score_network
-from nasforge.platform.engine.proxy_ensemble import ensemble_scores
+from nasforge.platform.strategies.proxy_prior import ensemble_scores
 from nasforge.search_spaces.nb201 import LABELS, NB201Space
 
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
+from nasforge.platform.engine.zero_cost_config import ZeroCostConfig, check_proxy_keys
 from nasforge.platform.errors import ConfigError
 from nasforge.platform.options import coerce
 
@@ -164,8 +165,10 @@ class SweepConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     storage: str | None = None  # default: an embedded file in the run folder
-    mode: Literal["multi_trial", "one_shot"] = "multi_trial"
+    mode: Literal["multi_trial", "one_shot", "zero_cost"] = "multi_trial"
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
+    zero_cost: ZeroCostConfig = field(default_factory=ZeroCostConfig)
+    proxies: list[str] = field(default_factory=list)  # logged as proxy/* before training (engine/proxies.py)
     # put first on sys.path by every process of the sweep (default: the sweep file's folder and the
     # working directory it was started from), so that the user's classes import everywhere
     import_paths: list[str] = field(default_factory=list)
@@ -328,6 +331,7 @@ def validate(cfg: SweepConfig) -> SweepConfig:
     _check_search(cfg)
     if cfg.mode == "one_shot":
         _check_oneshot(cfg)
+    check_proxy_keys(cfg)
     return cfg
 
 

@@ -26,7 +26,7 @@ buffers and train/eval flags are left as they were; the copy's random draws (dro
 
 A proxy that is undefined for a network gets `WORST` (never NaN, never an exception): the
 output does not depend on the input at all (a cell of only ``none`` edges: zero gradients), a
-singular kernel, a constant Jacobian row, an overflow. `proxy_ensemble.ensemble_scores` combines
+singular kernel, a constant Jacobian row, an overflow. `strategies.proxy_prior.ensemble_scores` combines
 proxies by rank. This is the measurement, not a search: the zero-cost sweep, the proxy callback
 and the strategies' warm starts call it.
 """
@@ -217,12 +217,36 @@ def score_network(net: nn.Module, batch: Any, proxies: Sequence[str] = PROXIES, 
     return {n: out[n] for n in names}
 
 
-def first_batch(datamodule) -> Any:
+def first_batch(datamodule, device: torch.device | str = "cpu") -> Any:
     """The first training batch of a Lightning data module as the model sees it (after the
     module's ``on_after_batch_transfer``, outside a trainer, so without augmentation); the
     training loader's order is the data module's seeded shuffle."""
     datamodule.prepare_data()
     datamodule.setup("fit")
+    return model_batch(datamodule, device)
+
+
+def model_batch(datamodule, device: torch.device | str = "cpu") -> Any:
+    """The first batch of a data module that is set up, on ``device``, after its
+    ``on_after_batch_transfer`` (what the model's forward receives, without augmentation)."""
     batch = next(iter(datamodule.train_dataloader()))
+    batch = _to(batch, torch.device(device))
     hook = getattr(datamodule, "on_after_batch_transfer", None)
-    return hook(batch, 0) if hook is not None else batch
+    if hook is None:
+        return batch
+    trainer = getattr(datamodule, "trainer", None)
+    try:  # outside the trainer: a data module augments only while its trainer trains
+        datamodule.trainer = None
+        return hook(batch, 0)
+    finally:
+        datamodule.trainer = trainer
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {k: _to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(v, device) for v in batch)
+    return batch
