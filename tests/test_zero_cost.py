@@ -62,6 +62,11 @@ def test_a_zero_cost_sweep_scores_trains_the_top_two_promotes_and_resumes_withou
     capsys.readouterr()  # status: the scored samples beside the trained ones
     assert main(["sweep", "status", "tiny_zero_cost", "--root", str(run_root)]) == 0
     assert "zero-cost scores: tiny_zero_cost.zero_cost" in capsys.readouterr().out
+    from nasforge.platform.views.report import write_report  # the report: the scores beside the trained
+
+    page = open(write_report("tiny_zero_cost", root=str(run_root)), encoding="utf-8").read()
+    assert "Zero-cost scores (untrained networks)</h2>" in page
+    assert "6 samples of study tiny_zero_cost.zero_cost scored by proxy/ensemble" in page
 
     def refuse(*a, **k):
         raise AssertionError("a resumed zero-cost sweep scored again")
