@@ -217,8 +217,8 @@ def _search_html(run) -> tuple[str, list[Figure]]:
         return f"<h2>{title}</h2><p class='note'>the search has not started</p>", []
     scored = _complete(study)
     how = (f"proxy/{run.cfg.zero_cost.rank_by} of the untrained network on one training batch",
-           run.cfg.zero_cost.top_k) if zero_cost else (f"{run.cfg.objectives[0].metric} with the supernet's weights (batch norm recalibrated)",
-                           run.cfg.oneshot.top_k)
+           run.cfg.zero_cost.top_k) if zero_cost else (
+        f"{run.cfg.objectives[0].metric} with the supernet's weights (batch norm recalibrated)", run.cfg.oneshot.top_k)
     note = (f"{len(scored)} samples of study {study.study_name} scored by {how[0]}; the best {how[1]} were "
             f"trained as the trials of the leaderboard above. Best {min(SEARCH_ROWS, len(scored))} shown.")
     body = f"<h2>{title}</h2><p class='note' id='search-note'>{html.escape(note)}</p>" \
