@@ -52,6 +52,11 @@ ANCHORS = {
     "tpe": {"published": None, "measured_here": 94.17},
 }
 BEST_CELL = 94.37
+# warm starts: the first look of each strategy (local search's init, evolution's population, the
+# controller's first batch) taken from the best of M = 500 proxy-scored samples
+PROXY_OPTIONS = {"local_search": {"warm_start": 500, "warm_top": 10},
+                 "evolution": {"warm_start": 500, "warm_top": 30},
+                 "controller": {"warm_start": 500, "warm_top": 5}}
 
 
 def default_table() -> str:
@@ -130,8 +135,9 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--options", default="{}", help='JSON {strategy: {option: value}} passed to the samplers')
     p.add_argument("--proxy-scores", default=None, help="a zero-cost scores CSV keyed by arch")
-    p.add_argument("--proxy-options", default='{"warm_start": 500, "warm_top": 1}',
-                   help="JSON options of the +proxy strategies (proxy, warm_start, warm_top)")
+    p.add_argument("--proxy-options", default=json.dumps(PROXY_OPTIONS),
+                   help="JSON options of the +proxy strategies (proxy, warm_start, warm_top, proxy_feature), "
+                        "the same for all or {strategy: options}")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     p.add_argument("--replot", metavar="RUNS_JSON", help="redraw the plot and JSON lines from a saved runs file")
     a = p.parse_args(argv)
@@ -213,10 +219,14 @@ def with_proxy_variants(strategies: list[str], options: dict, a) -> tuple[list[s
     strategies that take a proxy prior; returns them and the seconds scoring M cells costs."""
     import csv
 
-    extra = {**json.loads(a.proxy_options), "proxy_scores": os.path.abspath(a.proxy_scores)}
+    given = json.loads(a.proxy_options)
+    extra = {}
     for s in [s for s in strategies if s in ("local_search", "evolution", "controller")]:
         strategies.append(f"{s}+proxy")
+        mine = given.get(s, {}) if any(k in given for k in ("local_search", "evolution", "controller")) else given
+        extra = {**mine, "proxy_scores": os.path.abspath(a.proxy_scores)}
         options[f"{s}+proxy"] = {**options.get(s, {}), **extra}
+    a.options = json.dumps(options)  # the JSON lines name the options each strategy ran with
     with open(a.proxy_scores, newline="") as f:
         seconds = [float(r["seconds"]) for r in csv.DictReader(f) if r.get("seconds")]
     per_cell = statistics.mean(seconds) if seconds else 0.0

@@ -81,8 +81,9 @@ def score_cells(a, keys: list[str]) -> dict[str, dict[str, float]]:
     if writer and new:
         writer.writerow(["arch", *PROXIES, "seconds"])
     t_start = time.perf_counter()
+    k, n_shards = (int(v) for v in a.shard.split("/"))
     for n, key in enumerate(keys):
-        if key in done:
+        if key in done or n % n_shards != k:
             continue
         torch.manual_seed(a.seed)
         net = space.build(from_string(key), (3, 32, 32), 10)
@@ -97,6 +98,9 @@ def score_cells(a, keys: list[str]) -> dict[str, dict[str, float]]:
             log(f"{n + 1}/{len(keys)} cells scored ({time.perf_counter() - t_start:.0f}s)")
     if out:
         out.close()
+    if a.shard != "0/1":
+        log(f"shard {a.shard} done")
+        raise SystemExit(0)
     timing = {}
     for p in PROXIES:  # each proxy alone, on the first cells
         t0 = time.perf_counter()
@@ -122,6 +126,8 @@ def main(argv=None) -> int:
     p.add_argument("--search-seeds", type=int, default=100)
     p.add_argument("--members", default="params,synflow,jacob_cov", help="the ensemble's proxies")
     p.add_argument("--scores-out", default=None)
+    p.add_argument("--shard", default="0/1", help="K/N: score only every N-th cell from the K-th (processes "
+                   "appending to one --scores-out; a last run without --shard then reports)")
     p.add_argument("--from-scores", default=None, help="report from a saved scores CSV instead of scoring")
     p.add_argument("--plot-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     a = p.parse_args(argv)

@@ -148,3 +148,20 @@ def test_a_warm_started_strategy_evaluates_the_best_proxy_scored_samples_first(s
                                                                                 space.key(cells[18])]
     with pytest.raises(ConfigError, match="warm_start: give proxy_scores"):
         create_sampler({"name": strategy, "options": {"warm_start": 5}}, space, 0, ["maximize"])
+
+
+def test_local_search_reads_the_proxy_quantile_as_a_feature_of_its_neighbour_model(tmp_path):
+    import random
+
+    from nasforge.platform.strategies import create_sampler
+    from nasforge.search_spaces import create_space
+
+    space = create_space("nb201")
+    cells = [space.sample(random.Random(i)) for i in range(5)]
+    path = tmp_path / "scores.csv"
+    path.write_text("arch,synflow\n" + "".join(f"{space.key(c)},{10 * i}\n" for i, c in enumerate(cells)))
+    options = {"proxy_scores": str(path), "proxy": "synflow", "proxy_feature": True}
+    sampler = create_sampler({"name": "local_search", "options": options}, space, 0, ["maximize"])
+    assert [sampler.features(c)["proxy"] for c in cells] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    unscored = next(s for s in (space.sample(random.Random(100 + i)) for i in range(50)) if s not in cells)
+    assert sampler.features(unscored)["proxy"] == 0.5

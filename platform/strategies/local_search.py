@@ -250,7 +250,7 @@ class LocalSearchSampler(SampleStrategy):
         """``Space.features`` of a sample, cached by trial number like `encode`."""
         out = self._features.get(number) if number is not None else None
         if out is None:
-            out = self.space.features(sample)
+            out = {**self.space.features(sample), **self.prior.feature(sample)}
             if number is not None:
                 self._features[number] = out
         return out

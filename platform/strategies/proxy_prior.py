@@ -8,6 +8,8 @@ CSV; a JSONL row carries ``key`` and ``scores``). Options (`ProxyPriorOptions`, 
 
 * ``proxy_scores``: the file; ``proxy``: the column to rank by (``ensemble``: the mean rank of
   ``members``, computed here over the whole file when the file has no such column);
+* ``proxy_feature`` (local search): the sample's quantile by the proxy among the file's rows
+  (0.5 when the file lacks it) is one more feature of the model that orders a centre's neighbours;
 * ``warm_start``: M, the number of proxy-scored random samples (drawn from the file's rows with
   the strategy's seed, without replacement); ``warm_top``: k, how many of their best by the
   proxy the strategy evaluates first (local search climbs from the best of them; evolution's
@@ -61,6 +63,7 @@ class ProxyPriorOptions:
     proxy: str = "ensemble"  # the column ranked by
     warm_start: int = 0  # M proxy-scored random samples (0: no warm start)
     warm_top: int = 1  # the k best of them, evaluated first
+    proxy_feature: bool = False  # local search: the proxy's quantile is a feature of its neighbour model
 
 
 def read_scores(path: str) -> dict[str, dict[str, float]]:
@@ -85,7 +88,7 @@ class ProxyPrior:
     ``warm_start`` rows drawn with ``seed``; ``proposal(number, seen)`` hands them out first."""
 
     def __init__(self, space, options: ProxyPriorOptions, seed: int):
-        self.space, self.samples, self.scores = space, [], {}
+        self.space, self.samples, self.scores, self.quantiles = space, [], {}, None
         o = options
         if o.warm_start < 0 or o.warm_top < 1:
             raise ConfigError(f"strategy.options: warm_start must be >= 0 and warm_top >= 1, "
@@ -102,6 +105,9 @@ class ProxyPrior:
                                   f"{', '.join(rows[keys[0]])}, ensemble")
             add_ensemble([rows[k] for k in keys])
         self.scores = {k: rows[k][o.proxy] for k in keys}
+        if o.proxy_feature:
+            order = sorted(keys, key=lambda k: self.scores[k])
+            self.quantiles = {k: i / max(1, len(order) - 1) for i, k in enumerate(order)}
         drawn = random.Random(seed).sample(keys, min(o.warm_start, len(keys)))
         best = sorted(drawn, key=lambda k: -self.scores[k])[:o.warm_top]
         self.samples = [self.sample_of(k) for k in best]
@@ -117,6 +123,8 @@ class ProxyPrior:
             return dict(self.samples[number])
         return None
 
-    def score(self, sample: Mapping[str, Any]) -> float | None:
-        """The sample's proxy score, when the file has it."""
-        return self.scores.get(self.space.key(sample))
+    def feature(self, sample: Mapping[str, Any]) -> dict[str, float]:
+        """{"proxy": the sample's quantile} with ``proxy_feature``, else {}."""
+        if self.quantiles is None:
+            return {}
+        return {"proxy": self.quantiles.get(self.space.key(sample), 0.5)}
