@@ -7,12 +7,11 @@ import os
 
 
 def run_zero_cost_command(cfg, root: str, show_progress: bool = True) -> int:
-    from rich.console import Console
-
+    from nasforge.platform.console import terminal_console
     from nasforge.platform.engine.zero_cost import run_zero_cost
     from nasforge.platform.views.leaderboard import render_leaderboard
 
-    console = Console(width=None if Console().is_terminal else 160)
+    console = terminal_console()
     z = cfg.zero_cost
     console.print(f"[bold]nasforge[/] zero-cost sweep [cyan]{cfg.name}[/]: score {z.samples} samples with "
                   f"{', '.join(z.proxies)}, train the top {z.top_k} by {z.rank_by} → {os.path.join(root, cfg.name)}")

@@ -68,7 +68,7 @@ def score_samples(ctx, samples: list[dict[str, Any]], path: str, show_progress: 
     import torch
 
     from nasforge.platform.engine.assembly import TrialAssembly
-    from nasforge.platform.engine.oneshot import _Bar
+    from nasforge.platform.console import Bar
     from nasforge.platform.engine.proxies import first_batch, score_network
 
     cfg, space = ctx.cfg, ctx.space
@@ -86,7 +86,7 @@ def score_samples(ctx, samples: list[dict[str, Any]], path: str, show_progress: 
         first = TrialAssembly(ctx, missing[0])
         dm = first.datamodule()
         batch = first_batch(dm, _device(cfg))
-        bar = _Bar(console, "zero-cost scores", len(samples), show_progress)
+        bar = Bar("zero-cost scores", len(samples), show_progress, console)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
             with open(path, "a") as f:
@@ -141,12 +141,11 @@ def run_zero_cost(cfg: SweepConfig, root: str, show_progress: bool = True, conso
     """All three phases (each resumes from what the run folder and storage hold). Returns
     {"scores": study of the scored samples, "retrain": the sweep's own study}."""
     from nasforge.platform.engine.oneshot import enqueue_top, top_samples
-    from nasforge.platform.engine.phased import start_run
-    from nasforge.platform.engine.storage import run_dir
-    from nasforge.platform.engine.sweep import open_study, run_sweep
+    from nasforge.platform.engine.sweep import open_study, run_sweep, start_run
 
-    ctx, storage_url = start_run(cfg, root, "zero_cost")
-    rundir = run_dir(cfg.name, root)
+    if cfg.mode != "zero_cost":
+        raise ConfigError(f"mode: run_zero_cost needs mode zero_cost, got {cfg.mode!r}")
+    rundir, storage_url, ctx = start_run(cfg, root)
     samples = draw_samples(ctx.space, cfg.zero_cost.samples, cfg.seed)
     rows = score_samples(ctx, samples, os.path.join(rundir, SCORES_DIR, SCORES_FILE), show_progress, console)
     scores = record_scores(cfg, ctx.space, samples, rows, storage_url)

@@ -1,25 +1,9 @@
-"""The sweep file's proxy keys: ``proxies:`` (logged ``proxy/*`` before every trial's training)
-and ``zero_cost:`` (the options of ``mode: zero_cost``, engine/zero_cost.py), with their checks.
-
-Kept apart from config.py, which holds the rest of the schema and imports these two names.
-"""
+"""The checks of the sweep file's proxy keys: ``proxies:`` (logged ``proxy/*`` before every
+trial's training) and ``zero_cost:`` (`config_schema.ZeroCostConfig`, the options of
+``mode: zero_cost``, engine/zero_cost.py); config.py's `validate` calls `check_proxy_keys`."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from nasforge.platform.errors import ConfigError
-
-
-@dataclass
-class ZeroCostConfig:
-    """``mode: zero_cost``: score ``samples`` random samples with ``proxies`` (no training), record
-    them as trials of study ``<name>.zero_cost``, retrain the ``top_k`` best by ``rank_by``."""
-
-    samples: int = 100
-    top_k: int = 2
-    proxies: list[str] = field(default_factory=lambda: ["params", "synflow", "jacob_cov", "naswot"])
-    members: list[str] = field(default_factory=lambda: ["params", "synflow", "jacob_cov"])  # the ensemble's
-    rank_by: str = "ensemble"  # a proxy's name, or ensemble
 
 
 def check_proxy_keys(cfg) -> None:
