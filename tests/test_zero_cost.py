@@ -4,6 +4,7 @@ scoring again; an ordinary trial (built-in or a user's own space) logs ``proxy/*
 its network before training."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -165,3 +166,22 @@ def test_local_search_reads_the_proxy_quantile_as_a_feature_of_its_neighbour_mod
     assert [sampler.features(c)["proxy"] for c in cells] == [0.0, 0.25, 0.5, 0.75, 1.0]
     unscored = next(s for s in (space.sample(random.Random(100 + i)) for i in range(50)) if s not in cells)
     assert sampler.features(unscored)["proxy"] == 0.5
+
+
+@pytest.mark.slow
+def test_the_shipped_cifar10_zero_cost_file_runs_through_the_command(cifar10_zip, run_root, capsys):
+    from nasforge.platform.cli import main
+    from nasforge.platform.engine.run_folder import open_run
+    from tiny_sweeps import REPO
+
+    sets = {"task.data.path": str(cifar10_zip), "task.data.subset": 256, "task.data.val_subset": 128,
+            "space": [{"name": "nb201", "options": {"C": 4, "N": 1}}], "zero_cost.samples": 4,
+            "zero_cost.top_k": 1, "trainer.max_epochs": 1, "trainer.limit_train_batches": 2,
+            "trainer.accelerator": "cpu", "trainer.cpu_threads": 1, "tracking.mode": "disabled"}
+    args = ["sweep", "run", str(REPO / "sweeps" / "cifar10_zero_cost_nb201.yaml"), "--root", str(run_root)]
+    for k, v in sets.items():
+        args += ["--set", f"{k}={json.dumps(v)}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "zero-cost scores: cifar10_zero_cost_nb201.zero_cost" in out and "trained: cifar10_zero_cost_nb201" in out
+    assert [t.state.name for t in open_run("cifar10_zero_cost_nb201", str(run_root)).study.trials] == ["COMPLETE"]
