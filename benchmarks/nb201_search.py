@@ -24,6 +24,14 @@ task + Optuna storage) is the same.
     python benchmarks/nb201_search.py --runs 50 --budget 100 --jobs 2
     python benchmarks/nb201_search.py --runs 200 --seed 1000 --strategies local_search \
         --options '{"local_search": {"init": 5}}'     # tuning: seeds apart from the reported ones
+
+``--proxy-scores FILE`` (a zero-cost scores CSV keyed by ``arch``, `benchmarks/zero_cost_nb201.py
+--scores-out`) also runs ``<strategy>+proxy`` for each of local_search, evolution and controller
+asked for: the same strategy with ``--proxy-options`` (default: warm start from the best of
+M = 500 proxy-scored random samples, `strategies.proxy_prior`). The M samples are drawn from the
+file's rows (itself a seeded uniform sample of the space: scoring all 15,625 cells is not
+affordable here); the warm-start samples count among the B evaluations, and ``proxy_seconds``
+is M times the file's mean seconds per cell (what scoring them costs on this machine).
 """
 from __future__ import annotations
 
@@ -43,6 +51,11 @@ ANCHORS = {
     "controller": {"published": "93.85 +/- 0.37 (REINFORCE)"},
 }
 BEST_CELL = 94.37
+# warm starts: the first look of each strategy (local search's init, evolution's population, the
+# controller's first batch) taken from the best of M = 500 proxy-scored samples
+PROXY_OPTIONS = {"local_search": {"warm_start": 500, "warm_top": 10},
+                 "evolution": {"warm_start": 500, "warm_top": 30},
+                 "controller": {"warm_start": 500, "warm_top": 5}}
 
 
 def default_table() -> str:
@@ -56,6 +69,7 @@ def default_table() -> str:
 def run_one(args: tuple) -> dict:
     """One search: returns the best-so-far reported metric after each evaluation."""
     strategy, seed, budget, table, signal, report, options = args
+    name, strategy = strategy, strategy.split("+")[0]
     import optuna
     import torch
 
@@ -90,7 +104,7 @@ def run_one(args: tuple) -> dict:
     top = table_best_signal(table, signal)
     curve = [round(v, 4) for v in curve]
     regret = [round(top - v, 6) for v in signal_curve]
-    return {"strategy": strategy, "seed": seed, "curve": curve, "final": curve[-1], "regret": regret,
+    return {"strategy": name, "seed": seed, "curve": curve, "final": curve[-1], "regret": regret,
             "best_signal": best_signal, "found_best": best_signal >= top,
             "distinct": len(keys), "seconds": seconds}
 
@@ -119,6 +133,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--options", default="{}", help='JSON {strategy: {option: value}} passed to the samplers')
+    p.add_argument("--proxy-scores", default=None, help="a zero-cost scores CSV keyed by arch")
+    p.add_argument("--proxy-options", default=json.dumps(PROXY_OPTIONS),
+                   help="JSON options of the +proxy strategies (proxy, warm_start, warm_top, proxy_feature), "
+                        "the same for all or {strategy: options}")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     p.add_argument("--replot", metavar="RUNS_JSON", help="redraw the plot and JSON lines from a saved runs file")
     a = p.parse_args(argv)
@@ -132,6 +150,9 @@ def main(argv=None) -> int:
         if must not in strategies:
             strategies.insert(0, must)
     options = json.loads(a.options)
+    proxy_seconds = None
+    if a.proxy_scores:
+        strategies, proxy_seconds = with_proxy_variants(strategies, options, a)
     jobs = [(s, a.seed + r, a.budget, a.table, a.signal, a.report, options.get(s, {}))
             for s in strategies for r in range(a.runs)]
     if a.jobs > 1:
@@ -141,6 +162,9 @@ def main(argv=None) -> int:
             results = pool.map(run_one, jobs, chunksize=1)
     else:
         results = [run_one(j) for j in jobs]
+    for r in results:
+        if r["strategy"].endswith("+proxy"):
+            r["proxy_seconds"] = proxy_seconds
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, f"nb201_search_B{a.budget}_R{a.runs}.json"), "w") as f:
         json.dump({"args": {k: getattr(a, k) for k in ("table", "signal", "report", "runs", "budget", "seed",
@@ -177,6 +201,9 @@ def summarize(results: list[dict], a) -> int:
             "sec_per_run": round(statistics.mean(r["seconds"] for r in by[s]), 3),
             "seed": a.seed, "options": options.get(s, {}),
         }
+        if by[s][0].get("proxy_seconds") is not None:
+            line["proxy_seconds"] = by[s][0]["proxy_seconds"]
+            line["evaluations"] = a.budget  # the warm-start samples are among them
         if is_nb201_c10 and s in ANCHORS:
             line["anchors"] = {**ANCHORS[s], "best_cell": BEST_CELL, "anchor_budget": 100}
         lines.append(line)
@@ -184,6 +211,25 @@ def summarize(results: list[dict], a) -> int:
     plot_path = plot(by, a)
     print(json.dumps({"plot": plot_path}), file=sys.stderr)
     return 0
+
+
+def with_proxy_variants(strategies: list[str], options: dict, a) -> tuple[list[str], float]:
+    """Add ``<s>+proxy`` (options: the strategy's, then ``--proxy-options`` and the file) for the
+    strategies that take a proxy prior; returns them and the seconds scoring M cells costs."""
+    import csv
+
+    given = json.loads(a.proxy_options)
+    extra = {}
+    for s in [s for s in strategies if s in ("local_search", "evolution", "controller")]:
+        strategies.append(f"{s}+proxy")
+        mine = given.get(s, {}) if any(k in given for k in ("local_search", "evolution", "controller")) else given
+        extra = {**mine, "proxy_scores": os.path.abspath(a.proxy_scores)}
+        options[f"{s}+proxy"] = {**options.get(s, {}), **extra}
+    a.options = json.dumps(options)  # the JSON lines name the options each strategy ran with
+    with open(a.proxy_scores, newline="") as f:
+        seconds = [float(r["seconds"]) for r in csv.DictReader(f) if r.get("seconds")]
+    per_cell = statistics.mean(seconds) if seconds else 0.0
+    return strategies, round(per_cell * min(extra.get("warm_start", 0), len(seconds)), 1)
 
 
 def difference_se(runs: list[dict], tpe_runs: list[dict]) -> float:

@@ -46,11 +46,18 @@ def _render_search(study, cfg, console, limit: int) -> None:
 
 
 def render_search(run, console, limit: int = 10) -> None:
-    """The search study's leaderboard for `nasforge sweep status` of a one-shot sweep."""
+    """For `nasforge sweep status`: the leaderboard of the study a one-shot sweep searched
+    (inherited weights) or a zero-cost sweep scored (untrained networks) before its trials."""
     from nasforge.platform.engine.oneshot import load_search_study
 
-    study = load_search_study(run.name, run.storage_url)
+    if run.cfg.mode == "zero_cost":
+        from nasforge.platform.cli.zero_cost import render_scores
+        from nasforge.platform.engine.zero_cost import load_zero_cost_study
+
+        study, render, what = load_zero_cost_study(run.name, run.storage_url), render_scores, "zero-cost scores"
+    else:
+        study, render, what = load_search_study(run.name, run.storage_url), _render_search, "search on the supernet"
     if study is None:
-        console.print("search on the supernet: not started")
+        console.print(f"{what}: not started")
         return
-    _render_search(study, run.cfg, console, limit)
+    render(study, run.cfg, console, limit)

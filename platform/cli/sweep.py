@@ -119,7 +119,7 @@ def _run_one(cfg, args, preflight: bool = True) -> int:
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    if cfg.mode == "one_shot" and args.workers > 1:
+    if cfg.mode in ("one_shot", "zero_cost") and args.workers > 1:
         raise ConfigError("--workers: a one-shot sweep trains one supernet; run it with one "
                           "worker (trainer.devices > 1 spreads the supernet over devices)")
     if preflight and not args.no_preflight:
@@ -130,6 +130,10 @@ def _run_one(cfg, args, preflight: bool = True) -> int:
         from nasforge.platform.cli.oneshot import run_oneshot_command
 
         return run_oneshot_command(cfg, args.root, show_progress=not args.no_progress)
+    if cfg.mode == "zero_cost":
+        from nasforge.platform.cli.zero_cost import run_zero_cost_command
+
+        return run_zero_cost_command(cfg, args.root, show_progress=not args.no_progress)
     if args.workers > 1:
         from nasforge.platform.engine.workers import run_workers  # several processes sharing the study
 
@@ -212,7 +216,7 @@ def cmd_status(args) -> int:
     for number, reason in dead:
         console.print(f"trial {number}: {reason}; the next `sweep run` fails and retries it", markup=False)
     render_leaderboard(run.study, run.cfg, console=console, limit=args.top)
-    if run.cfg.mode == "one_shot":  # the search on the supernet: beside it, in the same storage
+    if run.cfg.mode in ("one_shot", "zero_cost"):  # the supernet search / proxy scores: beside it
         from nasforge.platform.cli.oneshot import render_search
 
         render_search(run, console, limit=args.top)

@@ -130,6 +130,11 @@ class TrialAssembly:
                 out.all.append(out.cost)
         except ImportError:
             pass
+        if cfg.proxies:
+            from nasforge.platform.engine.proxy_callback import ProxyCallback
+
+            out.proxy = ProxyCallback(cfg.proxies, cfg.seed)
+            out.all.append(out.proxy)
         extra = getattr(self.ctx.resolved.model.load(), "extra_callbacks", None)
         if callable(extra):
             out.all.extend(extra(trial_dir))
@@ -189,3 +194,4 @@ class TrialCallbacks:
         self.pruning = None
         self.checkpoint = None
         self.cost = None
+        self.proxy = None

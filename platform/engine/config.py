@@ -25,14 +25,15 @@ import yaml
 
 from nasforge.platform.engine.config_schema import (
     DataConfig, ModelConfig, TaskConfig, SpacePart, StrategyConfig, BudgetConfig, PrunerConfig, Objective,
-    Constraint, TrainerConfig, TrackingConfig, OneShotConfig, CheckpointConfig, SweepConfig,
+    Constraint, TrainerConfig, TrackingConfig, OneShotConfig, ZeroCostConfig, CheckpointConfig, SweepConfig,
 )
+from nasforge.platform.engine.zero_cost_config import check_proxy_keys
 from nasforge.platform.errors import ConfigError
 from nasforge.platform.options import coerce
 
 __all__ = [
     "DataConfig", "ModelConfig", "TaskConfig", "SpacePart", "StrategyConfig", "BudgetConfig", "PrunerConfig",
-    "Objective", "Constraint", "TrainerConfig", "TrackingConfig", "OneShotConfig", "CheckpointConfig",
+    "Objective", "Constraint", "TrainerConfig", "TrackingConfig", "OneShotConfig", "ZeroCostConfig", "CheckpointConfig",
     "SweepConfig", "load_sweep", "parse_sweep", "read_resolved", "validate",
 ]
 
@@ -180,6 +181,7 @@ def validate(cfg: SweepConfig) -> SweepConfig:
     _check_search(cfg)
     if cfg.mode == "one_shot":
         _check_oneshot(cfg)
+    check_proxy_keys(cfg)
     return cfg
 
 

@@ -129,6 +129,18 @@ class OneShotConfig:
 
 
 @dataclass
+class ZeroCostConfig:
+    """``mode: zero_cost``: score ``samples`` random samples with ``proxies`` (no training), record
+    them as trials of study ``<name>.zero_cost``, retrain the ``top_k`` best by ``rank_by``."""
+
+    samples: int = 100
+    top_k: int = 2
+    proxies: list[str] = field(default_factory=lambda: ["params", "synflow", "jacob_cov", "naswot"])
+    members: list[str] = field(default_factory=lambda: ["params", "synflow", "jacob_cov"])  # the ensemble's
+    rank_by: str = "ensemble"  # a proxy's name, or ensemble
+
+
+@dataclass
 class CheckpointConfig:
     # the best k COMPLETE trials by each objective keep their best.ckpt; null keeps every one's
     keep_top: int | None = 3
@@ -149,8 +161,10 @@ class SweepConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     storage: str | None = None  # default: an embedded file in the run folder
-    mode: Literal["multi_trial", "one_shot"] = "multi_trial"
+    mode: Literal["multi_trial", "one_shot", "zero_cost"] = "multi_trial"
     oneshot: OneShotConfig = field(default_factory=OneShotConfig)
+    zero_cost: ZeroCostConfig = field(default_factory=ZeroCostConfig)
+    proxies: list[str] = field(default_factory=list)  # logged as proxy/* before training (engine/proxies.py)
     # put first on sys.path by every process of the sweep (default: the sweep file's folder and the
     # working directory it was started from), so that the user's classes import everywhere
     import_paths: list[str] = field(default_factory=list)

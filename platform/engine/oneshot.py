@@ -45,14 +45,9 @@ def search_study_name(name: str) -> str:
 
 def load_search_study(name: str, storage_url: str):
     """The search study of one-shot sweep ``name`` in its storage, or None before the search started."""
-    import optuna
+    from nasforge.platform.engine.storage import load_study_if_exists
 
-    from nasforge.platform.engine.storage import create_storage
-
-    try:
-        return optuna.load_study(study_name=search_study_name(name), storage=create_storage(storage_url))
-    except KeyError:
-        return None
+    return load_study_if_exists(search_study_name(name), storage_url)
 
 
 def controller_study_name(name: str) -> str:
@@ -264,9 +259,9 @@ def retrain_config(cfg: SweepConfig) -> SweepConfig:
     )
 
 
-def enqueue_top(study, top: list[tuple[dict[str, Any], float]]) -> int:
-    """Enqueue the samples not yet in ``study`` (by params); returns how many were added."""
-    # enqueued trials not yet run keep their sample in ``fixed_params``
+def enqueue_top(study, top: list, rank_attr: str = "oneshot_rank", value_attr: str = "supernet/val_acc") -> int:
+    """Enqueue the samples not yet in ``study`` (by params), with rank and score; returns how many
+    (enqueued trials not yet run keep their sample in ``fixed_params``)."""
     seen = [
         t.params or t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False)
     ]
@@ -274,7 +269,7 @@ def enqueue_top(study, top: list[tuple[dict[str, Any], float]]) -> int:
     for rank, (sample, value) in enumerate(top, start=1):
         if sample in seen:
             continue
-        study.enqueue_trial(sample, user_attrs={"oneshot_rank": rank, "supernet/val_acc": value})
+        study.enqueue_trial(sample, user_attrs={rank_attr: rank, value_attr: value})
         added += 1
     return added
 

@@ -182,3 +182,13 @@ def load_study(name: str, root: str | os.PathLike = DEFAULT_ROOT, storage: str |
         raise UsageError(
             f"no study named {name!r} in {storage}" + (f"; studies there: {', '.join(names)}" if names else "")
         ) from None
+
+
+def load_study_if_exists(study_name: str, storage_url: str):
+    """Study ``study_name`` in the storage at ``storage_url``, or None when there is none yet."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=study_name, storage=create_storage(storage_url))
+    except KeyError:
+        return None

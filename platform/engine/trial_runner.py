@@ -171,7 +171,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
         with phase("diagram wait"):
             diagram_done()
         metrics_best = history.best(first.metric, first.direction) or {}
-        costs = dict(getattr(cost_cb, "costs", None) or {})
+        costs = {**(getattr(cost_cb, "costs", None) or {}), **(getattr(cbs.proxy, "scores", None) or {})}
         metrics = {**costs, **{k: v for k, v in metrics_best.items() if k != "epoch"}}
         if rank_zero:
             trial.set_user_attr("metrics", metrics)

@@ -62,11 +62,12 @@ from typing import Any
 
 from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
 from nasforge.platform.strategies.controller_policy import build_policy, one_thread
+from nasforge.platform.strategies.proxy_prior import ProxyPrior, ProxyPriorOptions
 from nasforge.platform.strategies.reinforce import TRANSFORMS, EmaBaseline, policy_gradient_loss, reward_transform
 
 
 @dataclass
-class ControllerOptions(RewardOptions):
+class ControllerOptions(ProxyPriorOptions, RewardOptions):
     hidden: int = 64  # LSTM size (ENAS: 64; Zoph & Le: 35)
     layers: int = 1  # stacked LSTM cells (ENAS: 1; Zoph & Le: 2)
     lr: float = 0.02  # Adam learning rate (ENAS: 0.00035 over 10^4+ samples)
@@ -119,6 +120,7 @@ class ControllerSampler(SampleStrategy):
         self.options = parse_options(ControllerOptions, options, "strategy.options")
         super().__init__(space, seed, directions, self.options.make_reward(directions))
         self._state: dict[str, Any] | None = None
+        self.prior = ProxyPrior(space, self.options, seed)
 
     def reset(self) -> None:
         self._state = None
@@ -306,6 +308,9 @@ class ControllerSampler(SampleStrategy):
         o = self.options
         st = self.policy_state(history, number)
         seen = {r.key for r in history if r.key is not None} if o.dedup else set()
+        if (warm := self.prior.proposal(number, seen, self.seen_key)) is not None:  # best proxy-scored first
+            self.pending_attrs = {"rejected": [], "duplicates": []}
+            return warm
         rng = self.rng(number)
         rejected: list[dict] = []
         duplicates: list[dict] = []

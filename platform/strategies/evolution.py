@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
+from nasforge.platform.strategies.proxy_prior import ProxyPrior, ProxyPriorOptions
 
 
 @dataclass
-class EvolutionOptions(RewardOptions):
+class EvolutionOptions(ProxyPriorOptions, RewardOptions):
     population: int = 30  # P (Real et al.: 100 over 20,000 models; NAS-Bench-201's REA: 10)
     sample_size: int = 30  # S (Real et al.: 25); S = P picks the population's best, aging still regularizes
     dedup: bool = True
@@ -59,6 +60,7 @@ class EvolutionSampler(SampleStrategy):
         self.options = parse_options(EvolutionOptions, options, "strategy.options")
         super().__init__(space, seed, directions, self.options.make_reward(directions))
         self._feasible = self.feasibility([])
+        self.prior = ProxyPrior(space, self.options, seed)
 
     def propose(self, history: list[Record], number: int) -> dict[str, Any]:
         o = self.options
@@ -66,6 +68,9 @@ class EvolutionSampler(SampleStrategy):
         scored = [r for r in history if r.ranked]  # infeasible trials never join the population
         rng = self.rng(number)
         self._feasible = self.feasibility(history)
+        warm = self.prior.proposal(number, {r.key for r in history if r.key is not None}, self.seen_key)
+        if warm is not None:  # the first population begins with the best proxy-scored samples
+            return warm
         if len(scored) >= o.population:
             population = scored[-o.population:]
             contenders = rng.sample(population, o.sample_size)

@@ -57,6 +57,7 @@ from typing import Any
 
 from nasforge.platform.strategies.additive import hashable, fit_ridge
 from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
+from nasforge.platform.strategies.proxy_prior import ProxyPrior, ProxyPriorOptions
 
 RESTARTS = ("next_best", "random", "kick")
 ORDERS = ("local", "additive", "random")
@@ -64,7 +65,7 @@ SCOPES = ("climb", "all")
 
 
 @dataclass
-class LocalSearchOptions(RewardOptions):
+class LocalSearchOptions(ProxyPriorOptions, RewardOptions):
     init: int = 10  # random samples before the first climb
     restart_init: int = 5  # random samples before each later climb (restart: random)
     restart: str = "random"  # at a local optimum: random (the paper), kick (from the best) or next_best
@@ -108,6 +109,7 @@ class LocalSearchSampler(SampleStrategy):
         self._offsets = [0]  # first one-hot column of each decision (and the total)
         for d in self.decisions:
             self._offsets.append(self._offsets[-1] + d.n)
+        self.prior = ProxyPrior(space, self.options, seed)
 
     def reset(self) -> None:
         self._exhausted, self._codes, self._features = {}, {}, {}
@@ -121,6 +123,10 @@ class LocalSearchSampler(SampleStrategy):
         segment = [r for r in history if int(r.extra.get("restart", 0)) == restart]
         known = {r.key: r for r in history if r.ranked}
         feasible = self.feasibility(history)
+        warm = self.prior.proposal(number, seen, self.seen_key)
+        if warm is not None:  # the first climb starts from the best proxy-scored samples
+            self.pending_attrs = {"restart": 0}
+            return warm
         while True:
             kicked = self.kicked(restart, best)
             if len(segment) < self.start_size(restart, best):  # a climb's start
@@ -155,7 +161,8 @@ class LocalSearchSampler(SampleStrategy):
     def start_size(self, restart: int, best: Record | None) -> int:
         """How many samples start climb ``restart`` (random ones; a kick's one)."""
         o = self.options
-        return 1 if self.kicked(restart, best) else o.init if restart == 0 else o.restart_init
+        first = len(self.prior.samples) or o.init  # a warm start replaces the random first look
+        return 1 if self.kicked(restart, best) else first if restart == 0 else o.restart_init
 
     def model_trials(self, history: list[Record], restart: int, best: Record | None) -> list[Record]:
         """The ranked trials the neighbour-order model is fitted to in climb ``restart``. ``scope:
@@ -243,7 +250,7 @@ class LocalSearchSampler(SampleStrategy):
         """``Space.features`` of a sample, cached by trial number like `encode`."""
         out = self._features.get(number) if number is not None else None
         if out is None:
-            out = self.space.features(sample)
+            out = {**self.space.features(sample), **self.prior.feature(sample)}
             if number is not None:
                 self._features[number] = out
         return out

@@ -202,25 +202,31 @@ def _summary_html(run, study) -> str:
 
 
 def _search_html(run) -> tuple[str, list[Figure]]:
-    """A one-shot sweep's search on the supernet: its best ``SEARCH_ROWS`` samples by inherited-
-    weight score (the leaderboard above holds the retrained ones) and its optimization history."""
+    """A one-shot sweep's search on the supernet (a zero-cost sweep's proxy scores): its best
+    ``SEARCH_ROWS`` samples by inherited-weight score (by proxy score; the leaderboard above holds
+    the trained ones) and its optimization history."""
     import optuna.visualization as vis
 
     from nasforge.platform.engine.oneshot import load_search_study
+    from nasforge.platform.engine.zero_cost import load_zero_cost_study
 
-    title = "Search on the supernet (inherited weights)"
-    study = load_search_study(run.name, run.storage_url)
+    zero_cost = run.cfg.mode == "zero_cost"
+    title = "Zero-cost scores (untrained networks)" if zero_cost else "Search on the supernet (inherited weights)"
+    study = (load_zero_cost_study if zero_cost else load_search_study)(run.name, run.storage_url)
     if study is None:
         return f"<h2>{title}</h2><p class='note'>the search has not started</p>", []
     scored = _complete(study)
-    note = (f"{len(scored)} samples of study {study.study_name} scored by {run.cfg.objectives[0].metric} with "
-            f"the supernet's weights (batch norm recalibrated); the best {run.cfg.oneshot.top_k} were retrained "
-            f"as the trials of the leaderboard above. Best {min(SEARCH_ROWS, len(scored))} shown.")
+    how = (f"proxy/{run.cfg.zero_cost.rank_by} of the untrained network on one training batch",
+           run.cfg.zero_cost.top_k) if zero_cost else (
+        f"{run.cfg.objectives[0].metric} with the supernet's weights (batch norm recalibrated)", run.cfg.oneshot.top_k)
+    note = (f"{len(scored)} samples of study {study.study_name} scored by {how[0]}; the best {how[1]} were "
+            f"trained as the trials of the leaderboard above. Best {min(SEARCH_ROWS, len(scored))} shown.")
     body = f"<h2>{title}</h2><p class='note' id='search-note'>{html.escape(note)}</p>" \
            + _leaderboard_html(study, run.cfg, limit=SEARCH_ROWS)
     if not scored:
         return body, []
-    fig = vis.plot_optimization_history(study, target_name=f"{run.cfg.objectives[0].metric} (inherited weights)")
+    fig = vis.plot_optimization_history(study, target_name=study.metric_names[0] if zero_cost else
+                                        f"{run.cfg.objectives[0].metric} (inherited weights)")
     return body, [Figure("search_history", "Search on the supernet: optimization history", fig)]
 
 
@@ -265,7 +271,7 @@ def render_report(run) -> str:
     study, cfg = run.study, run.cfg
     figures = sweep_figures(study, cfg)
     search = ""
-    if cfg.mode == "one_shot":
+    if cfg.mode in ("one_shot", "zero_cost"):
         search, search_figures = _search_html(run)
         figures += search_figures
     plots = []
