@@ -120,8 +120,8 @@ def _run_one(cfg, args, preflight: bool = True) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if cfg.mode in ("one_shot", "zero_cost") and args.workers > 1:
-        raise ConfigError("--workers: a one-shot sweep trains one supernet; run it with one "
-                          "worker (trainer.devices > 1 spreads the supernet over devices)")
+        raise ConfigError(f"--workers: a {cfg.mode} sweep searches in one process (a supernet, or proxy scores); "
+                          "run it with one worker (trainer.devices > 1 spreads the supernet over devices)")
     if preflight and not args.no_preflight:
         from nasforge.platform.engine.preflight import preflight as check
 

@@ -120,16 +120,13 @@ class TrialAssembly:
             out.all.append(out.pruning)
         out.checkpoint = BestCheckpoint(trial_dir, first.metric, "max" if first.direction == "maximize" else "min")
         out.all.append(out.checkpoint)
-        try:
+        if network is not None:  # the cost of the searched network, at the data's real input size
             from nasforge.platform.engine.cost import CostCallback
 
-            if network is not None:  # the cost of the searched network, at the data's real input size
-                # latency takes timed forward passes: only when an objective or constraint reads it
-                asked = {o.metric for o in cfg.objectives} | {c.metric for c in cfg.constraints}
-                out.cost = CostCallback(data_shape(dm)[0], latency="cost/latency_ms" in asked)
-                out.all.append(out.cost)
-        except ImportError:
-            pass
+            # latency takes timed forward passes: only when an objective or constraint reads it
+            asked = {o.metric for o in cfg.objectives} | {c.metric for c in cfg.constraints}
+            out.cost = CostCallback(data_shape(dm)[0], latency="cost/latency_ms" in asked)
+            out.all.append(out.cost)
         if cfg.proxies:
             from nasforge.platform.engine.proxy_callback import ProxyCallback
 
