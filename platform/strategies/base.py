@@ -279,7 +279,7 @@ class SampleStrategy(BaseSampler):
             sample = dict(self.propose(history, trial.number))
             study._storage.set_trial_system_attr(trial._trial_id, SAMPLE_ATTR, sample)  # private: as set_trial_attr
             for name, value in self.pending_attrs.items():  # e.g. the controller's rejected samples
-                if value:
+                if value is not None and value != [] and value != {}:  # 0 is a value (a parent trial)
                     self.set_trial_attr(study, trial, name, value)
         else:
             sample = dict(stored)
