@@ -156,8 +156,10 @@ def _leaderboard_html(study, cfg, limit: int | None = None) -> str:
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     extra = sorted({k for r in rows for k in (by_number[r["trial"]].user_attrs.get("metrics") or {})
                     if k.startswith("val/") and k not in names})
+    lineage = ["lineage"] if any(r["lineage"] for r in rows) else []
     head = (["front" if cfg.multi_objective else "rank", "trial", "state"]
-            + [f"{m} {arrows[m]}" for m in names] + ["params", "MFLOPs", "time s"] + extra + ["sample", "note"])
+            + [f"{m} {arrows[m]}" for m in names] + ["params", "MFLOPs", "time s"] + extra + lineage
+            + ["sample", "note"])
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     out = ["<table class='lb'><thead><tr>" + cells + "</tr></thead><tbody>"]
     for r in rows:
@@ -170,7 +172,7 @@ def _leaderboard_html(study, cfg, limit: int | None = None) -> str:
                  + [_fmt(int(r["cost/params"])) if r["cost/params"] is not None else "",
                     f"{r['cost/flops'] / 1e6:.3g}" if r["cost/flops"] is not None else "",
                     f"{r['seconds']:.1f}" if r["seconds"] is not None else ""]
-                 + [_fmt(m.get(k)) for k in extra])
+                 + [_fmt(m.get(k)) for k in extra] + [r["lineage"] for _ in lineage])
         cells = [c if c.startswith("<span") else html.escape(c) for c in cells]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
                    + f"<td class='sample'>{sample}</td><td>{html.escape(str(r['note'] or ''))}</td></tr>")
