@@ -30,6 +30,9 @@ def run(n: int, seed: int = 0, cap: int | None = None, storage=None):
 
     def objective(trial):
         arch = SPACE.arch(SPACE.validate(SPACE.suggest(trial)))
+        parent = study._storage.get_trial_system_attrs(trial._trial_id).get("nasforge:parent")
+        if parent is not None:  # what the trial runner records on a child
+            trial.set_user_attr("parent", parent)
         if cap is not None:
             trial.set_constraint("layers", sum(len(s) for s in arch) - cap)
         return score(arch)
@@ -85,6 +88,17 @@ def test_retention_keeps_the_parent_of_a_running_child():
     assert needed_parents(study.get_trials(deepcopy=False)) == {2}
     study.tell(child, 0.0)
     assert needed_parents(study.get_trials(deepcopy=False)) == set()
+
+
+def test_family_tree_links_each_child_to_its_parent():
+    from nasforge.platform.views.lineage import family_tree_figure
+
+    study = run(6)
+    fig = family_tree_figure(study, "score")
+    lines = fig.data[0]
+    pairs = {(lines.x[i], lines.x[i + 1]) for i in range(0, len(lines.x), 3)}
+    assert pairs == {(t.system_attrs["nasforge:parent"], t.number) for t in study.trials
+                     if t.system_attrs.get("nasforge:parent") is not None}
 
 
 def test_morphism_refuses_a_space_without_morphism_operations():

@@ -83,6 +83,11 @@ def test_morphism_sweep_on_two_workers_inherits_resumes_and_promotes(cifar10_zip
     for t in children:
         assert rows[t.number]["lineage"] == " > ".join(map(str, t.user_attrs["lineage"] + [t.number]))
 
+    from nasforge.platform.views.report import write_report
+
+    page = Path(write_report(name, str(tmp_path / "report.html"), root=str(root))).read_text()
+    assert "plot-lineage" in page and "<th>lineage</th>" in page  # the family tree and the column
+
     reg = tmp_path / "registry"
     prom = subprocess.run([*NASFORGE, "promote", name, "--best", "--root", str(root), "--registry", str(reg),
                            "--alias", "best"], capture_output=True, text=True, env=env(), cwd=tmp_path)

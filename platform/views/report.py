@@ -6,7 +6,8 @@ the leaderboard (`leaderboard.leaderboard_rows`: rank, state, objectives, parame
 time, the sample, the other validation metrics), and Optuna's plotly figures
 (`optuna.visualization`): optimization history, parameter importances, parallel coordinates,
 intermediate values (or, when the trials reported none, the per-epoch ``history`` the runner
-recorded) and, for multi-objective sweeps, the Pareto front; last, the architecture diagrams
+recorded), for multi-objective sweeps the Pareto front, for a morphism sweep its family tree
+(`lineage.py`); last, the architecture diagrams
 (every ``*.png`` in the top trials' folders). plotly.js is inlined once and images are data
 URIs, so the page needs nothing but the file. A one-shot sweep's report also holds its search on
 the supernet (the best samples by inherited-weight score, and that search's history). A figure
@@ -120,6 +121,11 @@ def sweep_figures(study, cfg) -> list[Figure]:
             out.append(Figure("intermediate", "Intermediate values", None,
                               "no trial has reported per-epoch values (Optuna receives them when a pruner is on) "
                               "or recorded a per-epoch history"))
+    from nasforge.platform.views.lineage import family_tree_figure
+
+    tree = None if multi else family_tree_figure(study, names[0])
+    if tree is not None:  # a morphism sweep: children of trained trials
+        out.append(Figure("lineage", "Family tree: each child beside its parent", tree))
     return out
 
 
