@@ -104,3 +104,15 @@ def test_family_tree_links_each_child_to_its_parent():
 def test_morphism_refuses_a_space_without_morphism_operations():
     with pytest.raises(ConfigError, match="morphable"):
         create_sampler("morphism", create_space("convnet"))
+
+
+def test_a_retried_child_inherits_from_the_same_parent_by_the_same_operations():
+    from nasforge.platform.engine.heartbeat import _enqueue_retry
+
+    study = run(4)
+    child = next(t for t in study.trials if t.system_attrs.get("nasforge:parent") is not None)
+    number = _enqueue_retry(study, child, max_retry=1)
+    retry = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    for key in ("nasforge:parent", "nasforge:morphs", "nasforge:epochs"):
+        assert retry.system_attrs[key] == child.system_attrs[key]
+    assert retry.params == child.params

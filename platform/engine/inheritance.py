@@ -21,6 +21,7 @@ from nasforge.platform.engine.retention import PARENT_ATTR, checkpoint_path
 from nasforge.platform.errors import NasforgeError
 
 MORPHS_ATTR, EPOCHS_ATTR = "nasforge:morphs", "nasforge:epochs"
+INHERITANCE_ATTRS = (PARENT_ATTR, MORPHS_ATTR, EPOCHS_ATTR)  # a retried trial keeps them (heartbeat.py)
 
 
 def network_state(checkpoint_path: str, attr: str | None = "network") -> dict[str, Any]:
