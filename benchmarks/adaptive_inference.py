@@ -43,13 +43,13 @@ def _floats(text: str) -> list[float]:
 def _train_static(net, dm, epochs: int, lr: float) -> float:
     import lightning as L
 
+    from nasforge.platform.engine.assembly import create_trainer
     from nasforge.tasks.classification import ClassificationTask
 
     start = time.perf_counter()
     L.seed_everything(0, verbose=False)
-    L.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False, enable_checkpointing=False,
-              enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-              limit_val_batches=0).fit(ClassificationTask(net, 10, lr=lr, warmup_epochs=0.5), datamodule=dm)
+    task = ClassificationTask(net, 10, lr=lr, warmup_epochs=0.5)
+    create_trainer(max_epochs=epochs, limit_val_batches=0).fit(task, datamodule=dm)
     return time.perf_counter() - start
 
 

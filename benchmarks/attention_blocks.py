@@ -74,18 +74,9 @@ def isbi_sample(v: dict) -> dict:
 
 
 def _trainer(epochs: int):
-    import lightning as L
+    from nasforge.platform.engine.assembly import create_trainer
 
-    return L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    return create_trainer(max_epochs=epochs)
 
 
 def run_cifar(name: str, seed: int, args, data_path: str) -> dict:

@@ -6,21 +6,11 @@ scaled by 1/(1-p) otherwise; NASNet found that p must grow linearly over trainin
 ``drop_path_prob`` (the p its cells use now; 0 at the start) and ``drop_path_max`` (p at the
 end of training). ``set_drop_path_prob(model, epoch, epochs)`` sets p = max * epoch / epochs;
 a Lightning callback (or any loop) calls it at the start of each epoch. No Lightning here.
+The drop itself is timm's ``drop_path(x, p, training)``.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
-
-
-def drop_path(x: torch.Tensor, prob: float, training: bool) -> torch.Tensor:
-    """Zero each sample's ``x`` with probability ``prob`` (training only), rescaling the rest.
-    x: (B, C, H, W) -> (B, C, H, W)."""
-    if not training or prob <= 0.0:
-        return x
-    keep = 1.0 - prob
-    mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)  # (B, 1, 1, 1)
-    return x * mask / keep
 
 
 def scheduled_drop_path_prob(epoch: int, epochs: int, max_prob: float) -> float:

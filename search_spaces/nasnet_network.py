@@ -24,10 +24,10 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from timm.layers import drop_path
 from torch import nn
 from torch.func import functional_call
 
-from .drop_path import drop_path
 from .ops import FactorizedReduce, ReLUConvBN, create_op
 from .space import SampleValidationError
 from .supernet import Choice, LayerChoice

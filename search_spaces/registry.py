@@ -43,11 +43,7 @@ SPACE_GROUP = "nasforge.spaces"  # entry points of installed plugins: name -> "m
 
 def _load_builtins() -> None:
     for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as e:  # a space module not written yet
-            if e.name != f"{__package__}.{mod}":
-                raise
+        importlib.import_module(f"{__package__}.{mod}")
     for ep in entry_points(group=SPACE_GROUP):
         if ep.name not in _SPACES:
             register_space(ep.load())

@@ -142,10 +142,8 @@ class EncoderDecoderSpace(Space):
             raise SampleValidationError(str(e), "encdec/encoder") from None
 
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
-        try:
-            from .diagrams import draw_stage_table
-        except ImportError:
-            return []
+        from .diagrams import draw_stage_table
+
         cfg = self.config(sample)
         n = len(cfg.stages)
         base = 1 if cfg.encoder == "unet" else 2  # stride of the shallowest encoder map
@@ -227,10 +225,8 @@ class AutoDeepLabSpace(Space):
         return AutoDeepLabNet(self.config(sample), int(input_shape[0]), int(num_classes))
 
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
-        try:
-            from .diagrams import draw_stage_table
-        except ImportError:
-            return []
+        from .diagrams import draw_stage_table
+
         cfg = self.config(sample)
         rows, prev = [], 0
         for i, (lv, op) in enumerate(zip(cfg.levels, cfg.ops), 1):

@@ -163,11 +163,16 @@ def wait_until_dead(pids, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def assert_wandb_runs_accounted_for(run_dir: Path, trials, sweep_name: str) -> None:
-    """Every trial has its own offline W&B run, and every W&B run folder belongs to a trial
-    (the run's name ``<sweep>-<trial number>`` is recorded in its .wandb file)."""
+def assert_wandb_runs_accounted_for(run_dir: Path, trials, sweep_name: str, summaries: int = 1) -> None:
+    """Every trial has its own offline W&B run, every other W&B run folder is the command's
+    sweep summary (``<sweep>-summary``, one per command that ran to its end), and nothing else
+    (a run's name is recorded in its .wandb file)."""
     runs = {str(d): b"".join(p.read_bytes() for p in d.glob("run-*.wandb"))
             for d in sorted((run_dir / "wandb").glob("offline-run-*"))}
+    summary_name = f"{sweep_name}-summary".encode()
+    summary_runs = [d for d, data in runs.items() if bytes([len(summary_name)]) + summary_name in data]
+    assert len(summary_runs) == summaries
+    runs = {d: data for d, data in runs.items() if d not in summary_runs}
     assert len(runs) == len(trials)
     assert {t.user_attrs["wandb_run_dir"] for t in trials} == set(runs)
     for t in trials:

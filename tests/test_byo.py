@@ -1,4 +1,4 @@
-"""Bring your own model, data and search space (issue 11).
+"""Bring your own model, data and search space.
 
 The user project is `examples/digitlab` (its own package: a LightningModule taking the searched
 network as ``backbone``, a LightningDataModule, a `Space` subclass, a sweep file using ``params``),
@@ -388,7 +388,7 @@ def test_installed_plugins_add_task_aliases_and_spaces_through_entry_points(tmp_
 
 
 def test_sweep_check_preflights_a_users_classes_and_every_searched_choice(tmp_path, capsys, monkeypatch):
-    """The preflight (issue 12) goes through the same resolution and assembly as a trial, so a
+    """The preflight goes through the same resolution and assembly as a trial, so a
     user's module, data module and space are checked by one real step, and a categorical init arg
     fails here whichever choice the one sample drew."""
     monkeypatch.setattr(sys, "path", list(sys.path))

@@ -191,19 +191,43 @@ def test_a_postgresql_restart_mid_sweep_loses_nothing(run_root, pg_cluster):
                       "seconds": round(time.monotonic() - start, 1)}))
 
 
+# The promote command as it runs, except that just before the manifest is sealed it says so and
+# waits: the kill then lands with the version's files written and its manifest not (mid-write).
+PAUSED_PROMOTE = """
+import sys
+from nasforge.platform.registry.versions import Registry
+real = Registry.seal
+def seal(version):
+    print("SEALING", version.path, flush=True)
+    sys.stdin.readline()  # the test kills this process here
+    return real(version)
+Registry.seal = staticmethod(seal)
+from nasforge.platform.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_sigkill_during_promote_leaves_the_registry_consistent(quick_runs, tmp_path):
+    import sys
+
     from nasforge.platform.registry import Registry
 
     reg = tmp_path / "registry"
-    cmd = [*NASFORGE, "promote", "quickstart", "--best", "--alias", "best", "--root", str(quick_runs),
-           "--registry", str(reg)]
-    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
-    versions = reg / "quickstart" / "versions"
-    deadline = time.monotonic() + LIMIT
-    while not (versions / "v1").is_dir() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)  # the version folder is made: promote is writing it now
+    args = ["promote", "quickstart", "--best", "--alias", "best", "--root", str(quick_runs), "--registry", str(reg)]
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_PROMOTE, *args], env=env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, text=True)
+    lines = []
+    for line in proc.stdout:  # event-driven: the child says when it is about to seal
+        lines.append(line)
+        if line.startswith("SEALING"):
+            break
+    written = Path(line.split(maxsplit=1)[1].strip()) if lines and lines[-1].startswith("SEALING") else None
+    assert written is not None, "".join(lines)
+    assert written.name == "v1" and any(written.iterdir()) and not (written / "MANIFEST.json").exists()
     proc.kill()
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # the kill landed mid-write, not after the command ended
+    cmd = [*NASFORGE, *args]
     r = Registry(reg)
     for v in r.versions("quickstart"):  # only sealed versions are listed, and each verifies
         v.verify()
@@ -215,5 +239,5 @@ def test_sigkill_during_promote_leaves_the_registry_consistent(quick_runs, tmp_p
     complete = r.versions("quickstart")
     assert len(complete) == 1 and r.resolve("quickstart:best").version == complete[0].version
     complete[0].verify()
-    print(json.dumps({"what": "chaos_promote_sigkill", "killed_while": "writing" if (versions / "v1").is_dir()
-                      else "starting", "complete_versions": len(complete), "consistent": True}))
+    print(json.dumps({"what": "chaos_promote_sigkill", "killed_while": "writing", "complete_versions": len(complete),
+                      "consistent": True}))

@@ -103,7 +103,7 @@ def test_bad_space_option_fails_before_anything_is_written(tmp_path, capsys):
 )
 def test_unknown_strategy_or_pruner_option_writes_nothing_and_the_fix_runs(tmp_path, capsys, section, bad, good,
                                                                           expect):
-    """Must-show 3 of issue 10: ``strategy.options``/``pruner.options`` are checked with the rest of
+    """``strategy.options``/``pruner.options`` are checked with the rest of
     the file, before ``runs/<name>/sweep.yaml`` exists (they used to fail after it was written)."""
     root = tmp_path / "runs"
     path = quickstart_file(tmp_path, **{section: bad, "budget.trials": 1})

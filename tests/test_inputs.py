@@ -1,4 +1,4 @@
-"""Every input of issue 12's list gets its defined outcome: an error before anything is written,
+"""Every bad input gets its defined outcome: an error before anything is written,
 a warning, or a fix. Run folders, storages and registries are real (digits, NAS-Bench-201)."""
 from __future__ import annotations
 
@@ -53,6 +53,15 @@ def test_an_unreachable_storage_is_one_line_before_anything_is_written(tmp_path,
                            "--storage", url], capsys)
     assert code == 2 and _one_line(err) and "storage: cannot open" in err, err
     assert not (tmp_path / "runs").exists()  # no sweep.yaml, no empty study.journal
+
+
+@pytest.mark.parametrize("preflight", [True, False])
+def test_an_sqlite_storage_in_a_missing_folder_is_one_line_and_writes_nothing(tmp_path, capsys, preflight):
+    url = f"sqlite:///{tmp_path}/no-such-folder/x.db"  # SQLite makes the file, never its folder
+    code, out, err = _cli(["sweep", "run", quickstart_file(tmp_path), "--root", tmp_path / "runs", "--storage", url]
+                          + ([] if preflight else ["--no-preflight"]), capsys)
+    assert code == 2 and _one_line(err) and "storage: cannot open" in err and "does not exist" in err, err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "no-such-folder").exists()
 
 
 # ----------------------------------------------------------------------------- the sweep file

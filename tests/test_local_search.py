@@ -136,20 +136,35 @@ def test_nb201_path_encoding_counts_the_op_sequences_from_input_to_output():
     assert both.features({**cut, "lr": 0.01}) == {f"nb201:{k}": v for k, v in space.features(cut).items()}
 
 
-def test_the_local_model_follows_the_trials_near_the_centre():
+class XYZSpace(Space):
+    name = "xyz"
+
+    def dimensions(self):
+        return [Categorical(k, choices=("a", "b", "c")) for k in ("x", "y", "z")]
+
+
+def test_the_samplers_local_model_follows_the_trials_near_the_centre():
     """Where the trials near the centre and the far ones disagree on a decision's best value, the
-    locally weighted fit (order: local) follows the near ones and the plain fit the majority."""
-    from nasforge.platform.strategies.additive import fit_additive, predict
+    sampler's locally weighted model (order: local) picks the neighbour the near ones favour, and
+    the plain model (order: additive) the one the majority favours: the model `pick` really uses."""
+    import random
+
+    from optuna.trial import TrialState
+
+    from nasforge.platform.strategies.base import Record
 
     centre = {"x": "a", "y": "a", "z": "a"}
     near = [({"x": "a", "y": "a", "z": "b"}, 1.0), ({"x": "a", "y": "a", "z": "c"}, 0.0)]  # here z: b wins
     far = [({"x": "b", "y": "b", "z": z}, v) for z, v in [("c", 1.0), ("b", 0.0)] * 4]  # far away: c wins
-    samples, targets = zip(*(near + far))
-    plain = fit_additive(samples, targets, 0.03)
-    distance = [sum(s[k] != centre[k] for k in centre) for s in samples]
-    local = fit_additive(samples, targets, 0.03, [2.718 ** -d for d in distance])
+    trials = [Record(i, s, TrialState.COMPLETE, v, None, {}) for i, (s, v) in enumerate(near + far)]
     b, c = {**centre, "z": "b"}, {**centre, "z": "c"}
-    assert predict(local, b) > predict(local, c) and predict(plain, c) > predict(plain, b)
+    picks = {}
+    for order in ("local", "additive"):
+        sampler = create_sampler({"name": "local_search", "options": {"order": order, "features": False}},
+                                 XYZSpace(), 0, ["maximize"])
+        picks[order] = {sampler.pick(centre, fresh, trials, random.Random(seed))["z"]
+                        for fresh in ([b, c], [c, b]) for seed in range(3)}  # order and ties do not matter
+    assert picks == {"local": {"b"}, "additive": {"c"}}
 
 
 @pytest.mark.slow

@@ -11,7 +11,9 @@ from arch_helpers import cifar_batch, enumerate_samples, random_samples, train_o
 
 from nasforge.platform.engine.cost import measure_cost
 from nasforge.search_spaces import SampleValidationError, create_composite, create_space
-from nasforge.search_spaces.drop_path import drop_path, scheduled_drop_path_prob, set_drop_path_prob
+from timm.layers import drop_path
+
+from nasforge.search_spaces.drop_path import scheduled_drop_path_prob, set_drop_path_prob
 from nasforge.search_spaces.nasnet import NASNET_OPS
 from nasforge.search_spaces.nasnet_network import unused_blocks
 from nasforge.search_spaces.ops import OPS, create_op

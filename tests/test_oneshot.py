@@ -378,7 +378,7 @@ def test_the_shipped_cifar10_one_shot_files_run_through_the_command(name, cifar1
     assert [t.state.name for t in run.study.trials] == ["COMPLETE"]
 
 
-def test_enas_controller_draws_the_trained_paths_and_learns_from_validation_batches(tmp_path):
+def test_enas_controller_draws_the_trained_paths_and_is_rewarded_by_validation_batches(tmp_path):
     import optuna
     from nasforge.platform.engine.oneshot import controller_study_name, train_supernet
     from nasforge.platform.engine.trial import TrialContext

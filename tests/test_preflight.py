@@ -38,7 +38,7 @@ def _hparams(**options) -> list:
 
 # each mistake of the issue's list that only a trial used to find: (overrides, what the line says)
 MISTAKES = [
-    # these two are refused even earlier since issue 11, when the config is loaded (class signatures)
+    # these two are refused even earlier, when the config is loaded (class signatures)
     ({"task.options.batchsize": 32}, "task.options.batchsize: taken by neither ClassificationTask ("),
     ({"task.data.options": {"foo": 1}}, "task.data.init_args: DigitsDataModule: Option 'foo' is not accepted"),
     ({"task.data.val_fraction": 1.5}, "val_fraction must be in (0, 1), got 1.5"),
@@ -128,7 +128,7 @@ def test_a_bad_cifar10_zip_is_one_line_before_the_first_trial(tmp_path, capsys, 
 
 def test_the_same_failure_three_times_in_a_row_stops_the_sweep_early(tmp_path):
     # no preflight here (run_sweep is the engine): every trial fails the same way at module creation
-    # (a misspelt task option no longer loads since issue 11; a value the class refuses still does)
+    # (a misspelt task option does not load at all; a value the class refuses does)
     cfg = load_sweep(quickstart_file(tmp_path, name="same", **{"space": _hparams(optimizer=["lbfgs"]),
                                                                   "budget.trials": 10}))
     with pytest.raises(SweepFailed, match=r"stopped early: 3 trials in a row failed for the same reason "

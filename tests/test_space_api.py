@@ -221,5 +221,5 @@ def test_registry_lists_spaces_and_rejects_unknown_names_listing_the_valid_ones(
         assert name in str(e.value)
     with pytest.raises(ValueError, match=r"hparams.lrr: the short \[low, high\]/\[choices\] form is for optimizer, lr"):
         create_space("hparams", lrr=[0.1, 0.2])
-    # any other setting is searched in the params syntax (issue 11: warmup_epochs could not be)
+    # any other setting is searched in the params syntax (warmup_epochs once could not be)
     assert "hp/warmup_epochs" in create_space("hparams", warmup_epochs={"float": [0.0, 2.0]}).labels()

@@ -27,7 +27,7 @@ def test_space_list_names_every_registered_space_with_size_and_description(capsy
 
 
 def test_space_show_lists_dimensions_kinds_ranges_and_size(capsys):
-    assert main(["space", "show", "nasnet", "-o", "blocks=2"]) == 0
+    assert main(["space", "show", "nasnet", "--set", "blocks=2"]) == 0
     out = capsys.readouterr().out
     assert "16 dimensions" in out
     assert "normal/block1/input1" in out and "reduce/block0/op0" in out
@@ -44,14 +44,14 @@ def test_unknown_space_is_one_line_and_exit_2(capsys):
     assert main(["space", "sample", "nope"]) == 2
     assert main(["space", "sample", "nasnet", "--input", "3x32"]) == 2
     assert "is not CxHxW" in capsys.readouterr().err
-    assert main(["space", "show", "nasnet", "-o", "blocks=0"]) == 2
+    assert main(["space", "show", "nasnet", "--set", "blocks=0"]) == 2
     assert "nasnet.blocks must be >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_space_sample_builds_runs_and_tabulates_params_and_flops(tmp_path, capsys):
     draw = tmp_path / "pictures"
-    rc = main(["space", "sample", "nasnet", "--n", "2", "--seed", "1", "-o", "C=8",
+    rc = main(["space", "sample", "nasnet", "--n", "2", "--seed", "1", "--set", "C=8",
                "--draw", str(draw)])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -61,13 +61,13 @@ def test_space_sample_builds_runs_and_tabulates_params_and_flops(tmp_path, capsy
     assert files == ["sample0.png", "sample0.svg", "sample1.png", "sample1.svg"]
     assert all((draw / f).stat().st_size > 0 for f in files)
     # same seed, same samples: the table repeats itself (keys, params, FLOPs)
-    assert main(["space", "sample", "nasnet", "--n", "2", "--seed", "1", "-o", "C=8"]) == 0
+    assert main(["space", "sample", "nasnet", "--n", "2", "--seed", "1", "--set", "C=8"]) == 0
     again = capsys.readouterr().out
     rows = [line.split("│")[1:5] for line in out.splitlines() if line.startswith("│")]
     rows_again = [line.split("│")[1:5] for line in again.splitlines() if line.startswith("│")]
     assert rows == rows_again and len(rows) == 2
     # digits-sized inputs build too
-    assert main(["space", "sample", "nasnet", "--n", "1", "--input", "1x8x8", "-o", "C=4"]) == 0
+    assert main(["space", "sample", "nasnet", "--n", "1", "--input", "1x8x8", "--set", "C=4"]) == 0
     capsys.readouterr()
 
 

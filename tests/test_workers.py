@@ -122,7 +122,7 @@ def test_heartbeat_thread_beats_while_the_trial_runs_and_stops_after(tmp_path):
 def test_devices_are_split_between_workers():
     from nasforge.platform.engine.config import parse_sweep
     from nasforge.platform.errors import ConfigError
-    from nasforge.platform.engine.workers import assign_devices
+    from nasforge.platform.engine.devices import assign_devices
 
     cfg = parse_sweep({"trainer": {"accelerator": "gpu", "devices": 1}, "tracking": {"mode": "disabled"}})
     assert assign_devices(cfg, 4, 2, gpus=[str(i) for i in range(8)]) == ["0,1", "2,3", "4,5", "6,7"]
@@ -278,7 +278,7 @@ def test_sigterm_right_after_the_last_trial_is_told_ends_the_sweep_as_finished(r
     """The window between telling the last trial and seeing the budget reached: the test holds the
     sweep's budget lock, lets the held trial go, and signals once the sweep waits on that lock (its
     trial told COMPLETE). The sweep is finished, not interrupted: exit 0, nothing FAIL or RUNNING."""
-    from nasforge.platform.engine.sweep import file_lock
+    from nasforge.platform.engine.locks import file_lock
 
     name = "lastone"
     storage = journal_url(run_root, name)
@@ -302,7 +302,7 @@ def test_sigterm_right_after_the_last_trial_is_told_ends_the_sweep_as_finished(r
 
 
 def test_worker_names_are_unique_per_command_in_one_folder(tmp_path):
-    from nasforge.platform.engine.workers import claim_worker_ids
+    from nasforge.platform.engine.locks import claim_worker_ids
 
     first = claim_worker_ids(str(tmp_path), 2)
     second = claim_worker_ids(str(tmp_path), 2)  # another command in the same run folder, meanwhile

@@ -18,9 +18,18 @@ import sys
 
 from nasforge.platform.errors import NasforgeError
 
-# Command modules, in the order their groups appear in --help. A module not written yet is
-# skipped, so the CLI works while the project grows.
-COMMAND_MODULES = ("sweep", "space", "dashboard", "report", "registry")
+# Command modules, in the order their groups appear in --help. `sweep` holds every command on a
+# sweep; the top-level `promote`, `report` and `dashboard` are kept as its aliases.
+COMMAND_MODULES = ("sweep", "space", "registry", "dashboard", "report")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nasforge")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,27 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nasforge",
         description="Neural architecture and hyperparameter search on PyTorch Lightning + Optuna + W&B.",
     )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--version", action="version", version=f"nasforge {_version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"{__package__}.{name}":
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.version:
-        from importlib.metadata import version
-
-        print(f"nasforge {version('nasforge')}")
-        return 0
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) and usage errors (2) end here, as argparse says
+        return int(e.code or 0)
     func = getattr(args, "func", None)
     if func is None:
         # a group given without its sub-command prints that group's help

@@ -1,18 +1,24 @@
-"""`nasforge dashboard NAME`: optuna-dashboard over a sweep's storage (see `dashboard`)."""
+"""`nasforge sweep dashboard NAME`: optuna-dashboard over a sweep's storage (see `views.dashboard`);
+`nasforge dashboard` is its alias."""
 from __future__ import annotations
+
+from nasforge.platform.cli.common import add_alias, add_sweep_ref
+
+
+HELP = "serve optuna-dashboard over a sweep's study (live while it runs)"
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "dashboard", help="serve optuna-dashboard over a sweep's study (live while it runs)",
-        description="Serve optuna-dashboard over the sweep's storage, with each trial's architecture "
-                    "diagram and checkpoint attached as Optuna artifacts. Stops with Ctrl-C.",
-    )
-    p.add_argument("name", help="sweep name")
+    add_alias(subparsers, "dashboard", configure, HELP)
+
+
+def configure(p) -> None:
+    """``sweep dashboard NAME [--host H] [--port P] [--no-attach]``."""
+    p.description = ("Serve optuna-dashboard over the sweep's storage, with each trial's architecture "
+                     "diagram and checkpoint attached as Optuna artifacts. Stops with Ctrl-C.")
+    add_sweep_ref(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
-    p.add_argument("--root", default="runs", help="folder holding the sweeps' run folders (default: runs)")
-    p.add_argument("--storage", default=None, metavar="URL", help="the study's storage URL, if not the recorded one")
     p.add_argument("--no-attach", action="store_true",
                    help="do not attach finished trials' diagrams and checkpoints that are not attached yet")
     p.set_defaults(func=_dashboard)

@@ -8,12 +8,12 @@ import os
 
 
 def run_oneshot_command(cfg, root: str, show_progress: bool = True) -> int:
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
 
     from nasforge.platform.views.leaderboard import render_leaderboard
     from nasforge.platform.engine.oneshot import run_oneshot
 
-    console = Console(width=None if Console().is_terminal else 160)
+    console = terminal_console()
     o = cfg.oneshot
     console.print(
         f"[bold]nasforge[/] one-shot sweep [cyan]{cfg.name}[/]: task {cfg.task.name} on "

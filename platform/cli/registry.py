@@ -1,6 +1,7 @@
-"""`nasforge promote` and `nasforge registry ...`: the model registry from the command line.
+"""`nasforge sweep promote` (alias `nasforge promote`) and `nasforge registry ...`: the model
+registry from the command line.
 
-    nasforge promote NAME [--trial N | --best] [--model MODEL] [--alias ALIAS ...]
+    nasforge sweep promote NAME [--trial N | --best] [--model MODEL] [--alias ALIAS ...]
     nasforge registry list
     nasforge registry show MODEL[:VERSION|:ALIAS] [--json]
     nasforge registry alias MODEL:VERSION ALIAS [ALIAS ...]
@@ -19,28 +20,52 @@ import argparse
 import dataclasses
 import json
 
+from nasforge.platform.cli.common import add_alias, add_json, add_sweep_ref
+
 
 def _add_registry_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--registry", default=None, metavar="DIR",
                    help="registry folder (default: $NASFORGE_REGISTRY or ./registry)")
 
 
-def register(subparsers) -> None:
-    # -- promote (top level: the one-step "put the best trial in the registry") --------------
-    p = subparsers.add_parser("promote", help="package a sweep's trial as a new version of a named model",
-                              description="Package a trial (default: the best) as the next version of a "
-                                          "model in the registry: weights, genotype, config, metrics, checksums.")
-    p.add_argument("name", help="sweep name")
+REF_HELP = {"help": "a registered model: MODEL (its latest version), MODEL:VERSION (e.g. v3) or MODEL:ALIAS"}
+ADAPT_HELP = {  # the fields of registry.adaptive.AdaptiveOptions
+    "kind": "the decider: policy (BlockDrop, REINFORCE) or gates (ConvNet-AIG, Gumbel-softmax)",
+    "cost_weight": "lambda, the price of the FLOPs used",
+    "wrong_penalty": "gamma: BlockDrop's reward for a wrong prediction is -gamma",
+    "decide_epochs": "epochs training the decider on the frozen backbone",
+    "finetune_epochs": "epochs fine-tuning the backbone under fixed decisions",
+    "lr": "the decider's Adam learning rate",
+    "finetune_lr": "the backbone's SGD learning rate",
+    "alpha": "BlockDrop's exploration bound on keep probabilities",
+    "curriculum": "fraction of the decide phase over which the decided blocks grow from 1 to all",
+    "policy_width": "channels of the policy network",
+    "downsample": "the policy network's input downsampling factor",
+    "gate_hidden": "hidden units of each gate",
+    "tau": "Gumbel-softmax temperature",
+    "seed": "random seed",
+}
+PROMOTE_HELP = "package a sweep's trial as a new version of a named model"
+
+
+def configure_promote(p: argparse.ArgumentParser) -> None:
+    """``sweep promote NAME [--trial N | --best] [--model MODEL] [--alias ALIAS ...]``."""
+    p.description = ("Package a trial (default: the best) as the next version of a model in the registry: "
+                     "weights, genotype, config, metrics, checksums.")
+    add_sweep_ref(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, default=None, metavar="N", help="promote trial number N")
     which.add_argument("--best", action="store_true", help="promote the best COMPLETE trial (the default)")
     p.add_argument("--model", default=None, help="model name in the registry (default: the sweep name)")
     p.add_argument("--alias", action="append", default=[], metavar="ALIAS",
                    help="point ALIAS (best, production, ...) at the new version; repeatable")
-    p.add_argument("--root", default="runs", help="folder holding the sweeps' run folders (default: runs)")
-    p.add_argument("--storage", default=None, metavar="URL", help="the study's storage URL, if not the recorded one")
     _add_registry_opt(p)
+    add_json(p)
     p.set_defaults(func=_promote)
+
+
+def register(subparsers) -> None:
+    add_alias(subparsers, "promote", configure_promote, PROMOTE_HELP)
 
     # -- registry group -------------------------------------------------------------------
     g = subparsers.add_parser("registry", help="list, show, load-check, export and push registered models",
@@ -50,27 +75,28 @@ def register(subparsers) -> None:
 
     s = sub.add_parser("list", help="models, their versions and aliases")
     _add_registry_opt(s)
+    add_json(s)
     s.set_defaults(func=_list)
 
     s = sub.add_parser("show", help="one version: metrics, source trial, files and checksums")
-    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]", **REF_HELP)
     s.add_argument("--json", action="store_true", help="print model.json and the manifest as JSON")
     _add_registry_opt(s)
     s.set_defaults(func=_show)
 
     s = sub.add_parser("alias", help="point aliases at a version (atomically)")
-    s.add_argument("ref", metavar="MODEL:VERSION")
-    s.add_argument("aliases", nargs="+", metavar="ALIAS")
+    s.add_argument("ref", metavar="MODEL:VERSION", help="a registered version, e.g. quickstart:v2")
+    s.add_argument("aliases", nargs="+", metavar="ALIAS", help="the aliases to point at it (best, production, ...)")
     _add_registry_opt(s)
     s.set_defaults(func=_alias)
 
     s = sub.add_parser("load", help="check a version's files and rebuild its network (what Python's load() does)")
-    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]", **REF_HELP)
     _add_registry_opt(s)
     s.set_defaults(func=_load)
 
     s = sub.add_parser("evaluate", help="validate a version on its sweep's validation data; compare with the record")
-    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]", **REF_HELP)
     s.add_argument("--data-path", default=None, help="the data set's folder or zip, if not the recorded one")
     _add_registry_opt(s)
     s.set_defaults(func=_evaluate)
@@ -78,15 +104,15 @@ def register(subparsers) -> None:
     _add_adapt_parser(sub)
 
     s = sub.add_parser("push", help="log a version as a W&B artifact and link it into the W&B Registry")
-    s.add_argument("ref", metavar="MODEL:VERSION")
+    s.add_argument("ref", metavar="MODEL:VERSION", help="a registered version, e.g. quickstart:v2")
     s.add_argument("--alias", action="append", default=None, metavar="ALIAS",
                    help="W&B aliases (default: the local aliases that point at this version)")
     _add_registry_opt(s)
     s.set_defaults(func=_push)
 
     s = sub.add_parser("export", help="export a version to ONNX or TorchScript (checked after writing)")
-    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
-    s.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]", **REF_HELP)
+    s.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the file format to export to")
     s.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="output file (default: MODEL-VERSION.onnx or .pt)")
     _add_registry_opt(s)
@@ -105,6 +131,11 @@ def _promote(args) -> int:
     res = promote(args.name, trial=args.trial, best=args.best, model=args.model, aliases=args.alias,
                   root=args.root, storage=args.storage, registry=args.registry)
     m = res.meta
+    if args.json:
+        print(json.dumps({"ref": res.version.ref, "path": str(res.version.path), "existing": bool(res.existing),
+                          "aliases": list(res.aliases), "trial": m["trial"]["number"], "metrics": m["metrics"]},
+                         default=str))
+        return 0
     if res.existing:
         print(f"trial {m['trial']['number']} of sweep {m['sweep']['name']!r} is already {res.version.ref}; "
               "no new version" + (f" (aliases: {', '.join(res.aliases)})" if res.aliases else ""))
@@ -123,8 +154,21 @@ def _list(args) -> int:
 
     reg = Registry(args.registry)
     models = reg.models()
+    if args.json:
+        out = {}
+        for model in models:
+            aliases = reg.aliases(model)
+            out[model] = []
+            for v in reg.versions(model):
+                meta = v.meta()
+                out[model].append({"version": v.version, "ref": v.ref, "created": meta["created"],
+                                   "sweep": meta["sweep"]["name"], "trial": meta["trial"]["number"],
+                                   "metrics": meta["metrics"],
+                                   "aliases": [a for a, tv in aliases.items() if tv == v.version]})
+        print(json.dumps({"registry": str(reg.root), "models": out}, indent=2, default=str))
+        return 0
     if not models:
-        print(f"registry {reg.root} is empty (see `nasforge promote`)")
+        print(f"registry {reg.root} is empty (see `nasforge sweep promote`)")
         return 0
     print(f"registry {reg.root}")
     for model in models:
@@ -255,16 +299,17 @@ def _add_adapt_parser(sub) -> None:
                        description="Wrap a registered residual model in a decider that skips blocks per input, "
                                    "train it on the version's own data, measure accuracy and mean FLOPs per "
                                    "image, and register the result as the model's next version.")
-    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]")
+    s.add_argument("ref", metavar="MODEL[:VERSION|:ALIAS]", **REF_HELP)
     defaults = AdaptiveOptions()
     for f in dataclasses.fields(AdaptiveOptions):
         if f.name in ("decider", "limit_train_batches"):
             continue
         kw = {"choices": ("policy", "gates")} if f.name == "kind" else {}
         s.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
-                       default=getattr(defaults, f.name), **kw)
+                       default=getattr(defaults, f.name), help=f"{ADAPT_HELP[f.name]} (default %(default)s)", **kw)
     s.add_argument("--model", default=None, help="register under this model name (default: the same model)")
-    s.add_argument("--alias", action="append", default=[], metavar="ALIAS")
+    s.add_argument("--alias", action="append", default=[], metavar="ALIAS",
+                   help="point ALIAS at the new version; repeatable")
     s.add_argument("--data-path", default=None, help="the data set's folder or zip, if not the recorded one")
     _add_registry_opt(s)
     s.set_defaults(func=_adapt)

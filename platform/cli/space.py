@@ -8,18 +8,21 @@
   and tabulated with genotype key, params and FLOPs (``cost.measure_cost``). With ``--draw DIR``
   each sample's diagram is written there. Exits 1 naming every sample that failed.
 
-``-o KEY=VALUE`` passes a space option (``-o C=8 -o N=1``), values read as YAML scalars.
+``--set KEY=VALUE`` passes a space option (``--set C=8 --set N=1``), values read as YAML scalars;
+``--json`` prints what the tables show, for scripts.
 An unknown space name is a UsageError (one line, exit 2). torch, optuna and the spaces are
 imported inside the handlers, so ``nasforge --help`` stays fast.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import sys
 from typing import Any
 
+from nasforge.platform.cli.common import add_json, add_set, parse_key_values
 from nasforge.platform.errors import ConfigError, UsageError
 
 
@@ -30,15 +33,16 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="space_command", metavar="SUBCOMMAND")
 
     p = sub.add_parser("list", help="every registered space with its size")
+    add_json(p)
     p.set_defaults(func=_list)
 
     def with_options(p):
-        p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-                       help="a space option, e.g. -o C=8 (repeatable; values are read as YAML)")
+        add_set(p, "a space option", "C=8")
 
     p = sub.add_parser("show", help="a space's dimensions and size")
     p.add_argument("name", help="space name (see `nasforge space list`)")
     with_options(p)
+    add_json(p)
     p.set_defaults(func=_show)
 
     p = sub.add_parser("sample", help="build random samples, run forward+backward, tabulate params/FLOPs")
@@ -53,16 +57,9 @@ def register(subparsers) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"space option {pair!r} is not KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+def _json_size(size: float | None) -> int | None:
+    """A space's size in JSON: an integer, or null when it needs options or is infinite (floats)."""
+    return None if size is None or size == math.inf else int(size)
 
 
 def _create(name: str, options: dict[str, Any]):
@@ -113,7 +110,7 @@ def short_key(key: str, width: int = 44) -> str:
 
 # ----------------------------------------------------------------------------- handlers
 def _list(args) -> int:
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
     from rich.table import Table
 
     from nasforge.search_spaces import create_space, get_space_class, list_spaces
@@ -124,31 +121,45 @@ def _list(args) -> int:
     table.add_column("dims", justify="right")
     table.add_column("builds", justify="center")
     table.add_column("description")
+    rows = []
     for name in list_spaces():
         cls = get_space_class(name)
         try:
             space = create_space(name)
-            size, dims = format_size(space.size()), str(len(space.dims))
+            size, dims = space.size(), len(space.dims)
         except Exception:  # a space that needs options still gets listed (`space show NAME` says which);
             # the reason stays out of the table, where it would squeeze the descriptions into wrapping
-            size, dims = "needs options", "-"
-        table.add_row(name, size, dims, "yes" if cls.builds_network else "no", _one_line(cls))
-    Console(width=max(100, Console().width)).print(table)
+            size, dims = None, None
+        rows.append({"name": name, "size": size, "dims": dims, "builds_network": bool(cls.builds_network),
+                     "description": _one_line(cls)})
+    if args.json:
+        print(json.dumps([r | {"size": _json_size(r["size"])} for r in rows]))
+        return 0
+    for r in rows:
+        table.add_row(r["name"], "needs options" if r["dims"] is None else format_size(r["size"]),
+                      "-" if r["dims"] is None else str(r["dims"]), "yes" if r["builds_network"] else "no",
+                      r["description"])
+    terminal_console(100).print(table)
     return 0
 
 
 def _show(args) -> int:
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
     from rich.table import Table
 
-    space = _create(args.name, _parse_options(args.option))
+    space = _create(args.name, parse_key_values(args.set_values, "C=8"))
+    if args.json:
+        print(json.dumps({"name": space.name, "size": _json_size(space.size()), "options": space.options,
+                          "dims": [{"label": label, "kind": kind, "range": rng}
+                                   for label, kind, rng in space.describe()]}, default=str))
+        return 0
     table = Table(title=f"space {space.name}: {len(space.dims)} dimensions, size {format_size(space.size())}")
     table.add_column("label", style="bold")
     table.add_column("kind")
     table.add_column("range")
     for label, kind, rng in space.describe():
         table.add_row(label, kind, rng)
-    console = Console(width=max(100, Console().width))
+    console = terminal_console(100)
     console.print(table)
     if space.options:
         console.print(f"options: {space.options}")
@@ -163,18 +174,15 @@ def _sample(args) -> int:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     if args.classes < 1:
         raise ConfigError(f"--classes must be >= 1, got {args.classes}")
-    space = _create(args.name, _parse_options(args.option))
+    space = _create(args.name, parse_key_values(args.set_values, "C=8"))
 
     import torch
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
     from rich.table import Table
 
-    try:
-        from nasforge.platform.engine.cost import measure_cost
-    except ModuleNotFoundError:  # pragma: no cover - cost.py is part of the project
-        measure_cost = None
+    from nasforge.platform.engine.cost import measure_cost
 
-    console = Console(width=max(110, Console().width))
+    console = terminal_console(110)
     rng = random.Random(args.seed)
     samples = [space.sample(rng) for _ in range(args.n)]
     table = Table(title=f"{args.n} random samples of {space.name} (seed {args.seed}, input {shape}, "
@@ -205,16 +213,8 @@ def _sample(args) -> int:
             loss.backward()
             if not torch.isfinite(loss):
                 raise RuntimeError(f"loss is {loss.item()}")
-            if measure_cost is not None:
-                cost = measure_cost(net, shape, latency_runs=1, warmup_runs=0)
-                params, flops = cost["cost/params"], cost["cost/flops"]
-            else:  # pragma: no cover
-                from torch.utils.flop_counter import FlopCounterMode
-
-                params = sum(p.numel() for p in net.parameters())
-                with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                    net.eval()(torch.randn(1, *shape))
-                flops = counter.get_total_flops()
+            cost = measure_cost(net, shape, latency_runs=1, warmup_runs=0)
+            params, flops = cost["cost/params"], cost["cost/flops"]
             status = "ok"
             if args.draw:
                 files = space.draw(sample, os.path.join(args.draw, f"sample{i}"))

@@ -8,20 +8,29 @@ libraries are imported inside the handlers only.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
+
+from nasforge.platform.cli.common import add_json, add_root, add_set, add_sweep_ref, parse_key_values
+from nasforge.platform.optuna_adapter import storage_of
+
+SET_EXAMPLE = "strategy.name=evolution"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sweep", help="run a sweep, see its status, get its best trials")
+    from nasforge.platform.cli import dashboard, registry, report
+
+    p = sub.add_parser("sweep", help="every command on a sweep: run, check, status, best, report, dashboard, promote")
     p.set_defaults(print_group_help=p.print_help)
     s = p.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
 
     run = s.add_parser("run", help="run (or resume) the sweep of a YAML file")
     _file_arguments(run)
+    run.add_argument("--trials", type=int, help="total number of finished trials to reach (overrides budget.trials)")
+    run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    run.add_argument("--devices-per-trial", type=int, default=None,
+                     help="devices each worker owns (GPUs pinned with CUDA_VISIBLE_DEVICES)")
     run.add_argument("--workers", type=int, default=1, help="worker processes on this machine sharing the study")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     run.add_argument("--no-preflight", action="store_true",
@@ -30,61 +39,46 @@ def register(sub) -> None:
 
     check = s.add_parser("check", help="check a sweep file end to end (one training step), writing nothing")
     _file_arguments(check)
+    add_json(check)
     check.set_defaults(func=cmd_check)
 
     st = s.add_parser("status", help="trial counts, best so far and the leaderboard of a sweep")
-    st.add_argument("name")
-    st.add_argument("--root", default="runs")
-    st.add_argument("--storage")
+    add_sweep_ref(st)
     st.add_argument("--top", type=int, default=10, help="leaderboard rows (default 10)")
+    add_json(st)
     st.set_defaults(func=cmd_status)
 
     b = s.add_parser("best", help="the best trial(s): params, sample, metrics, checkpoint")
-    b.add_argument("name")
-    b.add_argument("--root", default="runs")
-    b.add_argument("--storage")
-    b.add_argument("--json", action="store_true", help="print JSON")
+    add_sweep_ref(b)
+    add_json(b)
     b.set_defaults(func=cmd_best)
+
+    report.configure(s.add_parser("report", help=report.HELP))
+    dashboard.configure(s.add_parser("dashboard", help=dashboard.HELP))
+    registry.configure_promote(s.add_parser("promote", help=registry.PROMOTE_HELP))
 
 
 def _file_arguments(p) -> None:
-    """The arguments of a command that reads a sweep file (``run`` and ``check``)."""
+    """What ``run`` and ``check`` both read: the file and what says where and what it runs."""
     p.add_argument("file", help="sweep file (YAML)")
-    p.add_argument("--trials", type=int, help="total number of finished trials to reach (overrides budget.trials)")
-    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    p.add_argument("--storage", help="Optuna storage URL (journal://PATH, sqlite:///PATH, postgresql://...)")
     p.add_argument("--name", help="sweep name (overrides the file's name)")
-    p.add_argument("--root", default="runs", help="folder holding run folders (default: runs)")
-    p.add_argument("--devices-per-trial", type=int, default=None,
-                   help="devices each worker owns (GPUs pinned with CUDA_VISIBLE_DEVICES)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
-                   help="override any sweep-file key, value in YAML (e.g. --set strategy.name=evolution "
-                        "--set trainer.max_epochs=3); repeatable")
+    add_root(p)
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage URL (journal://PATH, sqlite:///PATH, postgresql://...)")
+    add_set(p, "override any sweep-file key", SET_EXAMPLE)
 
 
 def _overrides(args) -> dict:
-    import yaml
-
-    from nasforge.platform.errors import ConfigError
-
-    out = {}
-    for item in args.set_values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set strategy.name=evolution")
-        try:
-            out[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
-    if args.trials is not None:
+    out = parse_key_values(args.set_values, SET_EXAMPLE)
+    if getattr(args, "trials", None) is not None:
         out["budget.trials"] = args.trials
-    if args.timeout is not None:
+    if getattr(args, "timeout", None) is not None:
         out["budget.timeout"] = args.timeout
     if args.storage:
         out["storage"] = args.storage
     if args.name:
         out["name"] = args.name
-    if args.devices_per_trial:
+    if getattr(args, "devices_per_trial", None):
         out["trainer.devices"] = args.devices_per_trial
     return out
 
@@ -110,18 +104,24 @@ def cmd_run(args) -> int:
     if args.workers > 1:
         from nasforge.platform.engine.workers import run_workers  # several processes sharing the study
 
+        from nasforge.platform.engine.storage import run_dir
         from nasforge.platform.views.leaderboard import render_leaderboard
+        from nasforge.platform.views.wandb_summary import log_summary_safely
 
-        return run_workers(cfg, root=args.root, workers=args.workers,
-                           devices_per_trial=args.devices_per_trial, show_progress=not args.no_progress,
-                           on_finish=lambda study, console: render_leaderboard(study, cfg, console=console))
-    from rich.console import Console
+        def finish(study, console) -> None:  # as one process ends: the W&B sweep summary, the leaderboard
+            log_summary_safely(study, cfg, run_dir(cfg.name, args.root))
+            render_leaderboard(study, cfg, console=console)
 
+        return run_workers(cfg, root=args.root, workers=args.workers, devices_per_trial=args.devices_per_trial,
+                           show_progress=not args.no_progress, on_finish=finish)
+    from nasforge.platform.console import terminal_console
+
+    from nasforge.platform.engine.lifeline import stop_signals_interrupt
     from nasforge.platform.engine.sweep import run_sweep
     from nasforge.platform.views.leaderboard import render_leaderboard
     from nasforge.platform.views.wandb_summary import log_summary_safely
 
-    console = Console(width=None if Console().is_terminal else 160)
+    console = terminal_console()
     console.print(f"[bold]nasforge[/] sweep [cyan]{cfg.name}[/]: task {cfg.task.label}, "
                   f"space {'+'.join(p.name for p in cfg.space)}, strategy {cfg.strategy.name}, "
                   f"budget {cfg.budget.trials} trials → {os.path.join(args.root, cfg.name)}")
@@ -132,21 +132,6 @@ def cmd_run(args) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def stop_signals_interrupt():
-    """SIGTERM and SIGHUP (a closed terminal, a dropped ssh) stop a one-process sweep as Ctrl-C
-    does: the running trial is recorded as interrupted, not left RUNNING until the next run."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
 def cmd_check(args) -> int:
     """The preflight alone: every step a trial takes, on one sample, writing nothing."""
     from nasforge.platform.engine.config import load_sweep
@@ -154,6 +139,10 @@ def cmd_check(args) -> int:
 
     cfg = load_sweep(args.file, _overrides(args))
     report = preflight(cfg, args.root)
+    if args.json:
+        print(json.dumps({"sweep": cfg.name, "ok": True, "seconds": report.seconds, "steps": report.steps,
+                          "metrics": sorted(report.metrics), "sample": report.sample}, default=str))
+        return 0
     steps = ", ".join(f"{k} {v:.2f}s" for k, v in report.steps.items())
     print(f"sweep {cfg.name!r}: ok in {report.seconds:.1f}s ({steps}); metrics logged: {', '.join(report.metrics)}")
     return 0
@@ -166,13 +155,13 @@ def _open(args):
 
 
 def cmd_status(args) -> int:
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
 
     from nasforge.platform.views.leaderboard import render_leaderboard
     from nasforge.platform.engine.sweep import best_value_text, state_counts
 
     run = _open(args)
-    console = Console()
+    console = terminal_console()
     counts = state_counts(run.study)
     dead = dead_running_trials(run.study)
     if dead:  # their workers are gone: not running, whatever the storage still says
@@ -181,6 +170,12 @@ def cmd_status(args) -> int:
         counts["stale"] = len(dead)
     total = run.cfg.budget.trials
     finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+    if args.json:
+        json.dump({"sweep": run.name, "storage": run.storage_url, "trials": counts, "finished": finished,
+                   "budget": total, "best": best_trials_info(run.study, run.cfg),
+                   "stale": [{"trial": n, "reason": r} for n, r in dead]}, sys.stdout, indent=2, default=str)
+        print()
+        return 0
     console.print(f"sweep [cyan]{run.name}[/]  ({run.storage_url})")
     console.print("trials: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) +
                   f"  |  finished {finished}/{total if total is not None else '∞'}")
@@ -202,7 +197,7 @@ def dead_running_trials(study) -> list[tuple[int, str]]:
 
     from nasforge.platform.engine.heartbeat import grace_period, stale_reason
 
-    grace = grace_period(study._storage)  # private: the grace depends on the storage kind
+    grace = grace_period(storage_of(study))  # the grace depends on the storage kind
     out = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         reason = stale_reason(t, grace)
@@ -239,10 +234,10 @@ def cmd_best(args) -> int:
         json.dump(info, sys.stdout, indent=2, default=str)
         print()
         return 0
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
     from rich.table import Table
 
-    console = Console()
+    console = terminal_console()
     for b in info:
         t = Table(title=f"{run.name}: best trial {b['trial']}", show_header=False)
         t.add_column(style="bold")

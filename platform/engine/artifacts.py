@@ -25,6 +25,8 @@ from typing import Any, Iterable
 
 from optuna.artifacts import FileSystemArtifactStore
 
+from nasforge.platform.optuna_adapter import storage_of
+
 ARTIFACT_DIR = "artifacts"
 # what a trial folder holds that is worth showing: diagrams, overlays, the checkpoint
 ATTACH_SUFFIXES = (".png", ".svg", ".ckpt")
@@ -77,7 +79,7 @@ def attach_trial_artifacts(study, trial_or_number: Any, files: Iterable[str], ar
         frozen = trial_or_number if isinstance(trial_or_number, optuna.trial.FrozenTrial) else \
             study.get_trials(deepcopy=False)[int(trial_or_number)]
         # private: a Study has no public storage handle, and artifacts of a FrozenTrial need one
-        target, storage, number = frozen, study._storage, frozen.number
+        target, storage, number = frozen, storage_of(study), frozen.number
         frozen = study.get_trials(deepcopy=False)[number]  # its state now, not when it was read
         finished = frozen.state.is_finished()
     if finished:
@@ -126,7 +128,7 @@ def attach_missing_artifacts(run) -> int:
     for t in study.get_trials(deepcopy=False):
         if not t.state.is_finished():
             continue
-        if get_all_artifact_meta(t, storage=study._storage):  # private: no public storage handle
+        if get_all_artifact_meta(t, storage=storage_of(study)):
             continue  # the runner attached this trial's files while it ran
         n += len(attach_trial_artifacts(study, t, trial_files(t), run.artifact_dir))
     return n
@@ -140,7 +142,7 @@ def remove_trial_artifacts(study, trial, filename: str, artifact_dir: str) -> in
     from optuna.artifacts.exceptions import ArtifactNotFound
 
     # private: a Study has no public storage handle, and artifacts of a FrozenTrial need one
-    metas = [m for m in get_all_artifact_meta(trial, storage=study._storage) if m.filename == filename]
+    metas = [m for m in get_all_artifact_meta(trial, storage=storage_of(study)) if m.filename == filename]
     metas += [m for m in get_all_artifact_meta(study) if m.filename == _study_prefix(trial.number) + filename]
     store, n = artifact_store(artifact_dir), 0
     for m in metas:

@@ -20,17 +20,11 @@ from typing import Any, Callable
 from nasforge.platform.engine.trial import TrialContext, TrialFailed
 
 
-def create_module(cls: type, init_args: dict[str, Any], injected: dict[str, Any]):
-    """The LightningModule ``cls`` with the platform's arguments injected (the network, the number of
-    classes); a constructor that fails fails the trial with its reason."""
-    try:
-        return cls(**injected, **init_args)
-    except (TypeError, ValueError) as e:
-        raise TrialFailed(f"{cls.__name__}: {e}") from None
-
-
-def create_datamodule(cls: type, init_args: dict[str, Any], injected: dict[str, Any]):
-    """The data module, checked against the `ShapedDataModule` protocol when a network is built for it."""
+def instantiate(cls: type, init_args: dict[str, Any], injected: dict[str, Any]):
+    """``cls(**injected, **init_args)``: a LightningModule or a data module with the platform's
+    arguments injected (the network, the number of classes, the seed); a constructor that fails
+    fails the trial with its reason in one line. A data module is checked against the
+    `ShapedDataModule` protocol (`data_shape`) when a network is built for it."""
     try:
         return cls(**injected, **init_args)
     except (TypeError, ValueError) as e:
@@ -65,12 +59,23 @@ def build_network(space, sample: dict[str, Any], input_shape: tuple[int, ...], n
     return create(space.build_backbone(sample, input_shape), num_classes, **dict(module_options or {}))
 
 
-def validation_trainer(limit_val_batches: Any = None):
-    """A quiet CPU Trainer for one validation pass (the registry's evaluate)."""
+def create_trainer(t=None, **overrides):
+    """The house's Lightning Trainer: quiet (no progress bar, model summary, sanity steps, logger
+    or checkpointing unless ``overrides`` ask for them), with the sweep's trainer settings ``t``
+    (`config.TrainerConfig`: accelerator, devices, precision, epochs, batch limits,
+    determinism, gradient clipping) when given, else one CPU device. Every Trainer of the
+    platform (a trial, the preflight's step, the supernet, the registry's evaluation and
+    adaptive training) and of the benchmarks is made here, so a setting is honoured everywhere."""
     import lightning as L
 
-    return L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, limit_val_batches=limit_val_batches)
+    kwargs: dict[str, Any] = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                                  enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    if t is not None:
+        kwargs.update(accelerator=t.accelerator, devices=t.devices, precision=t.precision, max_epochs=t.max_epochs,
+                      limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+                      deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val)
+    kwargs.update(overrides)
+    return L.Trainer(**kwargs)
 
 
 class TrialAssembly:
@@ -83,7 +88,7 @@ class TrialAssembly:
     def datamodule(self):
         spec = self.ctx.resolved.data
         injected = {"seed": self.ctx.cfg.seed} if "seed" in spec.injected else {}
-        return create_datamodule(spec.load(), self.data_options, injected)
+        return instantiate(spec.load(), self.data_options, injected)
 
     def network(self, dm):
         if not self.ctx.resolved.network_arg:
@@ -97,7 +102,7 @@ class TrialAssembly:
         injected: dict[str, Any] = {r.network_arg: network} if r.network_arg else {}
         if "num_classes" in r.model.injected:
             injected["num_classes"] = data_shape(dm)[1]
-        return create_module(r.model.load(), self.module_options, injected)
+        return instantiate(r.model.load(), self.module_options, injected)
 
     def callbacks(self, trial, trial_dir: str, network, dm, rank_zero: bool = True) -> "TrialCallbacks":
         from nasforge.platform.engine.callbacks import (
@@ -144,18 +149,10 @@ class TrialAssembly:
         return logger
 
     def trainer(self, callbacks: list, logger, trial_dir: str, strategy: Any = "auto"):
-        import lightning as L
-
         t = self.trainer_cfg
-        return L.Trainer(
-            max_epochs=t.max_epochs,
-            accelerator=t.accelerator, devices=t.devices if strategy != "auto" else 1, strategy=strategy,
-            precision=t.precision, logger=logger if logger is not None else False, callbacks=callbacks,
-            enable_progress_bar=False, enable_model_summary=False, default_root_dir=trial_dir,
-            limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-            deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
-            num_sanity_val_steps=0, log_every_n_steps=10,
-        )
+        return create_trainer(t, devices=t.devices if strategy != "auto" else 1, strategy=strategy,
+                              logger=logger if logger is not None else False, callbacks=callbacks,
+                              enable_checkpointing=True, default_root_dir=trial_dir, log_every_n_steps=10)
 
     def draw(self, trial, trial_dir: str) -> Callable[[], None]:
         """Draw the architecture diagram (rank 0) in a background thread, so that it overlaps

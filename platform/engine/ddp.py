@@ -24,6 +24,8 @@ import subprocess
 import sys
 from typing import Any
 
+from nasforge.platform.optuna_adapter import trial_id
+
 # variables that would make the child join some other process group (torchrun, SLURM, a parent DDP)
 _GROUP_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
               "LOCAL_WORLD_SIZE", "ROLE_RANK", "ROLE_WORLD_SIZE", "TORCHELASTIC_RUN_ID", "PL_TRAINER_GPUS")
@@ -56,7 +58,7 @@ def run_trial_ddp(ctx, trial, sample: dict[str, Any]) -> list[float]:
         f.write(ctx.cfg.to_yaml())
     # private: the ranks reopen this RUNNING trial with Trial(study, trial_id); no public id exists
     cmd = [sys.executable, "-m", "nasforge.platform.engine.ddp_child", "--config", config, "--run-dir", ctx.run_dir,
-           "--storage", storage_url_of(ctx), "--trial-id", str(trial._trial_id)]
+           "--storage", storage_url_of(ctx), "--trial-id", str(trial_id(trial))]
     log_path = os.path.join(ddp_dir, "ddp.log")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True)
@@ -66,7 +68,7 @@ def run_trial_ddp(ctx, trial, sample: dict[str, Any]) -> list[float]:
             stop_group(proc)
             raise
     # private id: re-read the attrs rank 0 wrote from another process (the Trial's own are cached)
-    outcome = trial.storage.get_trial(trial._trial_id).user_attrs.get("ddp_outcome")
+    outcome = trial.storage.get_trial(trial_id(trial)).user_attrs.get("ddp_outcome")
     if outcome is None:
         raise TrialFailed(f"DDP group ({ctx.cfg.trainer.devices} ranks) exited with {_describe(code)} "
                           f"without a result: {_reason_from_files(ddp_dir, log_path)}")

@@ -15,7 +15,7 @@ worker reads back. Other ranks get a read-only stand-in. Each rank also writes
 ``trials/<n>/ddp/rank<r>.json`` (its epochs, the epoch it stopped at, its outcome).
 
 Exit status: 0 for COMPLETE or PRUNED, 1 for FAIL. Each rank dies with its parent
-(``PR_SET_PDEATHSIG``), so a worker killed with SIGKILL leaves no orphaned ranks behind.
+(`lifeline.die_with_parent`), so a worker killed with SIGKILL leaves no orphaned ranks behind.
 """
 from __future__ import annotations
 
@@ -26,23 +26,10 @@ import signal
 import sys
 from typing import Any
 
-import lightning as L
 
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        parent = os.getppid()
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-    except Exception:
-        pass
+from nasforge.platform.engine.callbacks import MetricHistory
+from nasforge.platform.engine.lifeline import die_with_parent
+from nasforge.platform.optuna_adapter import storage_of
 
 
 class ReadOnlyTrial:
@@ -57,20 +44,14 @@ class ReadOnlyTrial:
         pass
 
 
-class RankRecord(L.Callback):
-    """This rank's view of training: the metrics of each validation and where it stopped."""
+class RankRecord(MetricHistory):
+    """This rank's view of training: the metrics of each validation (`MetricHistory`) and where
+    it stopped."""
 
     def __init__(self):
-        self.epochs: list[dict[str, float]] = []
+        super().__init__()
         self.stopped_epoch: int | None = None
         self.global_step: int | None = None
-
-    def on_validation_end(self, trainer, pl_module):
-        if trainer.sanity_checking:
-            return
-        from nasforge.platform.engine.callbacks import _floats
-
-        self.epochs.append({"epoch": trainer.current_epoch, **_floats(trainer.callback_metrics)})
 
     def on_fit_end(self, trainer, pl_module):
         self.stopped_epoch = trainer.current_epoch
@@ -103,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", required=True, help="storage URL")
     p.add_argument("--trial-id", type=int, required=True)
     args = p.parse_args(argv)
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)
 
     rank = int(os.environ.get("LOCAL_RANK", "0"))  # set by Lightning's launcher for ranks >= 1
     import optuna
@@ -121,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     study = optuna.load_study(study_name=cfg.name, storage=create_storage(args.storage),
                               sampler=optuna.samplers.RandomSampler(),
                               pruner=create_pruner(cfg.pruner, cfg.trainer.max_epochs))
-    frozen = study._storage.get_trial(args.trial_id)  # private: a RUNNING trial by id has no public getter
+    frozen = storage_of(study).get_trial(args.trial_id)  # a RUNNING trial by id: no public getter
     sample = frozen.user_attrs["sample"]
     trial = optuna.trial.Trial(study, args.trial_id) if rank == 0 else ReadOnlyTrial(frozen)
     trial_dir = ctx.trial_dir(frozen.number)

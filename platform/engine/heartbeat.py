@@ -36,6 +36,8 @@ import time
 from datetime import timezone
 from typing import Any
 
+from nasforge.platform.optuna_adapter import set_system_attr, storage_of, trial_id
+
 HEARTBEAT_ATTR = "nasforge:heartbeat"
 DEFAULT_INTERVAL = {"rdb": 10.0, "journal": 60.0}
 GRACE_INTERVALS = 6
@@ -111,7 +113,7 @@ class Heartbeat:
 
         try:
             # private id: Optuna 5 has no public Trial.set_system_attr (removed), and user attrs show in tables
-            self.trial.storage.set_trial_system_attr(self.trial._trial_id, HEARTBEAT_ATTR,
+            set_system_attr(self.trial.storage, self.trial, HEARTBEAT_ATTR,
                                                      {**self.payload, "t": time.time()})
             return True
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -184,7 +186,7 @@ def recover_stale_trials(study, grace: float | None = None, max_retry: int = DEF
     from optuna.trial import TrialState
 
     # private: failing another process's RUNNING trial needs the storage; no public API does it
-    storage = study._storage
+    storage = storage_of(study)
     grace = grace_period(storage) if grace is None else grace
     out = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -193,9 +195,9 @@ def recover_stale_trials(study, grace: float | None = None, max_retry: int = DEF
             continue
         try:
             # private ids: the storage's calls take them (Optuna's own stale-trial check does the same)
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            storage.set_trial_system_attr(t._trial_id, "fail_reason", reason)
-            if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+            storage.set_trial_user_attr(trial_id(t), "fail_reason", reason)
+            set_system_attr(storage, t, "fail_reason", reason)
+            if not storage.set_trial_state_values(trial_id(t), state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # it finished (or another worker failed it) meanwhile

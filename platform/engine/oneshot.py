@@ -21,9 +21,6 @@ runs three phases, each resumable, all in the sweep's run folder and storage:
    and trained from scratch by `run_sweep` (full ``trainer.max_epochs``), so the sweep ends
    with ordinary trials, checkpoints and ``nasforge promote NAME --best``.
 
-Why this file is over 350 lines: the three phases share one resumable state (the run folder's
-``supernet/``, the search study and the enqueued retrain trials) and each phase's resume check
-reads what the one before wrote; split into three files, each would import the others' names.
 Path sampling and the inherited-weight scorer live in `single_path.py`.
 """
 
@@ -34,6 +31,7 @@ import json
 import os
 from typing import Any
 
+from nasforge.platform.console import Bar
 from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import ConfigError
 
@@ -62,51 +60,14 @@ def controller_study_name(name: str) -> str:
     return f"{name}.controller"
 
 
-class _Bar:
-    """A rich progress bar (``done/total``, a status field) or nothing when disabled."""
-
-    def __init__(self, console, description: str, total: int, enabled: bool):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self.task = self.bar.add_task(description, total=total, status="")
-        self.bar.start()
-
-    def update(self, completed: int, status: str = "") -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=completed, status=status)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _epoch_bar_callback(bar: _Bar):
+def _epoch_bar_callback(bar: Bar):
     import lightning as L
 
     class EpochBar(L.Callback):
         def on_validation_end(self, trainer, pl_module):
             acc = trainer.callback_metrics.get("val/acc")
-            bar.update(
-                trainer.current_epoch + 1,
-                f"one-path val/acc {float(acc):.3f}" if acc is not None else "",
-            )
+            status = f"one-path val/acc {float(acc):.3f}" if acc is not None else ""
+            bar.update(trainer.current_epoch + 1, status=status)
 
     return EpochBar()
 
@@ -144,6 +105,7 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     import lightning as L
     import torch
 
+    from nasforge.platform.engine.assembly import create_trainer
     from nasforge.platform.engine.callbacks import FiniteLossGuard
     from nasforge.platform.engine.single_path import ControllerPathSampling, SinglePathSampling
     from nasforge.platform.engine.assembly import TrialAssembly, data_shape
@@ -183,26 +145,11 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
     else:
         paths = SinglePathSampling(ctx.space, cfg.seed, record_dir=record, fair=o.sampling == "fair")
     callbacks: list[Any] = [paths, FiniteLossGuard()]
-    bar = _Bar(console, "supernet epochs", o.epochs, show_progress and t.devices == 1)
-    if bar.bar is not None:
+    bar = Bar("supernet epochs", o.epochs, show_progress and t.devices == 1, console)
+    if bar.enabled:
         callbacks.append(_epoch_bar_callback(bar))
-    trainer = L.Trainer(
-        max_epochs=o.epochs,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy=_ddp_strategy(cfg) if t.devices > 1 else "auto",
-        precision=t.precision,
-        logger=False,
-        callbacks=callbacks,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=folder,
-        limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
-        gradient_clip_val=t.gradient_clip_val,
-        num_sanity_val_steps=0,
-    )
+    trainer = create_trainer(t, max_epochs=o.epochs, strategy=_ddp_strategy(cfg) if t.devices > 1 else "auto",
+                             callbacks=callbacks, default_root_dir=folder)
     try:
         trainer.fit(module, datamodule=dm)
     finally:
@@ -271,7 +218,7 @@ def search_supernet(
         if "key" in t.user_attrs
     }
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    bar = _Bar(console, "search (inherited weights)", n_trials, show_progress)
+    bar = Bar("search (inherited weights)", n_trials, show_progress, console)
     try:
         while done < n_trials:
             trial = study.ask()
@@ -290,7 +237,7 @@ def search_supernet(
             trial.set_user_attr("metrics", {metric: cache[key]})
             study.tell(trial, cache[key])
             done += 1
-            bar.update(done, f"best {metric}={study.best_value:.4f}")
+            bar.update(done, status=f"best {metric}={study.best_value:.4f}")
     finally:
         bar.close()
     return study
@@ -339,20 +286,11 @@ def run_oneshot(
     """All three phases (each resumes from what the run folder and storage hold). Returns
     {"supernet": module, "search": study, "retrain": study}."""
     from nasforge.platform.engine.single_path import InheritedWeightScorer
-    from nasforge.platform.engine.storage import resolve_storage_url, run_dir
-    from nasforge.platform.engine.sweep import open_study, run_sweep, sampler_seed, write_config
-    from nasforge.platform.engine.trial import TrialContext
+    from nasforge.platform.engine.sweep import open_study, run_sweep, sampler_seed, start_run
 
     if cfg.mode != "one_shot":
         raise ConfigError(f"mode: run_oneshot needs mode one_shot, got {cfg.mode!r}")
-    rundir = run_dir(cfg.name, root)
-    try:
-        ctx = TrialContext.create(cfg, rundir)
-        ctx.space.dims  # noqa: B018 - bad space options fail before anything is written
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"space: {e}") from None
-    write_config(cfg, rundir)
-    storage_url = resolve_storage_url(cfg, root)
+    rundir, storage_url, ctx = start_run(cfg, root)
     o = cfg.oneshot
 
     module, dm = train_supernet(ctx, show_progress, console)

@@ -63,32 +63,12 @@ class _Step:
             return False
         from nasforge.platform.engine.trial import TrialFailed
 
-        # create_module's and create_datamodule's own one line already names the class
+        # instantiate's own one line already names the class
         message = str(e).strip().splitlines()[0] if isinstance(e, TrialFailed) and str(e).strip() else _one_line(e)
         raise ConfigError(f"preflight: {self.key}: {message}") from None
 
 
 # ----------------------------------------------------------------------------- storage and W&B
-def check_storage(cfg: SweepConfig, root: str) -> None:
-    """The storage opens (a database answers), or a local journal's folder can be made."""
-    from nasforge.platform.engine.storage import check_writable_folder, create_storage, resolve_storage_url, run_dir
-
-    check_writable_folder(run_dir(cfg.name, root), "--root")
-    url = resolve_storage_url(cfg, root)
-    if url.startswith("journal://"):
-        path = url[len("journal://"):]
-        if os.path.exists(path):
-            if not os.access(path, os.R_OK | os.W_OK):
-                raise ConfigError(f"storage: {path!r} is not readable and writable")
-        else:
-            check_writable_folder(os.path.dirname(os.path.abspath(path)), "storage")
-        return
-    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///"):]):
-        check_writable_folder(os.path.dirname(os.path.abspath(url[len("sqlite:///"):])), "storage")
-        return
-    create_storage(url)  # a database: ConfigError naming the URL when it does not answer
-
-
 def check_tracking(cfg: SweepConfig) -> str:
     """The W&B mode the trials will use, checked: online needs credentials."""
     from nasforge.platform.engine import tracking
@@ -182,14 +162,11 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
     history = MetricHistory()
     callbacks = [history, FiniteLossGuard()]
     cost = None
-    try:
+    if net is not None:  # the cost of the searched network, at the data's real input size
         from nasforge.platform.engine.cost import CostCallback
 
-        if net is not None:  # the cost of the searched network, at the data's real input size
-            cost = CostCallback(data_shape(dm)[0], latency_runs=1, warmup_runs=0)
-            callbacks.append(cost)
-    except ImportError:
-        pass
+        cost = CostCallback(data_shape(dm)[0], latency_runs=1, warmup_runs=0)
+        callbacks.append(cost)
     with _Step(report, "trainer", "trainer"):
         trainer = _one_step_trainer(build.trainer_cfg, workdir, callbacks)  # the sample's trainer values too
     with _Step(report, "train+val step", "one training and validation step (task.options, space, trainer)"):
@@ -203,14 +180,10 @@ def _train_one_step(ctx, sample: dict[str, Any], report: PreflightReport, workdi
 def _one_step_trainer(t, workdir: str, callbacks: list):
     """A Lightning Trainer with the sweep's trainer settings ``t`` that runs one training and one
     validation step on one device, writing nothing outside ``workdir``."""
-    import lightning as L
+    from nasforge.platform.engine.assembly import create_trainer
 
-    return L.Trainer(
-        accelerator=t.accelerator, devices=1, precision=t.precision, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=workdir, max_epochs=1, limit_train_batches=1, limit_val_batches=1,
-        num_sanity_val_steps=0, gradient_clip_val=t.gradient_clip_val, callbacks=callbacks,
-    )
+    return create_trainer(t, devices=1, default_root_dir=workdir, max_epochs=1, limit_train_batches=1,
+                          limit_val_batches=1, callbacks=callbacks)
 
 
 def _train_supernet_step(ctx, report: PreflightReport, workdir: str) -> None:
@@ -249,7 +222,7 @@ def _look_up_one(ctx, sample: dict[str, Any], report: PreflightReport) -> set[st
 
 def preflight(cfg: SweepConfig, root: str | os.PathLike = "runs") -> PreflightReport:
     """Check ``cfg`` end to end on one sample; raise `ConfigError` (nothing written) on any fault."""
-    from nasforge.platform.engine.storage import run_dir
+    from nasforge.platform.engine.storage import check_storage, run_dir
     from nasforge.platform.engine.trial import TrialContext
 
     root = os.fspath(root)

@@ -125,6 +125,31 @@ def resolve_storage_url(cfg: "SweepConfig", root: str | os.PathLike = DEFAULT_RO
     return url
 
 
+def check_storage(cfg: "SweepConfig", root: str | os.PathLike = DEFAULT_ROOT) -> str:
+    """The sweep's storage URL, once it is known to open: a database answers, a journal's or an
+    SQLite file's folder can hold it. Writes nothing; a ConfigError (one line) otherwise.
+    SQLite makes its file but not the folder, so that folder must exist already."""
+    check_writable_folder(run_dir(cfg.name, root), "--root")
+    url = resolve_storage_url(cfg, root)
+    if url.startswith("journal://"):
+        path = url[len("journal://"):]
+        if os.path.exists(path):
+            if not os.access(path, os.R_OK | os.W_OK):
+                raise ConfigError(f"storage: {path!r} is not readable and writable")
+        else:
+            check_writable_folder(os.path.dirname(os.path.abspath(path)), "storage")
+        return url
+    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///"):]):
+        folder = os.path.dirname(os.path.abspath(url[len("sqlite:///"):]))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"storage: cannot open {url!r}: the folder {folder!r} does not exist "
+                              "(SQLite makes the file, not its folder)")
+        check_writable_folder(folder, "storage")
+        return url
+    create_storage(url)  # a database: ConfigError naming the URL when it does not answer
+    return url
+
+
 def read_config(name: str, root: str | os.PathLike = DEFAULT_ROOT) -> "SweepConfig":
     """The resolved config of an existing sweep (from its run folder), as it was checked when the
     sweep started; nothing is imported or checked again (`config.read_resolved`)."""

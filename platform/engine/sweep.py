@@ -19,13 +19,10 @@ under the budget lock each worker first fails the stale RUNNING trials (their wo
 enqueues a retry of each, which the next ``ask`` picks up. Ctrl-C (or SIGTERM in a worker)
 records the running trial as FAIL ("interrupted") and stops the worker.
 
-Why this file is over 350 lines: the loop, its budget lock, the stale-trial recovery call and the
-stop rules (failures, repeated reasons, signals) are one piece of state; split, each part would
-need the others' locals passed back and forth.
+The budget lock is in `locks`, the signal handling in `lifeline`.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
@@ -33,12 +30,16 @@ import os
 import time
 from typing import Any, Callable
 
+from nasforge.platform.console import Bar
 from nasforge.platform.engine.config import SweepConfig
 from nasforge.platform.errors import ConfigError, NasforgeError
+from nasforge.platform.engine.lifeline import stop_signals_deferred
+from nasforge.platform.engine.locks import budget_lock
 from nasforge.platform.engine.heartbeat import Heartbeat, recover_stale_trials, release_memory
 from nasforge.platform.engine.storage import (
-    CONFIG_FILE, DEFAULT_ROOT, check_writable_folder, create_storage, resolve_storage_url, run_dir, sqlalchemy_url,
+    CONFIG_FILE, DEFAULT_ROOT, check_storage, create_storage, run_dir,
 )
+from nasforge.platform.optuna_adapter import reread_trial
 
 FINISHED = ("COMPLETE", "PRUNED")
 # this many failures in a row with the same reason stop the sweep: the config is at fault, not the trial
@@ -51,42 +52,6 @@ log = logging.getLogger("nasforge.sweep")
 
 class SweepFailed(NasforgeError):
     pass
-
-
-# ----------------------------------------------------------------------------- budget lock
-@contextlib.contextmanager
-def budget_lock(storage_url: str, rundir: str, name: str):
-    """Serialise 'count then ask' across workers of one sweep."""
-    if storage_url.startswith(("postgresql://", "postgres://", "postgresql+")):
-        import sqlalchemy as sa
-
-        key = int(hashlib.sha1(f"nasforge:{name}".encode()).hexdigest()[:15], 16)
-        engine = sa.create_engine(sqlalchemy_url(storage_url), poolclass=sa.pool.NullPool)
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            try:
-                yield
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        engine.dispose()
-        return
-    os.makedirs(rundir, exist_ok=True)
-    with file_lock(os.path.join(rundir, ".budget.lock")):
-        yield
-
-
-@contextlib.contextmanager
-def file_lock(path: str):
-    """An exclusive lock on ``path`` (made if absent) between processes of one machine (``flock``:
-    released by the kernel when the holder dies, however it dies)."""
-    import fcntl
-
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ----------------------------------------------------------------------------- config on disk
@@ -113,6 +78,22 @@ def write_config(cfg: SweepConfig, rundir: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the study
+def start_run(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT):
+    """(run folder, storage URL, trial context) of a sweep about to run: the root, the storage and
+    the space's options are checked first (one line, nothing written), then ``sweep.yaml``."""
+    from nasforge.platform.engine.trial import TrialContext
+
+    rundir = run_dir(cfg.name, root)
+    storage_url = check_storage(cfg, root)
+    try:
+        ctx = TrialContext.create(cfg, rundir)
+        ctx.space.dims  # noqa: B018 - build the declaration now: bad space options fail before any write
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"space: {e}") from None
+    write_config(cfg, rundir)
+    return rundir, storage_url, ctx
+
+
 def open_study(cfg: SweepConfig, ctx, storage_url: str, seed: int | None = None):
     import optuna
 
@@ -177,18 +158,10 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
     from optuna.trial import TrialState
 
     from nasforge.platform.engine.retention import apply_retention
-    from nasforge.platform.engine.trial import TrialContext, TrialFailed
+    from nasforge.platform.engine.trial import TrialFailed
     from nasforge.platform.engine.trial_runner import run_trial
 
-    rundir = run_dir(cfg.name, root)
-    check_writable_folder(rundir, "--root")  # a file or a read-only folder: one line, not a traceback
-    storage_url = resolve_storage_url(cfg, root)
-    try:
-        ctx = TrialContext.create(cfg, rundir)
-        ctx.space.dims  # noqa: B018 - build the declaration now: bad space options fail before any write
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"space: {e}") from None
-    write_config(cfg, rundir)
+    rundir, storage_url, ctx = start_run(cfg, root)
     study = open_study(cfg, ctx, storage_url)
     seed = sampler_seed(cfg.seed, len(study.get_trials(deepcopy=False)), worker, cfg.strategy.name)
     if seed != cfg.seed:
@@ -217,7 +190,7 @@ def run_sweep(cfg: SweepConfig, root: str | os.PathLike = DEFAULT_ROOT, show_pro
                 if finished + in_flight >= total:
                     trial = None  # others are running the rest of the budget
                 else:
-                    with _stop_signals_deferred():  # a trial is never made without us holding it
+                    with stop_signals_deferred():  # a trial is never made without us holding it
                         trial = study.ask()
                         if worker:
                             trial.set_user_attr("worker", worker)
@@ -297,24 +270,10 @@ def _fail_interrupted(study, trial) -> bool:
     from optuna.trial import TrialState
 
     # private: re-read the state (another worker may have failed it as stale); no public getter by trial
-    if study._storage.get_trial(trial._trial_id).state.is_finished():
+    if reread_trial(study, trial).state.is_finished():
         return False
     trial.set_user_attr("fail_reason", "interrupted (Ctrl-C, SIGTERM or SIGHUP)")
     return _tell(study, trial, state=TrialState.FAIL)
-
-
-@contextlib.contextmanager
-def _stop_signals_deferred():
-    """Hold Ctrl-C, SIGTERM and SIGHUP while a trial is claimed; they are delivered right after,
-    when the claimed trial is ours to record as interrupted."""
-    import signal
-
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _others_alive(study) -> bool:
@@ -327,7 +286,7 @@ def _others_alive(study) -> bool:
 def _tell(study, trial, values=None, state=None) -> bool:
     """``study.tell``; False when the trial was already finished elsewhere (failed as stale)."""
     # private: re-read the state (another worker may have failed it as stale); no public getter by trial
-    if study._storage.get_trial(trial._trial_id).state.is_finished():
+    if reread_trial(study, trial).state.is_finished():
         return False
     study.tell(trial, values, state=state, skip_if_finished=True)
     return True
@@ -338,40 +297,28 @@ class _Progress:
     """A rich progress bar (trials finished / total, best so far) plus one line per trial."""
 
     def __init__(self, cfg: SweepConfig, total: float, enabled: bool, console, worker: str | None):
-        self.cfg, self.enabled, self.worker = cfg, enabled, worker
-        self.bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.console = console or Console()
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
-            console=self.console, transient=False,
-        )
-        self.task = self.bar.add_task(f"sweep {cfg.name}", total=None if total == math.inf else total, best="-")
-        self.bar.start()
+        self.cfg, self.worker = cfg, worker
+        self.bar = Bar(f"sweep {cfg.name}", None if total == math.inf else total, enabled, console,
+                       status="best {best}", best="-")
 
     def update(self, finished: int, study) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=finished, best=best_value_text(study, self.cfg))
+        if self.bar.enabled:  # the best value is a storage read: none without a bar
+            self.bar.update(finished, best=best_value_text(study, self.cfg))
 
     def note(self, text: str) -> None:
         who = f"[{self.worker}] " if self.worker else ""
         log.info("%s%s", who, text)
-        if self.bar is not None:
-            self.bar.console.print(f"{who}{text}")
+        if self.bar.enabled:
+            self.bar.print(f"{who}{text}")
 
     def trial_done(self, number: int, state: str, text: str, seconds: float) -> None:
         log.info("%strial %d %s %s (%.1fs)", f"[{self.worker}] " if self.worker else "", number, state, text, seconds)
-        if self.bar is not None:
+        if self.bar.enabled:
             colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[state]
             who = f"[{self.worker}] " if self.worker else ""
-            self.bar.console.print(f"{who}trial {number:>3} [{colour}]{state:<8}[/] {text}  ({seconds:.1f}s)")
+            self.bar.print(f"{who}trial {number:>3} [{colour}]{state:<8}[/] {text}  ({seconds:.1f}s)")
 
     def close(self, study) -> None:
-        if self.bar is not None:
+        if self.bar.enabled:
             self.update(sum(state_counts(study).get(s, 0) for s in FINISHED), study)
-            self.bar.stop()
+        self.bar.close()

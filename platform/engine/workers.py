@@ -1,8 +1,5 @@
 """Several worker processes on one machine sharing one sweep (``nasforge sweep run --workers N``).
 
-(About 430 lines: the launcher, its watch loop and the worker's own entry point are one protocol,
-the environment and signals they exchange; split, each half would have to be read with the other.)
-
 `run_workers` starts N processes, ``python -m nasforge.platform.engine.workers --worker wI ...``,
 each running the ordinary sweep loop (`run_sweep`) against the same study; the budget lock
 and the heartbeats in that loop make them start exactly the requested number of trials and
@@ -37,88 +34,14 @@ import sys
 import time
 from typing import Any, Callable
 
+from nasforge.platform.console import Bar, terminal_console
+from nasforge.platform.engine.devices import assign_devices
+from nasforge.platform.engine.lifeline import die_with_parent, interrupt_on_stop_signals, restore_signals
+from nasforge.platform.engine.locks import claim_worker_ids
 from nasforge.platform.errors import ConfigError
 
 WORKERS_DIR = "workers"
 STOP_GRACE = 30.0
-
-
-def claim_worker_ids(wdir: str, n: int) -> list[tuple[str, Any]]:
-    """``n`` worker ids free in this run folder, each held by a lock on ``workers/<id>.lock`` for
-    as long as the returned files stay open (the command's lifetime): two commands with
-    ``--workers`` in one folder never share a worker name or its log files, and a later command
-    reuses w0, w1, ... once they are free."""
-    import fcntl
-
-    held: list[tuple[str, Any]] = []
-    k = 0
-    while len(held) < n:
-        f = open(os.path.join(wdir, f"w{k}.lock"), "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            held.append((f"w{k}", f))
-        except BlockingIOError:
-            f.close()
-        k += 1
-    return held
-
-
-# ----------------------------------------------------------------------------- a worker's parent
-def die_with_parent(parent: int, poll: float = 1.0) -> None:
-    """Stop this worker (SIGTERM: its running trial is recorded as interrupted) when the launcher
-    dies, however it dies (SIGKILL, a closed terminal): Linux's ``PR_SET_PDEATHSIG``, plus a
-    thread watching the parent pid for other systems and for a parent that died before."""
-    import threading
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="nasforge-parent-watch", daemon=True).start()
-
-
-# ----------------------------------------------------------------------------- devices
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use (entries of CUDA_VISIBLE_DEVICES, else nvidia-smi's list)."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    if out.returncode != 0:
-        return []
-    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
-
-
-def assign_devices(cfg, workers: int, devices_per_trial: int | None,
-                   gpus: list[str] | None = None) -> list[str | None]:
-    """CUDA_VISIBLE_DEVICES per worker (None: leave the environment as it is)."""
-    if cfg.trainer.accelerator not in ("auto", "gpu", "cuda"):
-        return [None] * workers
-    gpus = visible_gpus() if gpus is None else gpus
-    if not gpus:
-        return [None] * workers
-    per = devices_per_trial or cfg.trainer.devices
-    if per > len(gpus):
-        raise ConfigError(f"--devices-per-trial {per}: only {len(gpus)} GPU(s) visible ({','.join(gpus)})")
-    if workers * per > len(gpus):
-        if devices_per_trial:
-            raise ConfigError(f"--workers {workers} x --devices-per-trial {per} needs {workers * per} GPUs; "
-                              f"{len(gpus)} visible ({','.join(gpus)})")
-        # no explicit request: workers share the GPUs round-robin
-        return [",".join(gpus[(i * per + j) % len(gpus)] for j in range(per)) for i in range(workers)]
-    return [",".join(gpus[i * per:(i + 1) * per]) for i in range(workers)]
 
 
 # ----------------------------------------------------------------------------- the parent
@@ -172,16 +95,14 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
                 on_finish: Callable[[Any, Any], None] | None = None) -> int:
     """Run ``cfg`` with ``workers`` processes sharing its study; return the exit code.
     ``on_finish(study, console)`` runs when they are done (the CLI prints the leaderboard)."""
-    from rich.console import Console
-
-    from nasforge.platform.engine.storage import resolve_storage_url, run_dir
+    from nasforge.platform.engine.storage import check_storage, run_dir
     from nasforge.platform.engine.sweep import write_config
 
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    console = console or Console(width=None if Console().is_terminal else 160)
+    console = console or terminal_console()
     rundir = run_dir(cfg.name, root)
-    storage_url = resolve_storage_url(cfg, root)
+    storage_url = check_storage(cfg, root)  # a bad root or storage: one line, nothing written
     write_config(cfg, rundir)  # a different experiment under the same name fails here, before any worker
     wdir = os.path.join(rundir, WORKERS_DIR)
     os.makedirs(wdir, exist_ok=True)
@@ -212,8 +133,7 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
         w.start()
     interrupted = False
     respawns_left = 2 * workers
-    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    old_hup = signal.signal(signal.SIGHUP, _raise_interrupt)  # a closed terminal or a dropped ssh
+    old_handlers = interrupt_on_stop_signals()
     try:
         while True:
             try:
@@ -244,8 +164,7 @@ def run_workers(cfg, root: str | os.PathLike = "runs", workers: int = 2, devices
                 _stop(pool, tail, watch)
                 break
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGHUP, old_hup)
+        restore_signals(old_handlers)
         for _, f in claims:
             f.close()
         for line in tail.lines():
@@ -306,10 +225,6 @@ def _last_line(path: str) -> str:
     return lines[-1][:300] if lines else "(no output)"
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def _signal_name(code: int | None) -> str:
     if code is None:
         return "running"
@@ -325,22 +240,13 @@ class _Watch:
     """The parent's view: a progress bar polled from the storage, and printed log lines."""
 
     def __init__(self, cfg, storage_url: str, enabled: bool, console):
-        self.cfg, self.storage_url, self.console = cfg, storage_url, console
+        self.cfg, self.storage_url = cfg, storage_url
         self.study = None
         self.storage = None  # opened once: a poll before the workers create the study must not open another
         self.finished = 0
         self.total = cfg.budget.trials
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("running {task.fields[running]}  best {task.fields[best]}"), TimeElapsedColumn(),
-                console=console, transient=False,
-            )
-            self.task = self.bar.add_task(f"sweep {cfg.name}", total=self.total, running=0, best="-")
-            self.bar.start()
+        self.bar = Bar(f"sweep {cfg.name}", self.total, enabled, console,
+                       status="running {running}  best {best}", running=0, best="-")
 
     def _load(self):
         if self.study is None:
@@ -370,21 +276,19 @@ class _Watch:
         except Exception:  # noqa: BLE001 - a database restart or hiccup: the view waits, the workers go on
             return
         self.finished = sum(counts.get(s, 0) for s in FINISHED)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=self.finished, running=counts.get("RUNNING", 0), best=best)
+        self.bar.update(self.finished, running=counts.get("RUNNING", 0), best=best)
 
     def budget_reached(self) -> bool:
         return self.total is not None and self.finished >= self.total
 
     def print(self, line: str) -> None:
-        (self.bar.console if self.bar is not None else self.console).print(line, markup=False, highlight=False)
+        self.bar.print(line, markup=False, highlight=False)
 
     def close(self):
         try:
             self.refresh()
         finally:
-            if self.bar is not None:
-                self.bar.stop()
+            self.bar.close()
         return self.study
 
 
@@ -402,10 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     from nasforge.platform.engine.storage import run_dir
     from nasforge.platform.engine.sweep import run_sweep
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # SLURM/Kubernetes stop a worker with SIGTERM
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    interrupt_on_stop_signals()  # SLURM/Kubernetes stop a worker with SIGTERM
     if os.environ.get("NASFORGE_PARENT_PID"):
-        die_with_parent(int(os.environ["NASFORGE_PARENT_PID"]))  # never an orphan
+        die_with_parent(signal.SIGTERM, parent=int(os.environ["NASFORGE_PARENT_PID"]))  # never an orphan
     cfg = load_sweep(args.config)
     log_path = os.path.join(run_dir(cfg.name, args.root), WORKERS_DIR, f"{args.worker}.log")
     handler = logging.FileHandler(log_path)

@@ -78,11 +78,10 @@ def wrap(network, spec: dict[str, Any]):
 def _trainer(epochs: int, limit_train_batches, seed: int):
     import lightning as L
 
+    from nasforge.platform.engine.assembly import create_trainer
+
     L.seed_everything(seed, workers=True, verbose=False)
-    return L.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False,
-                     enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False, limit_train_batches=limit_train_batches,
-                     num_sanity_val_steps=0, limit_val_batches=0)
+    return create_trainer(max_epochs=epochs, limit_train_batches=limit_train_batches, limit_val_batches=0)
 
 
 def train_adaptive(backbone, datamodule, o: AdaptiveOptions):

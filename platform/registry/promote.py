@@ -46,7 +46,7 @@ def _not_importable(text: str) -> UsageError:
 
 def create_datamodule(meta: dict[str, Any], path: str | None = None):
     """The data module a version was validated with (same split and seed; no augmentation)."""
-    from nasforge.platform.engine.assembly import create_datamodule as create
+    from nasforge.platform.engine.assembly import instantiate
 
     d = meta["data"]
     args = dict(d["init_args"])
@@ -54,7 +54,7 @@ def create_datamodule(meta: dict[str, Any], path: str | None = None):
         args["path"] = path
     if "augment" in args:
         args["augment"] = 0.0
-    return create(_import(meta, d["class_path"], "data.class_path"), args,
+    return instantiate(_import(meta, d["class_path"], "data.class_path"), args,
                   {"seed": meta["seed"]} if "seed" in d.get("injected", ()) else {})
 
 
@@ -91,13 +91,13 @@ def task_class(meta: dict[str, Any]) -> type:
 
 
 def _create_module(meta: dict[str, Any], network):
-    from nasforge.platform.engine.assembly import create_module
+    from nasforge.platform.engine.assembly import instantiate
 
     task = meta["task"]
     injected: dict[str, Any] = {task["network_arg"]: network} if task.get("network_arg") else {}
     if "num_classes" in task.get("injected", ()):
         injected["num_classes"] = meta["num_classes"]
-    return create_module(task_class(meta), task["init_args"], injected)
+    return instantiate(task_class(meta), task["init_args"], injected)
 
 
 # ----------------------------------------------------------------------------- promote
@@ -150,7 +150,7 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     from nasforge.platform.engine.inheritance import network_state
     from nasforge.platform.engine.resolve import is_tabular, space_parts
     from nasforge.platform.engine.run_folder import open_run
-    from nasforge.platform.engine.sweep import budget_lock
+    from nasforge.platform.engine.locks import budget_lock
     from nasforge.platform.engine.trial import TrialContext
 
     if trial is not None and best:
@@ -309,7 +309,7 @@ def load(ref: str, registry: str | os.PathLike | None = None, map_location: str 
 def evaluate(ref: str, registry: str | os.PathLike | None = None, data_path: str | None = None) -> dict[str, float]:
     """Validate a registered model with the sweep's own task and data module (same seeded split,
     same ``limit_val_batches``); returns the logged ``val/*`` metrics."""
-    from nasforge.platform.engine.assembly import validation_trainer
+    from nasforge.platform.engine.assembly import create_trainer
     from nasforge.platform.engine.trial import quiet_libraries
 
     quiet_libraries()  # no GPU/TPU banners or third-party deprecation notices for one validation
@@ -317,7 +317,7 @@ def evaluate(ref: str, registry: str | os.PathLike | None = None, data_path: str
     meta = v.meta()
     dm = create_datamodule(meta, data_path)
     module = net if not meta["task"].get("network_arg") else _create_module(meta, net)
-    trainer = validation_trainer(meta["trainer"].get("limit_val_batches"))
+    trainer = create_trainer(limit_val_batches=meta["trainer"].get("limit_val_batches"))
     out = trainer.validate(module, datamodule=dm, verbose=False)
     result = {k: float(v_) for k, v_ in out[0].items()}
     if meta.get("adaptive"):  # its cost depends on the inputs: re-count the FLOPs each one ran

@@ -256,7 +256,7 @@ class Registry:
     def lock(self, model: str):
         """Hold ``<model>/.promote.lock``: promotions of one model take it around 'find this trial's
         version, else write a new one', so two concurrent promotions of one trial make one version."""
-        from nasforge.platform.engine.sweep import file_lock
+        from nasforge.platform.engine.locks import file_lock
 
         os.makedirs(self.model_dir(model), exist_ok=True)
         with file_lock(os.path.join(self.model_dir(model), LOCK)):

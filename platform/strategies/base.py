@@ -58,6 +58,7 @@ from nasforge.search_spaces import SampleValidationError, Space
 
 from nasforge.platform.errors import ConfigError
 from nasforge.platform.options import PYTHON, coerce
+from nasforge.platform.optuna_adapter import set_system_attr, storage_of
 
 SAMPLE_ATTR = "nasforge:sample"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -237,7 +238,7 @@ class SampleStrategy(BaseSampler):
 
     def set_trial_attr(self, study, trial: FrozenTrial, name: str, value: Any) -> None:
         # private: a sampler sees a FrozenTrial, and Optuna 5 removed the public set_system_attr
-        study._storage.set_trial_system_attr(trial._trial_id, f"nasforge:{name}", value)
+        set_system_attr(storage_of(study), trial, f"nasforge:{name}", value)
 
     # -- Optuna's interface ----------------------------------------------------------------
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
@@ -268,7 +269,7 @@ class SampleStrategy(BaseSampler):
             return self._sample_for_locked(study, trial)
 
     def _sample_for_locked(self, study, trial: FrozenTrial) -> dict[str, Any]:
-        cache_key = (id(study._storage), study.study_name, trial.number)  # private: the storage's identity
+        cache_key = (id(storage_of(study)), study.study_name, trial.number)
         cached = self._samples.get(cache_key)
         if cached is not None:
             return cached
@@ -277,7 +278,7 @@ class SampleStrategy(BaseSampler):
             history = self.history(study, trial.number)
             self.pending_attrs = {}
             sample = dict(self.propose(history, trial.number))
-            study._storage.set_trial_system_attr(trial._trial_id, SAMPLE_ATTR, sample)  # private: as set_trial_attr
+            set_system_attr(storage_of(study), trial, SAMPLE_ATTR, sample)
             for name, value in self.pending_attrs.items():  # e.g. the controller's rejected samples
                 if value is not None and value != [] and value != {}:  # 0 is a value (a parent trial)
                     self.set_trial_attr(study, trial, name, value)
@@ -292,7 +293,7 @@ class SampleStrategy(BaseSampler):
     def history(self, study, before: int) -> list[Record]:
         """Records of the study's trials numbered below ``before``, by number. Finished records are
         cached (a finished trial never changes); running ones are re-read every time."""
-        study_key = (id(study._storage), study.study_name)  # private: the storage's identity
+        study_key = (id(storage_of(study)), study.study_name)
         if study_key != self._study_key:
             self._study_key = study_key
             self._records = {}

@@ -7,6 +7,7 @@ the workers write, so it is live while a sweep runs, with the artifact store of
 from __future__ import annotations
 
 from nasforge.platform.engine.artifacts import artifact_store
+from nasforge.platform.optuna_adapter import storage_of
 
 
 def serve(run, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -14,4 +15,4 @@ def serve(run, host: str = "127.0.0.1", port: int = 8080) -> None:
     from optuna_dashboard import run_server
 
     # private: run_server takes a storage or an RDB URL, and our journal:// URL is not one Optuna parses
-    run_server(run.study._storage, host=host, port=port, artifact_store=artifact_store(run.artifact_dir))
+    run_server(storage_of(run.study), host=host, port=port, artifact_store=artifact_store(run.artifact_dir))

@@ -84,10 +84,10 @@ def leaderboard_rows(study, cfg, limit: int | None = None, include_unfinished: b
 
 
 def render_leaderboard(study, cfg, console=None, limit: int = 10, title: str | None = None) -> None:
-    from rich.console import Console
+    from nasforge.platform.console import terminal_console
     from rich.table import Table
 
-    console = console or Console(width=None if Console().is_terminal else 160)
+    console = console or terminal_console()
     metrics = [o.metric for o in cfg.objectives]
     table = Table(title=title or f"leaderboard: {cfg.name}", header_style="bold")
     table.add_column("rank" if not cfg.multi_objective else "front", justify="right")
