@@ -9,6 +9,7 @@ import pytest
 
 from nasforge.platform.engine.retention import needed_parents
 from nasforge.platform.errors import ConfigError
+from nasforge.platform.optuna_adapter import reread_trial, set_system_attr, storage_of
 from nasforge.platform.strategies import create_sampler
 from nasforge.search_spaces import create_space
 from nasforge.search_spaces.morphism import Morph, apply_arch
@@ -30,7 +31,7 @@ def run(n: int, seed: int = 0, cap: int | None = None, storage=None):
 
     def objective(trial):
         arch = SPACE.arch(SPACE.validate(SPACE.suggest(trial)))
-        parent = study._storage.get_trial_system_attrs(trial._trial_id).get("nasforge:parent")
+        parent = reread_trial(study, trial).system_attrs.get("nasforge:parent")
         if parent is not None:  # what the trial runner records on a child
             trial.set_user_attr("parent", parent)
         if cap is not None:
@@ -84,7 +85,7 @@ def test_a_resumed_study_proposes_what_an_uninterrupted_one_does(tmp_path):
 def test_retention_keeps_the_parent_of_a_running_child():
     study = run(4)
     child = study.ask()
-    study._storage.set_trial_system_attr(child._trial_id, "nasforge:parent", 2)
+    set_system_attr(storage_of(study), child, "nasforge:parent", 2)
     assert needed_parents(study.get_trials(deepcopy=False)) == {2}
     study.tell(child, 0.0)
     assert needed_parents(study.get_trials(deepcopy=False)) == set()

@@ -19,6 +19,7 @@ from typing import Any
 
 from nasforge.platform.engine.retention import PARENT_ATTR, checkpoint_path
 from nasforge.platform.errors import NasforgeError
+from nasforge.platform.optuna_adapter import reread_trial
 
 MORPHS_ATTR, EPOCHS_ATTR = "nasforge:morphs", "nasforge:epochs"
 INHERITANCE_ATTRS = (PARENT_ATTR, MORPHS_ATTR, EPOCHS_ATTR)  # a retried trial keeps them (heartbeat.py)
@@ -49,7 +50,7 @@ def child_epochs(trial) -> int:
 
 
 def _system_attrs(trial) -> dict[str, Any]:
-    return trial.study._storage.get_trial_system_attrs(trial._trial_id)  # private: a Trial shows none
+    return reread_trial(trial.study, trial).system_attrs  # a Trial shows none
 
 
 def inherit(ctx, trial, network) -> bool:
