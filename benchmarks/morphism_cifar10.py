@@ -63,7 +63,7 @@ def sweep_config(strategy: str, seed: int, a) -> dict:
 def test_accuracy(run_dir: str, cfg, trial, n_test: int) -> float:
     from torch.utils.data import Subset
 
-    from nasforge.platform.engine.assembly import TrialAssembly, validation_trainer
+    from nasforge.platform.engine.assembly import TrialAssembly, create_trainer
     from nasforge.platform.engine.inheritance import network_state
     from nasforge.platform.engine.trial import TrialContext
 
@@ -79,7 +79,7 @@ def test_accuracy(run_dir: str, cfg, trial, n_test: int) -> float:
     n = len(dm.test_set)
     dm.test_set = Subset(dm.test_set, random.Random(0).sample(range(n), min(n_test, n)))
     dm.setup = lambda stage=None: None  # keep the subset
-    return float(validation_trainer().test(module, datamodule=dm, verbose=False)[0]["test/acc"])
+    return float(create_trainer().test(module, datamodule=dm, verbose=False)[0]["test/acc"])
 
 
 def one_run(strategy: str, seed: int, a, root: str) -> dict:

@@ -126,7 +126,7 @@ def inherit_weights(ctx: TrialContext, trial, net, module, dm, build) -> bool:
     attr ``inherited_metrics``) and train the epochs the strategy asked for."""
     import dataclasses
 
-    from nasforge.platform.engine.assembly import validation_trainer
+    from nasforge.platform.engine.assembly import create_trainer
     from nasforge.platform.engine.inheritance import child_epochs, inherit
 
     epochs = child_epochs(trial)
@@ -134,7 +134,7 @@ def inherit_weights(ctx: TrialContext, trial, net, module, dm, build) -> bool:
         build.trainer_cfg = dataclasses.replace(build.trainer_cfg, max_epochs=epochs)
     if not inherit(ctx, trial, net):
         return False
-    measured = validation_trainer(build.trainer_cfg.limit_val_batches).validate(module, datamodule=dm, verbose=False)
+    measured = create_trainer(build.trainer_cfg, devices=1).validate(module, datamodule=dm, verbose=False)
     trial.set_user_attr("inherited_metrics", {k: float(v) for k, v in (measured[0] if measured else {}).items()})
     return True
 
