@@ -1,6 +1,7 @@
 """Network morphism against training from scratch at equal total training epochs, on CIFAR-10.
 
-Three strategies search the same `morphable` space (2 stages of up to 4 conv layers, widths 8-64)
+Three strategies search the same `morphable` space (2 stages of up to ``--max-depth`` conv layers,
+widths 8 to ``--max-width``)
 on a subset of the shared CIFAR-10 (``--train`` training and ``--val`` validation images; test
 accuracy on a seeded sample of ``--test`` test images):
 
@@ -17,6 +18,9 @@ standard errors. ``--plot`` writes best validation accuracy against cumulative e
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/morphism_cifar10.py --seeds 0 1 2 \\
         --plot benchmarks/results/morphism_cifar10.png
+
+or one process per seed (``--seeds 0 > s0.log`` ...), then ``--summarize s0.log s1.log s2.log
+--plot ...`` for the summary lines and the plot.
 
 At full scale (45,000 training images, tens of epochs per seed network, a budget of hundreds of
 epochs) the seed network and every from-scratch trial train much longer, which is where
@@ -37,7 +41,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "cifar10-jpeg.zip"
-SPACE_OPTIONS = {"stages": 2, "max_depth": 4, "max_width": 64, "seed_width": 16}
 
 
 def sweep_config(strategy: str, seed: int, a) -> dict:
@@ -50,7 +53,8 @@ def sweep_config(strategy: str, seed: int, a) -> dict:
         "task": {"name": "classification",
                  "data": {"name": "cifar10", "path": str(a.data), "subset": a.train, "val_subset": a.val},
                  "options": {"batch_size": 128, "warmup_epochs": 0}},
-        "space": [{"name": "morphable", "options": SPACE_OPTIONS}],
+        "space": [{"name": "morphable", "options": {"stages": 2, "max_depth": a.max_depth, "max_width": a.max_width,
+                                                    "seed_width": 8}}],
         "strategy": {"name": strategy, "options": options},
         "budget": {"trials": trials}, "pruner": {"name": "none"},
         "objectives": [{"metric": "val/acc", "direction": "maximize"}],
@@ -135,19 +139,7 @@ def plot(results, path):
     fig.savefig(path, dpi=130, bbox_inches="tight")
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=DATA)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--strategies", nargs="+", default=["morphism", "evolution", "tpe"])
-    p.add_argument("--budget", type=int, default=16, help="total training epochs per run")
-    p.add_argument("--epochs", type=int, default=4, help="epochs of a from-scratch trial and of the seed network")
-    p.add_argument("--child-epochs", type=int, default=1)
-    p.add_argument("--train", type=int, default=2000)
-    p.add_argument("--val", type=int, default=1000)
-    p.add_argument("--test", type=int, default=2000)
-    p.add_argument("--plot", default=None)
-    a = p.parse_args(argv)
+def run_all(a) -> list[dict]:
     if not a.data.is_file():
         sys.exit(f"CIFAR-10 not found at {a.data}")
     results = []
@@ -157,6 +149,33 @@ def main(argv=None) -> None:
                 r = one_run(strategy, seed, a, root)
                 results.append(r)
                 print(json.dumps(r), flush=True)
+    return results
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--strategies", nargs="+", default=["morphism", "evolution", "tpe"])
+    p.add_argument("--budget", type=int, default=12, help="total training epochs per run")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of a from-scratch trial and of the seed network")
+    p.add_argument("--child-epochs", type=int, default=1)
+    p.add_argument("--train", type=int, default=1000)
+    p.add_argument("--val", type=int, default=500)
+    p.add_argument("--test", type=int, default=1000)
+    p.add_argument("--plot", default=None)
+    p.add_argument("--max-depth", type=int, default=3)
+    p.add_argument("--max-width", type=int, default=32)
+    p.add_argument("--summarize", nargs="+", default=None, metavar="LOG",
+                   help="no runs: the summary and plot of the per-run JSON lines in these files")
+    a = p.parse_args(argv)
+    if a.summarize:
+        results = [json.loads(line) for f in a.summarize for line in open(f)
+                   if line.startswith("{") and '"what": "morphism_cifar10"' in line]
+        a.strategies = list(dict.fromkeys(r["strategy"] for r in results))
+        a.budget = results[0]["epochs"]
+    else:
+        results = run_all(a)
     summary = {}
     for strategy in a.strategies:
         rs = [r for r in results if r["strategy"] == strategy]
