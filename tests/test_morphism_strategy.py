@@ -117,3 +117,18 @@ def test_a_retried_child_inherits_from_the_same_parent_by_the_same_operations():
     for key in ("nasforge:parent", "nasforge:morphs", "nasforge:epochs"):
         assert retry.system_attrs[key] == child.system_attrs[key]
     assert retry.params == child.params
+
+
+def test_a_child_whose_parent_checkpoint_is_gone_trains_from_scratch_and_says_so(tmp_path):
+    from nasforge.platform.engine.inheritance import inherit
+
+    study = optuna.create_study(direction="maximize")
+    sample = SPACE.sample_of(SPACE.seed_arch())
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=0.5, user_attrs={
+        "sample": sample, "lineage": [], "checkpoint": str(tmp_path / "gone.ckpt")}))
+    child = study.ask()
+    set_system_attr(storage_of(study), child, "nasforge:parent", 0)
+    assert inherit(None, child, network=object()) is False
+    attrs = reread_trial(study, child).user_attrs
+    assert attrs["parent"] == 0 and attrs["lineage"] == [0]
+    assert attrs["note"] == "parent trial 0 has no checkpoint any more: trained from scratch"

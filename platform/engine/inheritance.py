@@ -10,7 +10,8 @@ the parent's ``best.ckpt``, applies the operations (`search_spaces.morphism.appl
 loads the result. A parent whose checkpoint is gone (retention, a deleted run folder) is a
 defined outcome: the child trains from scratch and its user attr ``note`` says so. Retention
 keeps the checkpoint of every parent that an unfinished trial still names
-(`retention.needed_parents`).
+(`retention.needed_parents`). Only single-device trials inherit: a multi-device trial (its own
+process group) trains from scratch and the sweep's ``max_epochs``.
 """
 from __future__ import annotations
 

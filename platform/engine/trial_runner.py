@@ -163,7 +163,7 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     with phase("network + module"):
         net = build.network(dm)
         module = build.module(net, dm)
-    if rank_zero and hasattr(trial, "study"):
+    if rank_zero and ctx.cfg.trainer.devices == 1:  # a multi-device trial does not inherit (every rank would)
         with phase("inherit"):  # a morphism child starts from its parent's transformed checkpoint
             inherit_weights(ctx, trial, net, module, dm, build)
     first = cfg.objectives[0]
