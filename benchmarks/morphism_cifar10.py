@@ -52,7 +52,7 @@ def sweep_config(strategy: str, seed: int, a) -> dict:
         "name": f"{strategy}-{seed}", "seed": seed,
         "task": {"name": "classification",
                  "data": {"name": "cifar10", "path": str(a.data), "subset": a.train, "val_subset": a.val},
-                 "options": {"batch_size": 128, "warmup_epochs": 0}},
+                 "options": {"batch_size": a.batch_size, "warmup_epochs": 0}},
         "space": [{"name": "morphable", "options": {"stages": 2, "max_depth": a.max_depth, "max_width": a.max_width,
                                                     "seed_width": 8}}],
         "strategy": {"name": strategy, "options": options},
@@ -164,6 +164,7 @@ def main(argv=None) -> None:
     p.add_argument("--val", type=int, default=500)
     p.add_argument("--test", type=int, default=1000)
     p.add_argument("--plot", default=None)
+    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--max-depth", type=int, default=3)
     p.add_argument("--max-width", type=int, default=32)
     p.add_argument("--summarize", nargs="+", default=None, metavar="LOG",
