@@ -1,12 +1,13 @@
 """Joint image/mask augmentation for semantic segmentation: random scale, crop and flips.
 
-Every geometric operation is applied to the image and its label mask together, with the same
-random draw, so pixel (i, j) of the output image and pixel (i, j) of the output mask always come
-from the same source pixel. Masks are *never interpolated*: they are resampled by
-nearest-neighbour index look-up only (centre-aligned, the same pixel grid as the image's bilinear
-resize with ``align_corners=False``), so every output label is a label of the input (or
-``ignore_index`` where the crop ran past the image and had to be padded). Images stay uint8
-(C, H, W) here; normalisation happens batch-wise on the device (see `segmentation_data.py`).
+Every geometric operation is torchvision's ``transforms.v2`` functional applied to the image
+(``tv_tensors.Image``) and its label mask (``tv_tensors.Mask``) together, with the same random
+draw, so pixel (i, j) of the output image and pixel (i, j) of the output mask always come from the
+same source pixel. torchvision resizes a Mask by nearest neighbour (never interpolated), so every
+output label is a label of the input (or ``ignore_index`` where the crop ran past the image and
+was padded). Images stay uint8 (C, H, W) here; normalisation happens batch-wise on the device (see
+`segmentation_data.py`). The draws come from the caller's ``torch.Generator``, so a data loader
+worker's augmentation is a function of its seed.
 
 Not a general augmentation library: scale, crop, horizontal/vertical flips and 90-degree
 rotations are what U-Net (Ronneberger et al. 2015) and DeepLab-style training use.
@@ -16,7 +17,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -24,43 +24,6 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
         return size, size
     h, w = size
     return int(h), int(w)
-
-
-def nearest_indices(n_in: int, n_out: int, device=None) -> torch.Tensor:
-    """Source index of each output pixel for a centre-aligned nearest resize: (n_out,) int64."""
-    pos = (torch.arange(n_out, device=device, dtype=torch.float64) + 0.5) * (n_in / n_out)
-    return pos.floor().long().clamp_(0, n_in - 1)
-
-
-def resize_pair(image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]):
-    """Resize image (C, H, W) uint8 bilinearly and mask (H, W) by nearest look-up to ``size``."""
-    h, w = size
-    H, W = mask.shape
-    if (h, w) == (H, W):
-        return image, mask
-    img = F.interpolate(image[None].float(), size=(h, w), mode="bilinear", align_corners=False,
-                        antialias=h < H or w < W)  # (1, C, h, w)
-    image = img[0].round_().clamp_(0, 255).to(image.dtype)
-    rows, cols = nearest_indices(H, h, mask.device), nearest_indices(W, w, mask.device)
-    mask = mask[rows][:, cols]  # (h, w), values copied, never mixed
-    return image, mask
-
-
-def pad_pair(image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int], ignore_index: int):
-    """Pad bottom/right so that both sides are at least ``size``: image with 0, mask with
-    ``ignore_index`` (padding is not a class and never counts in loss or metric)."""
-    H, W = mask.shape
-    ph, pw = max(0, size[0] - H), max(0, size[1] - W)
-    if ph == 0 and pw == 0:
-        return image, mask
-    image = F.pad(image, (0, pw, 0, ph), value=0)
-    mask = F.pad(mask, (0, pw, 0, ph), value=ignore_index)
-    return image, mask
-
-
-def crop_pair(image: torch.Tensor, mask: torch.Tensor, top: int, left: int, size: tuple[int, int]):
-    h, w = size
-    return image[:, top:top + h, left:left + w], mask[top:top + h, left:left + w]
 
 
 class JointTransform:
@@ -93,26 +56,34 @@ class JointTransform:
         return float(torch.rand((), generator=g))
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None):
+        from torchvision import tv_tensors
+        from torchvision.transforms.v2 import functional as TF
+
         g = generator
+        img, msk = tv_tensors.Image(image), tv_tensors.Mask(mask)
         lo, hi = self.scale_range
         if hi > lo or lo != 1.0:
             s = lo + (hi - lo) * self._uniform(g)
             H, W = mask.shape
-            image, mask = resize_pair(image, mask, (max(1, round(H * s)), max(1, round(W * s))))
+            size = [max(1, round(H * s)), max(1, round(W * s))]
+            img, msk = TF.resize(img, size, antialias=True), TF.resize(msk, size)  # a Mask: nearest
         if self.crop_size is not None:
-            image, mask = pad_pair(image, mask, self.crop_size, self.ignore_index)
-            H, W = mask.shape
-            top = int(torch.randint(0, H - self.crop_size[0] + 1, (), generator=g))
-            left = int(torch.randint(0, W - self.crop_size[1] + 1, (), generator=g))
-            image, mask = crop_pair(image, mask, top, left, self.crop_size)
+            h, w = self.crop_size
+            H, W = msk.shape[-2:]
+            pad = [0, 0, max(0, w - W), max(0, h - H)]  # left, top, right, bottom
+            img, msk = TF.pad(img, pad, fill=0), TF.pad(msk, pad, fill=self.ignore_index)
+            H, W = msk.shape[-2:]
+            top = int(torch.randint(0, H - h + 1, (), generator=g))
+            left = int(torch.randint(0, W - w + 1, (), generator=g))
+            img, msk = TF.crop(img, top, left, h, w), TF.crop(msk, top, left, h, w)
         if self.hflip > 0 and self._uniform(g) < self.hflip:
-            image, mask = image.flip(-1), mask.flip(-1)
+            img, msk = TF.horizontal_flip(img), TF.horizontal_flip(msk)
         if self.vflip > 0 and self._uniform(g) < self.vflip:
-            image, mask = image.flip(-2), mask.flip(-2)
-        if self.rot90 > 0 and self._uniform(g) < self.rot90 and mask.shape[0] == mask.shape[1]:
+            img, msk = TF.vertical_flip(img), TF.vertical_flip(msk)
+        if self.rot90 > 0 and self._uniform(g) < self.rot90 and msk.shape[-2] == msk.shape[-1]:
             k = int(torch.randint(1, 4, (), generator=g))
-            image, mask = image.rot90(k, (-2, -1)), mask.rot90(k, (-2, -1))
-        return image.contiguous(), mask.contiguous()
+            img, msk = TF.rotate(img, 90.0 * k), TF.rotate(msk, 90.0 * k)  # square: exact
+        return img.as_subclass(torch.Tensor).contiguous(), msk.as_subclass(torch.Tensor).contiguous()
 
     def __repr__(self) -> str:
         return (f"JointTransform(crop_size={self.crop_size}, scale_range={self.scale_range}, "

@@ -13,7 +13,7 @@ import pytest
 
 from nasforge.platform.cli import build_parser, main
 
-SWEEP_COMMANDS = {"run", "check", "status", "best", "report", "dashboard", "promote"}
+SWEEP_COMMANDS = {"run", "check", "status", "best", "report", "compare", "dashboard", "promote"}
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

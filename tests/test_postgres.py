@@ -129,3 +129,23 @@ def test_the_launchers_view_polls_one_storage_while_the_workers_start(postgres_u
         if watch.storage is not None:
             watch.storage.engine.dispose()
         probe.dispose()
+
+
+def test_a_comparison_mixes_a_journal_file_and_postgresql(postgres_url, study_name, nb201_csv, tmp_path):
+    import statistics
+
+    from test_compare import _writer
+
+    from nasforge.platform.views.compare import compare, open_sweeps
+    from nasforge.platform.views.dashboard import shared_storage
+
+    write = _writer()
+    root, data = tmp_path / "runs", {"task.data.path": str(nb201_csv)}
+    write(str(root), "local", data, 6, 0, "journal://" + str(tmp_path / "local.journal"))
+    write(str(root), study_name, data, 6, 1, postgres_url)
+    runs = open_sweeps(["local", study_name], str(root))
+    out = compare(runs)["objectives"]["val_acc_12ep"]["groups"]
+    for run in runs:
+        assert out[run.name]["mean"] == statistics.mean([run.study.best_value])
+    store, ids, copied = shared_storage(runs)
+    assert copied and [store.get_study_name_from_id(i) for i in ids] == ["local", study_name]

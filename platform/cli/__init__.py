@@ -20,7 +20,7 @@ from nasforge.platform.errors import NasforgeError
 
 # Command modules, in the order their groups appear in --help. `sweep` holds every command on a
 # sweep; the top-level `promote`, `report` and `dashboard` are kept as its aliases.
-COMMAND_MODULES = ("sweep", "space", "registry", "dashboard", "report")
+COMMAND_MODULES = ("sweep", "space", "compare", "registry", "dashboard", "report")
 
 
 def _version() -> str:

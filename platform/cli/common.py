@@ -25,6 +25,10 @@ def add_sweep_ref(p: argparse.ArgumentParser) -> None:
     """``NAME [--root DIR] [--storage URL]``: an existing sweep, found through its run folder."""
     p.add_argument("name", help="sweep name (its run folder is <root>/NAME)")
     add_root(p)
+    add_storage(p)
+
+
+def add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=None, metavar="URL",
                    help="the study's storage URL, if not the one recorded in the run folder")
 

@@ -1,8 +1,9 @@
-"""`nasforge sweep dashboard NAME`: optuna-dashboard over a sweep's storage (see `views.dashboard`);
-`nasforge dashboard` is its alias."""
+"""`nasforge sweep dashboard NAME [NAME ...]`: optuna-dashboard over a sweep's storage (see
+`views.dashboard`); several sweeps (names, globs, a replicate group) are served together, landing on
+optuna-dashboard's compare-studies page. `nasforge dashboard` is its alias."""
 from __future__ import annotations
 
-from nasforge.platform.cli.common import add_alias, add_sweep_ref
+from nasforge.platform.cli.common import add_alias, add_root, add_storage
 
 
 HELP = "serve optuna-dashboard over a sweep's study (live while it runs)"
@@ -13,10 +14,14 @@ def register(subparsers) -> None:
 
 
 def configure(p) -> None:
-    """``sweep dashboard NAME [--host H] [--port P] [--no-attach]``."""
+    """``sweep dashboard NAME [NAME ...] [--host H] [--port P] [--no-attach]``."""
     p.description = ("Serve optuna-dashboard over the sweep's storage, with each trial's architecture "
                      "diagram and checkpoint attached as Optuna artifacts. Stops with Ctrl-C.")
-    add_sweep_ref(p)
+    p.add_argument("names", nargs="+", metavar="NAME",
+                   help="sweep name (its run folder is <root>/NAME); several names, globs or a replicate group "
+                        "serve the sweeps together, landing on optuna-dashboard's page comparing them")
+    add_root(p)
+    add_storage(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     p.add_argument("--no-attach", action="store_true",
@@ -40,6 +45,9 @@ def _dashboard(args) -> int:
         except OSError as e:
             raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror} "
                              "(choose another --port)") from None
+    if len(args.names) > 1 or any(c in args.names[0] for c in "*?[") or _is_group(args):
+        return _dashboard_many(args)
+    args.name = args.names[0]
     run = open_run(args.name, args.root, args.storage)
     attached = 0 if args.no_attach else attach_missing_artifacts(run)
     n = len(run.study.get_trials(deepcopy=False))
@@ -48,4 +56,28 @@ def _dashboard(args) -> int:
           + (f"; attached {attached} trial files as artifacts" if attached else ""))
     print(f"serving on http://{host}:{args.port}/dashboard/ (Ctrl-C stops it)", flush=True)
     serve(run, args.host, args.port)
+    return 0
+
+
+def _is_group(args) -> bool:
+    """A name that is not a sweep under --root (a replicate group, or a typo `open_sweeps` names)."""
+    import os
+
+    from nasforge.platform.engine.storage import CONFIG_FILE
+
+    return not os.path.exists(os.path.join(args.root, args.names[0], CONFIG_FILE))
+
+
+def _dashboard_many(args) -> int:
+    from nasforge.platform.views.compare import open_sweeps
+    from nasforge.platform.views.dashboard import compare_path, serve_many, shared_storage
+
+    runs = open_sweeps(args.names, args.root, args.storage)
+    store, ids, copied = shared_storage(runs)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"dashboard for {len(runs)} sweeps ({', '.join(r.name for r in runs)})"
+          + ("; their storages differ, so they were copied into one (a snapshot: restart to refresh)" if copied
+             else f", storage {runs[0].storage_url}"))
+    print(f"serving on http://{host}:{args.port}{compare_path(ids)} (Ctrl-C stops it)", flush=True)
+    serve_many(store, args.host, args.port)
     return 0

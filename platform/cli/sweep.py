@@ -19,9 +19,10 @@ SET_EXAMPLE = "strategy.name=evolution"
 
 
 def register(sub) -> None:
-    from nasforge.platform.cli import dashboard, registry, report
+    from nasforge.platform.cli import compare, dashboard, registry, report
 
-    p = sub.add_parser("sweep", help="every command on a sweep: run, check, status, best, report, dashboard, promote")
+    p = sub.add_parser("sweep", help="every command on a sweep: run, check, status, best, report, compare, dashboard, "
+                                           "promote")
     p.set_defaults(print_group_help=p.print_help)
     s = p.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND")
 
@@ -35,6 +36,10 @@ def register(sub) -> None:
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     run.add_argument("--no-preflight", action="store_true",
                      help="skip the one-step preflight before the first trial (not recommended)")
+    run.add_argument("--seeds", metavar="SEEDS",
+                     help="replicate the sweep over seeds (e.g. 0-4 or 0,2,7): one sweep per seed, named "
+                          "NAME-s<seed>, grouped under NAME for `nasforge compare NAME`; with "
+                          "--set strategy.name=a,b, every strategy x seed")
     run.set_defaults(func=cmd_run)
 
     check = s.add_parser("check", help="check a sweep file end to end (one training step), writing nothing")
@@ -54,6 +59,7 @@ def register(sub) -> None:
     b.set_defaults(func=cmd_best)
 
     report.configure(s.add_parser("report", help=report.HELP))
+    compare.configure(s.add_parser("compare", help=compare.HELP))
     dashboard.configure(s.add_parser("dashboard", help=dashboard.HELP))
     registry.configure_promote(s.add_parser("promote", help=registry.PROMOTE_HELP))
 
@@ -85,18 +91,41 @@ def _overrides(args) -> dict:
 
 def cmd_run(args) -> int:
     from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.replicates import parse_seeds, plan, split_strategies
+
+    overrides = _overrides(args)
+    strategies = split_strategies(overrides)
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    cfg = load_sweep(args.file, overrides)
+    if strategies is None and seeds is None:
+        return _run_one(cfg, args)
+    from nasforge.platform.engine.replicates import record_replicate
+    from nasforge.platform.engine.storage import load_study
+
+    reps = plan(cfg.name, seeds, strategies)
+    cfgs = [load_sweep(args.file, {**overrides, **r.overrides()}) for r in reps]  # all checked before any runs
+    for i, (rep, rep_cfg) in enumerate(zip(reps, cfgs)):
+        print(f"nasforge: replicate {i + 1}/{len(reps)} of {cfg.name}: {rep.name}", flush=True)
+        code = _run_one(rep_cfg, args, preflight=i == 0 or rep_cfg.strategy.name != cfgs[i - 1].strategy.name)
+        record_replicate(load_study(rep.name, args.root, rep_cfg.storage), rep)
+        if code:
+            return code
+    print(f"nasforge: {len(reps)} replicates of {cfg.name}; compare them with `nasforge compare {cfg.name}`")
+    return 0
+
+
+def _run_one(cfg, args, preflight: bool = True) -> int:
     from nasforge.platform.errors import ConfigError
 
-    cfg = load_sweep(args.file, _overrides(args))
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if cfg.mode == "one_shot" and args.workers > 1:
         raise ConfigError("--workers: a one-shot sweep trains one supernet; run it with one "
                           "worker (trainer.devices > 1 spreads the supernet over devices)")
-    if not args.no_preflight:
-        from nasforge.platform.engine.preflight import preflight
+    if preflight and not args.no_preflight:
+        from nasforge.platform.engine.preflight import preflight as check
 
-        preflight(cfg, args.root)  # one training step: a mistake is one line, exit 2, nothing written
+        check(cfg, args.root)  # one training step: a mistake is one line, exit 2, nothing written
     if cfg.mode == "one_shot":
         from nasforge.platform.cli.oneshot import run_oneshot_command
 

@@ -108,6 +108,7 @@ class TrackingConfig:
     project: str = "nasforge"
     entity: str | None = None
     mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    group: str | None = None  # W&B group of the sweep's runs (default: the sweep name; replicates: their arm)
 
 
 @dataclass

@@ -34,15 +34,21 @@ class SweepRun:
         return os.path.join(self.run_dir, "artifacts")
 
 
-def open_run(name: str, root: str | os.PathLike = DEFAULT_ROOT, storage: str | None = None) -> SweepRun:
-    """Open sweep ``name`` under ``root``; ``storage`` overrides the recorded storage URL."""
+def open_run(name: str, root: str | os.PathLike = DEFAULT_ROOT, storage: str | None = None,
+             stores: dict | None = None) -> SweepRun:
+    """Open sweep ``name`` under ``root``; ``storage`` overrides the recorded storage URL. ``stores``
+    (URL -> opened storage) lets several sweeps of one storage share it: a journal is read once."""
     import optuna
 
     cfg = read_config(name, root)  # UsageError listing the sweeps there when absent
     url = storage or cfg.storage or default_storage_url(name, root)
     if url.startswith("journal://") and not os.path.exists(url[len("journal://"):]):
         raise UsageError(f"sweep {name!r} has no study yet: {url[len('journal://'):]} does not exist")
-    store = create_storage(url)
+    store = stores.get(url) if stores is not None else None
+    if store is None:
+        store = create_storage(url)
+        if stores is not None:
+            stores[url] = store
     try:
         study = optuna.load_study(study_name=name, storage=store)
     except KeyError:

@@ -201,18 +201,10 @@ class ControllerPathSampling(SinglePathSampling):
 # ----------------------------------------------------------------------------- scoring
 def recalibrate_batchnorm(net: nn.Module, batches: Iterable[torch.Tensor]) -> None:
     """Recompute every BatchNorm's running statistics as the plain average over ``batches``
-    (inputs only), with the active path; leaves ``net`` in eval mode."""
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: every batch weighs the same
-    net.train()
-    with torch.no_grad():
-        for x in batches:
-            net(x)
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
+    (inputs only), with the active path (torch's ``swa_utils.update_bn``); leaves ``net`` in eval mode."""
+    from torch.optim.swa_utils import update_bn
+
+    update_bn(batches, net)
     net.eval()
 
 

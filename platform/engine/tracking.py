@@ -1,6 +1,7 @@
 """Weights & Biases tracking: one W&B run per trial, through Lightning's `WandbLogger`.
 
-Runs are grouped by sweep name (``group``), named ``<sweep>-<trial number>``, and carry the
+Runs are grouped by sweep name (``group``; ``tracking.group`` overrides it: replicated sweeps put an
+arm's seeds in one group), named ``<sweep>-<trial number>``, and carry the
 trial's params and sample as config and its objective values in the summary. Modes:
 
 * ``auto``: online when credentials exist (``WANDB_API_KEY`` or a ``~/.netrc`` entry for the
@@ -76,7 +77,7 @@ def create_logger(tracking, sweep_name: str, trial_number: int, save_dir: str,
     logger = WandbLogger(
         project=tracking.project,
         entity=tracking.entity,
-        group=sweep_name,
+        group=tracking.group or sweep_name,
         job_type=job_type,
         name=f"{sweep_name}-{trial_number}",
         save_dir=save_dir,

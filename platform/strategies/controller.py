@@ -1,7 +1,6 @@
 """The RL controller as an Optuna sampler: an LSTM policy trained with REINFORCE (Zoph & Le,
 "Neural Architecture Search with Reinforcement Learning", ICLR 2017; ENAS, Pham et al.,
 "Efficient Neural Architecture Search via Parameter Sharing", ICML 2018).
-(About 390 lines: the policy, its REINFORCE update and the sampler that feeds it are one concept.)
 
 The policy emits the space's decisions (``space.decisions()``) one after another. Its input at
 the first step is a learned vector, then the embedding of the previous choice, so each choice is
@@ -58,11 +57,11 @@ are set for that budget. With ENAS's own values (lr 0.00035, baseline decay 0.99
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
+from nasforge.platform.strategies.controller_policy import build_policy, one_thread
 from nasforge.platform.strategies.reinforce import TRANSFORMS, EmaBaseline, policy_gradient_loss, reward_transform
 
 
@@ -113,59 +112,6 @@ def _advantages(rewards: list[float], penalized: list[bool], baseline: float) ->
     return [min(rw - baseline, 0.0) if pen else rw - baseline for rw, pen in zip(rewards, penalized)]
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """Policy maths on one thread: bitwise-reproducible across processes, and it leaves the
-    trial's own thread setting alone."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def _build_policy(decisions, o: ControllerOptions, seed: int):
-    import torch
-    from torch import nn
-
-    class Policy(nn.Module):
-        """LSTM over the decision sequence; one embedding table and one head per decision."""
-
-        def __init__(self):
-            super().__init__()
-            H = o.hidden
-            self.go = nn.Parameter(torch.zeros(1, H))  # the first step's input
-            self.cells = nn.ModuleList(nn.LSTMCell(H, H) for _ in range(o.layers))
-            self.embed = nn.ModuleList(nn.Embedding(d.n, H) for d in decisions)
-            self.heads = nn.ModuleList(nn.Linear(H, d.n, bias=False) for d in decisions)
-
-        def logits(self, i: int, h: torch.Tensor) -> torch.Tensor:  # (B, H) -> (B, n_i)
-            z = self.heads[i](h)
-            if o.temperature:
-                z = z / o.temperature
-            if o.tanh_constant:
-                z = o.tanh_constant * torch.tanh(z)
-            return z
-
-        def step(self, x, state):  # x (B, H); state: per layer (h, c), each (B, H)
-            new = []
-            for cell, (h, c) in zip(self.cells, state):
-                h, c = cell(x, (h, c))
-                new.append((h, c))
-                x = h
-            return x, new
-
-    gen = torch.Generator().manual_seed(seed)
-    policy = Policy()
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.copy_(torch.rand(p.shape, generator=gen) * 2 * o.init_range - o.init_range)
-    return policy
-
-
 class ControllerSampler(SampleStrategy):
     """``ControllerSampler(space, seed, directions, **options)``; options as `ControllerOptions`."""
 
@@ -181,7 +127,7 @@ class ControllerSampler(SampleStrategy):
     def _fresh_state(self) -> dict[str, Any]:
         import torch
 
-        policy = _build_policy(self.decisions, self.options, self.seed)
+        policy = build_policy(self.decisions, self.options, self.seed)
         return {"policy": policy, "opt": torch.optim.Adam(policy.parameters(), lr=self.options.lr,
                                                          betas=(self.options.adam_beta1, 0.999),
                                                          eps=self.options.adam_eps),
@@ -258,7 +204,7 @@ class ControllerSampler(SampleStrategy):
                for s, _ in eps]
         penalized = [rew is None for _, rew in eps]
         adv = _advantages(rewards, penalized, baseline)
-        with _one_thread():
+        with one_thread():
             weights = None
             if o.replay_batches:
                 with torch.no_grad():
@@ -318,7 +264,7 @@ class ControllerSampler(SampleStrategy):
         st = self.policy_state(self.history(study, number), number)
         idx = [[self.index(i, s[d.label]) if d.label in s else -1 for i, d in enumerate(self.decisions)]
                for s in samples]
-        with torch.no_grad(), _one_thread():
+        with torch.no_grad(), one_thread():
             logp, _ = self._log_prob(st["policy"], idx)
         return logp.exp().tolist()
 
@@ -329,7 +275,7 @@ class ControllerSampler(SampleStrategy):
 
         H = self.options.hidden
         samples: list[dict[str, Any]] = [{} for _ in range(count)]
-        with torch.no_grad(), _one_thread():
+        with torch.no_grad(), one_thread():
             state = [(torch.zeros(count, H), torch.zeros(count, H)) for _ in range(self.options.layers)]
             x = policy.go.expand(count, H)
             for i, d in enumerate(self.decisions):

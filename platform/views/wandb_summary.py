@@ -1,7 +1,7 @@
 """The W&B sweep-level summary run: the leaderboard as a W&B Table, plus the report's plots.
 
 Besides one W&B run per trial, `log_sweep_summary(study, cfg, run_dir)` creates one run per
-sweep invocation (``job_type="sweep-summary"``, ``group`` = the sweep name, like the trials'
+sweep invocation (``job_type="sweep-summary"``, ``group`` = the sweep name or ``tracking.group``, like the trials'
 runs, so W&B groups them together) holding:
 
 * ``leaderboard``: a ``wandb.Table`` of every trial (rank, state, objectives, parameters,
@@ -57,7 +57,8 @@ def log_sweep_summary(study, cfg, run_dir: str) -> str | None:
 
     os.makedirs(run_dir, exist_ok=True)
     run = wandb.init(
-        project=cfg.tracking.project, entity=cfg.tracking.entity, group=cfg.name, job_type="sweep-summary",
+        project=cfg.tracking.project, entity=cfg.tracking.entity, group=cfg.tracking.group or cfg.name,
+        job_type="sweep-summary",
         name=f"{cfg.name}-summary", dir=run_dir, mode=mode, config=cfg.to_dict(), reinit="finish_previous",
         settings=wandb.Settings(silent=True, console="off", disable_git=True, disable_code=True,
                                 x_disable_stats=True),
@@ -100,3 +101,59 @@ def log_summary_safely(study, cfg, run_dir: str) -> None:
         import sys
 
         print(f"nasforge: warning: the W&B sweep summary was not logged: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def comparison_tables(data: dict) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """(columns, rows) of a comparison (`compare.compare`): one row per objective and group, and one
+    per difference between two groups."""
+    groups, diffs = [], []
+    for metric, o in data["objectives"].items():
+        for g, r in o["groups"].items():
+            groups.append([metric, g, r["n"], r["mean"], r["se"], o["threshold"], r["trials_to_threshold"],
+                           r["reached"], r["trials"], r["pruned"], r["failed"], r["compute_seconds"]])
+        for d in o["differences"]:
+            diffs.append([metric, d["a"], d["b"], d["difference"], d["se"], d["paired"], d["n"], d["wins"],
+                          d["test"], d["p"], d["words"]])
+    return {"groups": (["objective", "group", "sweeps", "mean", "se", "threshold", "trials_to_threshold",
+                        "reached", "trials", "pruned", "failed", "compute_seconds"], groups),
+            "differences": (["objective", "a", "b", "difference", "se", "paired", "seeds", "wins", "test", "p",
+                             "words"], diffs)}
+
+
+def log_comparison(data: dict, members: list, folder: str) -> str | None:
+    """Log a comparison as one W&B run (``job_type="comparison"``, grouped with the first group's name),
+    holding its tables and plots; returns the run folder (None when W&B is disabled by WANDB_MODE)."""
+    from nasforge.platform.engine.tracking import resolve_mode
+
+    mode = resolve_mode("auto")  # asked for on the command line: on unless the environment says disabled
+    if mode == "disabled":
+        return None
+    import wandb
+
+    from nasforge.platform.engine.replicates import GROUP_ATTR
+    from nasforge.platform.views.compare_page import figures
+
+    tracking = members[0].run.cfg.tracking
+    families = {(m.run.study.user_attrs.get(GROUP_ATTR) or {}).get("group") for m in members}
+    group = families.pop() if len(families) == 1 and None not in families else "+".join(data["groups"])
+    os.makedirs(folder, exist_ok=True)
+    run = wandb.init(
+        project=tracking.project, entity=tracking.entity, group=group, job_type="comparison",
+        name=f"compare-{group}"[:120], dir=folder, mode=mode, reinit="finish_previous",
+        config={"groups": data["groups"], "objectives": list(data["objectives"]), "notes": data["notes"]},
+        settings=wandb.Settings(silent=True, console="off", disable_git=True, disable_code=True,
+                                x_disable_stats=True),
+    )
+    try:
+        payload: dict[str, Any] = {k: wandb.Table(columns=c, data=[[float(x) if isinstance(x, float) else x
+                                                                     for x in r] for r in rows])
+                                   for k, (c, rows) in comparison_tables(data).items()}
+        figs, _, _ = figures(data, members)
+        payload.update({f"plots/{k}": wandb.Plotly(f) for k, f in figs.items() if f is not None})
+        run.log(payload)
+        run.summary.update({f"{m}/{g}/mean": r["mean"] for m, o in data["objectives"].items()
+                            for g, r in o["groups"].items()})
+        out = os.path.dirname(run.dir) if getattr(run, "dir", None) else None
+    finally:
+        run.finish()
+    return out
