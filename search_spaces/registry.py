@@ -25,6 +25,7 @@ _BUILTIN_MODULES = (
     "reallocation",
     "segmentation",
     "adaptive",
+    "morphable",
 )
 
 

@@ -218,6 +218,10 @@ def _enqueue_retry(study, failed, max_retry: int) -> int | None:
         return None
     original = failed.system_attrs.get("failed_trial", failed.number)
     system_attrs: dict[str, Any] = {"failed_trial": original, "retry_history": history}
+    from nasforge.platform.engine.inheritance import INHERITANCE_ATTRS
+
+    # a morphism child's retry inherits from the same parent by the same operations
+    system_attrs.update({k: failed.system_attrs[k] for k in INHERITANCE_ATTRS if k in failed.system_attrs})
     user_attrs = {"retry_of": failed.number, "original_trial": original}
     before = {t.number for t in study.get_trials(deepcopy=False)}
     study.add_trial(optuna.trial.create_trial(

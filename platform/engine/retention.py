@@ -5,9 +5,10 @@ serves that same file through a hard link in ``artifacts/``). `apply_retention(s
 run_dir)` keeps the checkpoints of the ``checkpoints.keep_top`` best COMPLETE trials by each
 objective (several objectives: the union of each one's top k, so every objective's leaders
 stay promotable) and deletes the others' and those of PRUNED and FAILED trials. RUNNING trials
-are never touched. The sweep loop calls it under the budget lock after each trial, so
-several workers never decide at once; a promotion reads the checkpoint under the same lock and
-copies the weights into the registry, so a promoted version never depends on the trial's file.
+are never touched, nor the parent a RUNNING child inherits its weights from (`inheritance.py`).
+The sweep loop calls it under the budget lock after each trial, so several workers never decide
+at once; a promotion reads the checkpoint under the same lock and copies the weights into the
+registry, so a promoted version never depends on the trial's file.
 """
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ from nasforge.platform.engine.artifacts import ARTIFACT_DIR, remove_trial_artifa
 from nasforge.platform.engine.config import SweepConfig
 
 CHECKPOINT = "best.ckpt"
+PARENT_ATTR = "nasforge:parent"  # the trial a child inherits its weights from (engine/inheritance.py)
+
+
+def needed_parents(trials: Iterable[Any]) -> set[int]:
+    """The parents named by trials that have not finished: their checkpoints must stay."""
+    return {int(t.system_attrs[PARENT_ATTR]) for t in trials
+            if not t.state.is_finished() and t.system_attrs.get(PARENT_ATTR) is not None}
 
 
 def kept_trials(trials: Iterable[Any], cfg: SweepConfig) -> set[int]:
@@ -48,7 +56,7 @@ def apply_retention(study, cfg: SweepConfig, run_dir: str) -> list[str]:
     """Delete the checkpoints the policy does not keep (and their dashboard links); returns the
     paths deleted. Call under the sweep's budget lock."""
     trials = study.get_trials(deepcopy=False)
-    keep = kept_trials(trials, cfg)
+    keep = kept_trials(trials, cfg) | needed_parents(trials)
     removed = []
     for t in trials:
         if not t.state.is_finished() or t.number in keep:

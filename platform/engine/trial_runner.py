@@ -121,6 +121,24 @@ def attach_artifacts(ctx: TrialContext, trial) -> None:
         trial.set_user_attr("artifact_error", f"{type(e).__name__}: {e}"[:300])
 
 
+def inherit_weights(ctx: TrialContext, trial, net, module, dm, build) -> bool:
+    """Load the parent's weights (`inheritance.inherit`), measure them once before training (the user
+    attr ``inherited_metrics``) and train the epochs the strategy asked for."""
+    import dataclasses
+
+    from nasforge.platform.engine.assembly import create_trainer
+    from nasforge.platform.engine.inheritance import child_epochs, inherit
+
+    epochs = child_epochs(trial)
+    if epochs:
+        build.trainer_cfg = dataclasses.replace(build.trainer_cfg, max_epochs=epochs)
+    if not inherit(ctx, trial, net):
+        return False
+    measured = create_trainer(build.trainer_cfg, devices=1).validate(module, datamodule=dm, verbose=False)
+    trial.set_user_attr("inherited_metrics", {k: float(v) for k, v in (measured[0] if measured else {}).items()})
+    return True
+
+
 def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
               rank_zero: bool = True, strategy: Any = "auto", extra_callbacks: list | None = None) -> list[float]:
     """Train one sample with Lightning and return the objective values (records attrs on
@@ -145,6 +163,9 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     with phase("network + module"):
         net = build.network(dm)
         module = build.module(net, dm)
+    if rank_zero and ctx.cfg.trainer.devices == 1:  # a multi-device trial does not inherit (every rank would)
+        with phase("inherit"):  # a morphism child starts from its parent's transformed checkpoint
+            inherit_weights(ctx, trial, net, module, dm, build)
     first = cfg.objectives[0]
     with phase("callbacks"):
         cbs = build.callbacks(trial, trial_dir, net, dm, rank_zero)

@@ -100,25 +100,6 @@ def _create_module(meta: dict[str, Any], network):
     return instantiate(task_class(meta), task["init_args"], injected)
 
 
-def _network_state(checkpoint_path: str, attr: str | None = "network") -> dict[str, Any]:
-    """The ``<attr>.`` part of a Lightning checkpoint's state_dict, keys without the prefix (the whole
-    module's state when ``attr`` is None: a module that builds its own network)."""
-    import torch
-
-    try:
-        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except Exception:
-        # A Lightning checkpoint may pickle objects outside torch's allow-list (callback state);
-        # it is this sweep's own file, written by our runner.
-        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    state = ckpt.get("state_dict", ckpt)
-    prefix = f"{attr}." if attr else ""
-    net = {k[len(prefix):]: v.detach().clone() for k, v in state.items() if k.startswith(prefix)}
-    if not net:
-        raise NasforgeError(f"{checkpoint_path}: no '{prefix}' weights in the checkpoint's state_dict")
-    return net
-
-
 # ----------------------------------------------------------------------------- promote
 def _existing(reg: Registry, model: str, done: Version, aliases: list[str]) -> "Promotion":
     """The trial's version made before: no new one, the aliases moved to it."""
@@ -166,6 +147,7 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     import torch
 
     from nasforge.platform.engine.assembly import TrialAssembly, data_shape
+    from nasforge.platform.engine.inheritance import network_state
     from nasforge.platform.engine.resolve import is_tabular, space_parts
     from nasforge.platform.engine.run_folder import open_run
     from nasforge.platform.engine.locks import budget_lock
@@ -203,7 +185,7 @@ def promote(name: str, trial: int | None = None, best: bool = False, model: str 
     # (read before the data module is built, so a removed checkpoint costs nothing)
     with budget_lock(run.storage_url, run.run_dir, name):
         _check_kept(ckpt, t.number, name, cfg)
-        state = _network_state(ckpt, ctx.resolved.network_arg)
+        state = network_state(ckpt, ctx.resolved.network_arg)
 
     # Rebuild the network exactly as the runner did, and check the weights fit it strictly.
     parts = space_parts(cfg)

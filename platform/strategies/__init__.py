@@ -9,7 +9,8 @@
   decision grid);
 * ours: ``controller`` (the RL controller of Zoph & Le 2017 / ENAS, `controller.py`),
   ``evolution`` (regularized evolution, Real et al. 2019, `evolution.py`) and ``local_search``
-  (White et al. 2021, `local_search.py`).
+  (White et al. 2021, `local_search.py`) and ``morphism`` (Auto-Keras's network morphism with a GP
+  on edit distance, Jin et al. 2019, `morphism.py`; morphable spaces only).
 
 ``strategy.options`` are the sampler's keyword arguments (for Optuna's samplers: the
 constructor's, minus ``seed`` which comes from the sweep); an unknown one raises ConfigError
@@ -33,7 +34,7 @@ OPTUNA_SAMPLERS = {
     "qmc": "QMCSampler",
     "grid": "GridSampler",
 }
-OURS = ("controller", "evolution", "local_search")
+OURS = ("controller", "evolution", "local_search", "morphism")
 STRATEGIES = tuple(OPTUNA_SAMPLERS) + OURS  # the one list of strategy names (config, --help, docs)
 # Optuna samplers that draw from a running random generator: seeded alike, two workers (or a
 # resumed run) would redraw the samples of trials 0, 1, ... QMC must keep one seed (its
@@ -87,6 +88,10 @@ def create_sampler(strategy_cfg: Any, space: Space, seed: int = 0,
         from nasforge.platform.strategies.local_search import LocalSearchSampler
 
         return LocalSearchSampler(space, seed=seed, directions=directions, **options)
+    if name == "morphism":
+        from nasforge.platform.strategies.morphism import MorphismSampler
+
+        return MorphismSampler(space, seed=seed, directions=directions, **options)
 
     cls = getattr(optuna.samplers, OPTUNA_SAMPLERS[name])
     kwargs = _optuna_kwargs(cls, name, options)

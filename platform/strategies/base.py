@@ -187,7 +187,7 @@ class SampleStrategy(BaseSampler):
             sample = dict(self.propose(history, trial.number))
             set_system_attr(storage_of(study), trial, SAMPLE_ATTR, sample)
             for name, value in self.pending_attrs.items():  # e.g. the controller's rejected samples
-                if value:
+                if value is not None and value != [] and value != {}:  # 0 is a value (a parent trial)
                     self.set_trial_attr(study, trial, name, value)
         else:
             sample = dict(stored)

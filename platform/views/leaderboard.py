@@ -73,7 +73,11 @@ def leaderboard_rows(study, cfg, limit: int | None = None, include_unfinished: b
             if t.datetime_complete and t.datetime_start else None,
             "sample": t.user_attrs.get("sample") or dict(t.params),
             "note": t.user_attrs.get("fail_reason") or (f"pruned after epoch {t.user_attrs['pruned_epoch']}"
-                                                         if "pruned_epoch" in t.user_attrs else ""),
+                                                         if "pruned_epoch" in t.user_attrs else "")
+            or t.user_attrs.get("note", ""),
+            # a child of a trained trial (strategy morphism): its ancestors, first to parent, then itself
+            "lineage": " > ".join(map(str, [*t.user_attrs["lineage"], t.number]))
+            if t.user_attrs.get("lineage") else "",
         }
         rows.append(row)
     return rows
@@ -94,8 +98,12 @@ def render_leaderboard(study, cfg, console=None, limit: int = 10, title: str | N
     table.add_column("params", justify="right")
     table.add_column("MFLOPs", justify="right")
     table.add_column("time s", justify="right")
+    rows = leaderboard_rows(study, cfg, limit=limit)
+    lineage = any(r["lineage"] for r in rows)
+    if lineage:
+        table.add_column("lineage")
     table.add_column("sample / note")
-    for r in leaderboard_rows(study, cfg, limit=limit):
+    for r in rows:
         colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}.get(r["state"], "cyan")
         table.add_row(
             str(r["rank"] or ""), str(r["trial"]), f"[{colour}]{r['state']}[/]",
@@ -103,6 +111,7 @@ def render_leaderboard(study, cfg, console=None, limit: int = 10, title: str | N
             f"{int(r['cost/params']):,}" if r["cost/params"] is not None else "",
             f"{r['cost/flops'] / 1e6:.2f}" if r["cost/flops"] is not None else "",
             f"{r['seconds']:.1f}" if r["seconds"] is not None else "",
+            *([r["lineage"]] if lineage else []),
             r["note"] if r["state"] == "FAIL" else sample_text(r["sample"]) + (f"  ({r['note']})" if r["note"] else ""),
         )
     console.print(table)

@@ -6,7 +6,8 @@ the leaderboard (`leaderboard.leaderboard_rows`: rank, state, objectives, parame
 time, the sample, the other validation metrics), and Optuna's plotly figures
 (`optuna.visualization`): optimization history, parameter importances, parallel coordinates,
 intermediate values (or, when the trials reported none, the per-epoch ``history`` the runner
-recorded) and, for multi-objective sweeps, the Pareto front; last, the architecture diagrams
+recorded), for multi-objective sweeps the Pareto front, for a morphism sweep its family tree
+(`lineage.py`); last, the architecture diagrams
 (every ``*.png`` in the top trials' folders). plotly.js is inlined once and images are data
 URIs, so the page needs nothing but the file. A one-shot sweep's report also holds its search on
 the supernet (the best samples by inherited-weight score, and that search's history). A figure
@@ -120,6 +121,11 @@ def sweep_figures(study, cfg) -> list[Figure]:
             out.append(Figure("intermediate", "Intermediate values", None,
                               "no trial has reported per-epoch values (Optuna receives them when a pruner is on) "
                               "or recorded a per-epoch history"))
+    from nasforge.platform.views.lineage import family_tree_figure
+
+    tree = None if multi else family_tree_figure(study, names[0])
+    if tree is not None:  # a morphism sweep: children of trained trials
+        out.append(Figure("lineage", "Family tree: each child beside its parent", tree))
     return out
 
 
@@ -156,8 +162,10 @@ def _leaderboard_html(study, cfg, limit: int | None = None) -> str:
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     extra = sorted({k for r in rows for k in (by_number[r["trial"]].user_attrs.get("metrics") or {})
                     if k.startswith("val/") and k not in names})
+    lineage = ["lineage"] if any(r["lineage"] for r in rows) else []
     head = (["front" if cfg.multi_objective else "rank", "trial", "state"]
-            + [f"{m} {arrows[m]}" for m in names] + ["params", "MFLOPs", "time s"] + extra + ["sample", "note"])
+            + [f"{m} {arrows[m]}" for m in names] + ["params", "MFLOPs", "time s"] + extra + lineage
+            + ["sample", "note"])
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     out = ["<table class='lb'><thead><tr>" + cells + "</tr></thead><tbody>"]
     for r in rows:
@@ -170,7 +178,7 @@ def _leaderboard_html(study, cfg, limit: int | None = None) -> str:
                  + [_fmt(int(r["cost/params"])) if r["cost/params"] is not None else "",
                     f"{r['cost/flops'] / 1e6:.3g}" if r["cost/flops"] is not None else "",
                     f"{r['seconds']:.1f}" if r["seconds"] is not None else ""]
-                 + [_fmt(m.get(k)) for k in extra])
+                 + [_fmt(m.get(k)) for k in extra] + [r["lineage"] for _ in lineage])
         cells = [c if c.startswith("<span") else html.escape(c) for c in cells]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
                    + f"<td class='sample'>{sample}</td><td>{html.escape(str(r['note'] or ''))}</td></tr>")

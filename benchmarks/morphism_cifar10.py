@@ -1,0 +1,200 @@
+"""Network morphism against training from scratch at equal total training epochs, on CIFAR-10.
+
+Three strategies search the same `morphable` space (2 stages of up to ``--max-depth`` conv layers,
+widths 8 to ``--max-width``)
+on a subset of the shared CIFAR-10 (``--train`` training and ``--val`` validation images; test
+accuracy on a seeded sample of ``--test`` test images):
+
+* ``morphism`` - the seed network trains ``--epochs`` epochs, every child ``--child-epochs`` from
+  its parent's transformed checkpoint;
+* ``evolution`` (population 3, tournament 2) and ``tpe`` (Optuna's default) - every trial trains
+  ``--epochs`` epochs from scratch.
+
+Each run stops at the first trial that brings its cumulative training epochs to ``--budget``. One
+JSON line per (strategy, seed): the best validation accuracy after each trial against cumulative
+epochs and seconds, and the test accuracy of the final best-validation trial; then one summary
+line per strategy (mean and standard error over seeds) and the difference morphism - evolution in
+standard errors. ``--plot`` writes best validation accuracy against cumulative epochs.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/morphism_cifar10.py --seeds 0 1 2 \\
+        --plot benchmarks/results/morphism_cifar10.png
+
+or one process per seed (``--seeds 0 > s0.log`` ...), then ``--summarize s0.log s1.log s2.log
+--plot ...`` for the summary lines and the plot.
+
+At full scale (45,000 training images, tens of epochs per seed network, a budget of hundreds of
+epochs) the seed network and every from-scratch trial train much longer, which is where
+inheriting weights saves the most; this CPU-sized run measures the mechanism, not that regime.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "cifar10-jpeg.zip"
+
+
+def sweep_config(strategy: str, seed: int, a) -> dict:
+    options = {"morphism": {"child_epochs": a.child_epochs}, "evolution": {"population": 3, "sample_size": 2},
+               "tpe": {}}[strategy]
+    trials = 1 + math.ceil((a.budget - a.epochs) / a.child_epochs) if strategy == "morphism" else \
+        math.ceil(a.budget / a.epochs)
+    return {
+        "name": f"{strategy}-{seed}", "seed": seed,
+        "task": {"name": "classification",
+                 "data": {"name": "cifar10", "path": str(a.data), "subset": a.train, "val_subset": a.val},
+                 "options": {"batch_size": a.batch_size, "warmup_epochs": 0}},
+        "space": [{"name": "morphable", "options": {"stages": 2, "max_depth": a.max_depth, "max_width": a.max_width,
+                                                    "seed_width": 8}}],
+        "strategy": {"name": strategy, "options": options},
+        "budget": {"trials": trials}, "pruner": {"name": "none"},
+        "objectives": [{"metric": "val/acc", "direction": "maximize"}],
+        "checkpoints": {"keep_top": None},
+        "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": a.epochs, "cpu_threads": 1},
+        "tracking": {"mode": "disabled"},
+    }
+
+
+def test_accuracy(run_dir: str, cfg, trial, n_test: int) -> float:
+    from torch.utils.data import Subset
+
+    from nasforge.platform.engine.assembly import TrialAssembly, create_trainer
+    from nasforge.platform.engine.inheritance import network_state
+    from nasforge.platform.engine.trial import TrialContext
+
+    ctx = TrialContext.create(cfg, run_dir)
+    build = TrialAssembly(ctx, ctx.space.validate(trial.user_attrs["sample"]))
+    dm = build.datamodule()
+    net = build.network(dm)
+    net.load_state_dict(network_state(trial.user_attrs["checkpoint"], ctx.resolved.network_arg))
+    module = build.module(net, dm)
+    dm.prepare_data()
+    dm.setup("test")
+    # a seeded sample of the test images (they are stored class by class)
+    n = len(dm.test_set)
+    dm.test_set = Subset(dm.test_set, random.Random(0).sample(range(n), min(n_test, n)))
+    dm.setup = lambda stage=None: None  # keep the subset
+    return float(create_trainer().test(module, datamodule=dm, verbose=False)[0]["test/acc"])
+
+
+def one_run(strategy: str, seed: int, a, root: str) -> dict:
+    import yaml
+
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
+
+    path = os.path.join(root, f"{strategy}-{seed}.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(sweep_config(strategy, seed, a), f)
+    cfg = load_sweep(path)
+    start = time.perf_counter()
+    study = run_sweep(cfg, root=root, show_progress=False)
+    seconds = time.perf_counter() - start
+    epochs, best, curve, best_trial = 0, -1.0, [], None
+    t_elapsed = 0.0
+    for t in sorted(study.trials, key=lambda t: t.number):
+        epochs += int(t.user_attrs.get("epochs_run", 0))
+        t_elapsed += t.user_attrs.get("fit_seconds", 0.0)
+        if t.state.name == "COMPLETE" and t.value > best:
+            best, best_trial = t.value, t
+        curve.append({"epochs": epochs, "fit_seconds": round(t_elapsed, 1), "best_val": round(best, 4)})
+    test = test_accuracy(os.path.join(root, cfg.name), cfg, best_trial, a.test)
+    inherited = [abs(t.user_attrs["inherited_metrics"]["val/acc"] - study.trials[t.user_attrs["parent"]].value)
+                 for t in study.trials if "inherited_metrics" in t.user_attrs]
+    return {"what": "morphism_cifar10", "strategy": strategy, "seed": seed, "trials": len(study.trials),
+            "epochs": epochs, "seconds": round(seconds, 1), "best_val": round(best, 4), "test_acc": round(test, 4),
+            "best_trial": best_trial.number, "lineage": best_trial.user_attrs.get("lineage"),
+            "max_inherited_gap": round(max(inherited), 4) if inherited else None, "curve": curve}
+
+
+def mean_se(xs):
+    return statistics.mean(xs), (statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0)
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colours = {"morphism": "tab:blue", "evolution": "tab:orange", "tpe": "tab:green"}
+    for r in results:
+        label = r["strategy"] if r["seed"] == results[0]["seed"] else None
+        ax.step([c["epochs"] for c in r["curve"]], [c["best_val"] for c in r["curve"]], where="post",
+                color=colours[r["strategy"]], alpha=0.7, label=label)
+    ax.set_xlabel("cumulative training epochs")
+    ax.set_ylabel("best validation accuracy")
+    ax.set_title("morphism vs from scratch, CIFAR-10 subset")
+    ax.legend()
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+
+
+def run_all(a) -> list[dict]:
+    if not a.data.is_file():
+        sys.exit(f"CIFAR-10 not found at {a.data}")
+    results = []
+    with tempfile.TemporaryDirectory() as root:
+        for seed in a.seeds:
+            for strategy in a.strategies:
+                r = one_run(strategy, seed, a, root)
+                results.append(r)
+                print(json.dumps(r), flush=True)
+    return results
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--strategies", nargs="+", default=["morphism", "evolution", "tpe"])
+    p.add_argument("--budget", type=int, default=12, help="total training epochs per run")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of a from-scratch trial and of the seed network")
+    p.add_argument("--child-epochs", type=int, default=1)
+    p.add_argument("--train", type=int, default=1000)
+    p.add_argument("--val", type=int, default=500)
+    p.add_argument("--test", type=int, default=1000)
+    p.add_argument("--plot", default=None)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--max-depth", type=int, default=3)
+    p.add_argument("--max-width", type=int, default=32)
+    p.add_argument("--summarize", nargs="+", default=None, metavar="LOG",
+                   help="no runs: the summary and plot of the per-run JSON lines in these files")
+    a = p.parse_args(argv)
+    if a.summarize:
+        results = [json.loads(line) for f in a.summarize for line in open(f)
+                   if line.startswith("{") and '"what": "morphism_cifar10"' in line]
+        a.strategies = list(dict.fromkeys(r["strategy"] for r in results))
+        a.budget = results[0]["epochs"]
+    else:
+        results = run_all(a)
+    summary = {}
+    for strategy in a.strategies:
+        rs = [r for r in results if r["strategy"] == strategy]
+        (tm, tse), (vm, vse) = mean_se([r["test_acc"] for r in rs]), mean_se([r["best_val"] for r in rs])
+        summary[strategy] = (tm, tse)
+        print(json.dumps({"what": "morphism_cifar10_summary", "strategy": strategy, "seeds": len(rs),
+                          "budget_epochs": a.budget, "test_acc_mean": round(tm, 4), "test_acc_se": round(tse, 4),
+                          "best_val_mean": round(vm, 4), "best_val_se": round(vse, 4),
+                          "seconds_mean": round(statistics.mean(r["seconds"] for r in rs), 1)}))
+    if "morphism" in summary and "evolution" in summary:
+        (m, mse), (e, ese) = summary["morphism"], summary["evolution"]
+        se = math.sqrt(mse ** 2 + ese ** 2)
+        print(json.dumps({"what": "morphism_minus_evolution", "budget_epochs": a.budget,
+                          "test_acc_diff": round(m - e, 4),
+                          "in_standard_errors": round((m - e) / se, 2) if se > 0 else None}))
+    if a.plot:
+        plot(results, a.plot)
+
+
+if __name__ == "__main__":
+    main()
