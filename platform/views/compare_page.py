@@ -18,6 +18,7 @@ import warnings
 
 from nasforge.platform.views.compare import Member, curves, groups_of
 from nasforge.platform.views.report import CSS, _data_uri, _fmt, trial_images
+from nasforge.platform.views.templates import render, safe
 
 TOP_ARCHITECTURES = 2
 IMPORTANCE_TRIALS = 300  # a group's importances are fitted on this many of its last trials (pooled)
@@ -188,7 +189,6 @@ def figures(data: dict, ms: list[Member]) -> tuple[dict, dict, dict]:
 
 
 def render_page(data: dict, ms: list[Member]) -> str:
-    import jinja2
     from plotly.offline import get_plotlyjs
 
     figs, shown, notes = figures(data, ms)
@@ -199,16 +199,14 @@ def render_page(data: dict, ms: list[Member]) -> str:
     maximize = data["objectives"][metric]["direction"] == "maximize"
     extra = [k for k in ("pareto", "importance") if k in figs]
     manifest = json.dumps({"groups": list(data["groups"]), "figures": shown, "notes": notes}).replace("</", "<\\/")
-    env = jinja2.Environment(autoescape=True)
-    env.globals["fmt"] = _fmt
-    page = env.from_string(TEMPLATE).render(
-        title=", ".join(data["groups"]), css=CSS, plotlyjs=jinja2.utils.markupsafe.Markup(get_plotlyjs()),
-        manifest=jinja2.utils.markupsafe.Markup(manifest), sweeps=data["sweeps"], groups=data["groups"],
+    page = render(
+        TEMPLATE, fmt=_fmt, title=", ".join(data["groups"]), css=CSS, plotlyjs=safe(get_plotlyjs()),
+        manifest=safe(manifest), sweeps=data["sweeps"], groups=data["groups"],
         notes=data["notes"], objectives=data["objectives"], now=_dt.datetime.now(_dt.timezone.utc).strftime(
             "%Y-%m-%d %H:%M UTC"),
-        plots={k: jinja2.utils.markupsafe.Markup(v) for k, v in plots.items()}, extra=extra,
+        plots={k: safe(v) for k, v in plots.items()}, extra=extra,
         titles={"pareto": "Pareto fronts", "importance": f"Parameter importances for {metric}"},
         notes_by_key=notes,
-        architectures={g: jinja2.utils.markupsafe.Markup(_architectures(gm, metric, maximize))
+        architectures={g: safe(_architectures(gm, metric, maximize))
                        for g, gm in groups_of(ms).items()})
     return page

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import glob
-import html
 import json
 import os
 import warnings
@@ -153,7 +152,8 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _leaderboard_html(study, cfg, limit: int | None = None) -> str:
+def _board(study, cfg, limit: int | None = None) -> dict[str, Any]:
+    """The leaderboard as the template draws it: the header and, per row, its cells."""
     from nasforge.platform.views.leaderboard import leaderboard_rows
 
     rows = leaderboard_rows(study, cfg, limit=limit)
@@ -166,27 +166,21 @@ def _leaderboard_html(study, cfg, limit: int | None = None) -> str:
     head = (["front" if cfg.multi_objective else "rank", "trial", "state"]
             + [f"{m} {arrows[m]}" for m in names] + ["params", "MFLOPs", "time s"] + extra + lineage
             + ["sample", "note"])
-    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    out = ["<table class='lb'><thead><tr>" + cells + "</tr></thead><tbody>"]
+    out = []
     for r in rows:
         m = by_number[r["trial"]].user_attrs.get("metrics") or {}
-        lines = [f"<span>{html.escape(k)}={html.escape(_fmt(v))}</span>" for k, v in (r["sample"] or {}).items()]
-        sample = " ".join(lines) if len(lines) <= 12 else \
-            f"<details><summary>{len(lines)} choices</summary>{' '.join(lines)}</details>"
-        cells = ([_fmt(r["rank"]), str(r["trial"]), f"<span class='st {r['state']}'>{r['state']}</span>"]
-                 + [_fmt(r[n]) for n in names]
+        cells = ([_fmt(r[n]) for n in names]
                  + [_fmt(int(r["cost/params"])) if r["cost/params"] is not None else "",
                     f"{r['cost/flops'] / 1e6:.3g}" if r["cost/flops"] is not None else "",
                     f"{r['seconds']:.1f}" if r["seconds"] is not None else ""]
                  + [_fmt(m.get(k)) for k in extra] + [r["lineage"] for _ in lineage])
-        cells = [c if c.startswith("<span") else html.escape(c) for c in cells]
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
-                   + f"<td class='sample'>{sample}</td><td>{html.escape(str(r['note'] or ''))}</td></tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
+        out.append({"rank": _fmt(r["rank"]), "trial": r["trial"], "state": r["state"], "cells": cells,
+                    "sample": [f"{k}={_fmt(v)}" for k, v in (r["sample"] or {}).items()],
+                    "note": str(r["note"] or "")})
+    return {"head": head, "rows": out}
 
 
-def _summary_html(run, study) -> str:
+def _summary(run, study) -> list[tuple[str, str]]:
     cfg = run.cfg
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
@@ -205,11 +199,10 @@ def _summary_html(run, study) -> str:
         items.append(("best", f"trial {b.number}: {cfg.objectives[0].metric} = {b.value:.4g}"))
     elif complete:
         items.append(("Pareto front", ", ".join(f"trial {t.number}" for t in study.best_trials)))
-    return "<dl class='summary'>" + "".join(
-        f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items) + "</dl>"
+    return [(k, str(v)) for k, v in items]
 
 
-def _search_html(run) -> tuple[str, list[Figure]]:
+def _search(run) -> tuple[dict[str, Any], list[Figure]]:
     """A one-shot sweep's search on the supernet (a zero-cost sweep's proxy scores): its best
     ``SEARCH_ROWS`` samples by inherited-weight score (by proxy score; the leaderboard above holds
     the trained ones) and its optimization history."""
@@ -222,39 +215,34 @@ def _search_html(run) -> tuple[str, list[Figure]]:
     title = "Zero-cost scores (untrained networks)" if zero_cost else "Search on the supernet (inherited weights)"
     study = (load_zero_cost_study if zero_cost else load_search_study)(run.name, run.storage_url)
     if study is None:
-        return f"<h2>{title}</h2><p class='note'>the search has not started</p>", []
+        return {"title": title, "note": "the search has not started", "board": None}, []
     scored = _complete(study)
     how = (f"proxy/{run.cfg.zero_cost.rank_by} of the untrained network on one training batch",
            run.cfg.zero_cost.top_k) if zero_cost else (
         f"{run.cfg.objectives[0].metric} with the supernet's weights (batch norm recalibrated)", run.cfg.oneshot.top_k)
     note = (f"{len(scored)} samples of study {study.study_name} scored by {how[0]}; the best {how[1]} were "
             f"trained as the trials of the leaderboard above. Best {min(SEARCH_ROWS, len(scored))} shown.")
-    body = f"<h2>{title}</h2><p class='note' id='search-note'>{html.escape(note)}</p>" \
-           + _leaderboard_html(study, run.cfg, limit=SEARCH_ROWS)
+    search = {"title": title, "note": note, "board": _board(study, run.cfg, limit=SEARCH_ROWS)}
     if not scored:
-        return body, []
+        return search, []
     fig = vis.plot_optimization_history(study, target_name=study.metric_names[0] if zero_cost else
                                         f"{run.cfg.objectives[0].metric} (inherited weights)")
-    return body, [Figure("search_history", "Search on the supernet: optimization history", fig)]
+    return search, [Figure("search_history", "Search on the supernet: optimization history", fig)]
 
 
-def _diagrams_html(study, cfg) -> str:
+def _architectures(study, cfg) -> list[dict[str, Any]]:
+    """The top trials' diagrams (data URIs), with their place and scores."""
     from nasforge.platform.views.leaderboard import leaderboard_rows
 
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-    top = [r for r in leaderboard_rows(study, cfg, include_unfinished=False)][:TOP_DIAGRAMS]
-    blocks = []
-    for r in top:
+    out = []
+    for r in leaderboard_rows(study, cfg, include_unfinished=False)[:TOP_DIAGRAMS]:
         t = by_number[r["trial"]]
-        imgs = trial_images(t)
-        score = ", ".join(f"{o.metric} = {_fmt(r[o.metric])}" for o in cfg.objectives)
-        body = "".join(
-            f"<figure><img alt='{html.escape(os.path.basename(p))} of trial {t.number}' src='{_data_uri(p)}'>"
-            f"<figcaption>{html.escape(os.path.basename(p))}</figcaption></figure>" for p in imgs
-        ) or "<p class='note'>this trial's space draws no diagram</p>"
-        place = f"Pareto front {r['rank']}" if cfg.multi_objective else f"rank {r['rank']}"
-        blocks.append(f"<div class='arch'><h3>Trial {t.number} ({place}): {html.escape(score)}</h3>{body}</div>")
-    return "\n".join(blocks) or "<p class='note'>no completed trial yet</p>"
+        out.append({"number": t.number,
+                    "place": f"Pareto front {r['rank']}" if cfg.multi_objective else f"rank {r['rank']}",
+                    "score": ", ".join(f"{o.metric} = {_fmt(r[o.metric])}" for o in cfg.objectives),
+                    "images": [{"name": os.path.basename(p), "uri": _data_uri(p)} for p in trial_images(t)]})
+    return out
 
 
 CSS = """
@@ -276,44 +264,30 @@ def render_report(run) -> str:
     import plotly
     from plotly.offline import get_plotlyjs
 
+    from nasforge.platform.views.templates import REPORT, render, safe
+
     study, cfg = run.study, run.cfg
     figures = sweep_figures(study, cfg)
-    search = ""
+    search = None
     if cfg.mode in ("one_shot", "zero_cost"):
-        search, search_figures = _search_html(run)
+        search, search_figures = _search(run)
         figures += search_figures
     plots = []
     for f in figures:
-        if f.fig is None:
-            plots.append(f"<h2>{html.escape(f.title)}</h2><p class='note' id='note-{f.key}'>{html.escape(f.note)}</p>")
-            continue
-        f.fig.update_layout(title=None, margin=dict(t=30))  # the section heading names it
-        div = f.fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{f.key}",
-                            default_width="100%", default_height="480px",
-                            config={"displaylogo": False, "responsive": True})
-        plots.append(f"<h2>{html.escape(f.title)}</h2><div class='plot'>{div}</div>")
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        div = None
+        if f.fig is not None:
+            f.fig.update_layout(title=None, margin=dict(t=30))  # the section heading names it
+            div = safe(f.fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{f.key}",
+                                     default_width="100%", default_height="480px",
+                                     config={"displaylogo": False, "responsive": True}))
+        plots.append({"key": f.key, "title": f.title, "note": f.note, "div": div})
     manifest = {"sweep": cfg.name, "figures": [f.key for f in figures if f.fig is not None],
                 "notes": {f.key: f.note for f in figures if f.fig is None}}
-    manifest_json = json.dumps(manifest).replace("</", "<\\/")  # safe inside <script>
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>nasforge report: {html.escape(cfg.name)}</title>
-<style>{CSS}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
-<script type="application/json" id="nasforge-report">{manifest_json}</script>
-</head><body>
-<h1>Sweep {html.escape(cfg.name)}</h1>
-<p class="note">nasforge report, {now}; plotly {plotly.__version__}. Self-contained: opens with no network.</p>
-{_summary_html(run, study)}
-<h2>Leaderboard</h2>
-{_leaderboard_html(study, cfg)}
-{search}
-{''.join(plots)}
-<h2>Top architectures</h2>
-{_diagrams_html(study, cfg)}
-</body></html>
-"""
+    return render(REPORT, name=cfg.name, css=CSS, plotlyjs=safe(get_plotlyjs()),
+                  manifest=safe(json.dumps(manifest).replace("</", "<\\/")),  # safe inside <script>
+                  now=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                  plotly_version=plotly.__version__, summary=_summary(run, study), board=_board(study, cfg),
+                  search=search, plots=plots, archs=_architectures(study, cfg))
 
 
 def write_report(name: str, out: str | None = None, root: str = "runs", storage: str | None = None) -> str:
