@@ -123,11 +123,6 @@ def activate(net: nn.Module, sample: Mapping[str, Any]) -> None:
         choice.activate(choice.value_of(sample))
 
 
-def active_path(net: nn.Module) -> dict[str, str]:
-    """The active choice of each LayerChoice's label (what ``activate`` last set)."""
-    return {c.label: c.active for _, c in layer_choices(net)}
-
-
 def subnet_state_dict(net: nn.Module, sample: Mapping[str, Any]) -> dict[str, Any]:
     """The state dict of the stand-alone network of ``sample``: ``<choice>.candidates.<c>.<rest>``
     of the active candidate becomes ``<choice>.<rest>``; inactive candidates are dropped; then

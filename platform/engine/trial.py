@@ -68,10 +68,6 @@ class TrialContext:
         """How a trial is scored: ``lightning`` (trained) or ``tabular`` (looked up)."""
         return "tabular" if self.resolved is None else "lightning"
 
-    @property
-    def task_name(self) -> str:
-        return self.task.name if self.resolved is None else self.resolved.name
-
     def trial_dir(self, number: int) -> str:
         d = os.path.join(self.run_dir, "trials", str(number))
         os.makedirs(d, exist_ok=True)

@@ -46,7 +46,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
@@ -265,9 +264,3 @@ class SampleStrategy(BaseSampler):
 
     def index(self, decision_pos: int, value: Any) -> int:
         return self.decisions[decision_pos].choices.index(value)
-
-
-def log_warning_once(msg: str, _seen: set = set()) -> None:  # noqa: B006 - a module-level memo
-    if msg not in _seen:
-        _seen.add(msg)
-        optuna.logging.get_logger("nasforge").warning(msg)
