@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nasforge.platform.views.compare_stats import mean_se  # noqa: E402 - the comparison's mean and standard error
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "cifar10-jpeg.zip"
 
@@ -114,10 +116,6 @@ def one_run(strategy: str, seed: int, a, root: str) -> dict:
             "epochs": epochs, "seconds": round(seconds, 1), "best_val": round(best, 4), "test_acc": round(test, 4),
             "best_trial": best_trial.number, "lineage": best_trial.user_attrs.get("lineage"),
             "max_inherited_gap": round(max(inherited), 4) if inherited else None, "curve": curve}
-
-
-def mean_se(xs):
-    return statistics.mean(xs), (statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else 0.0)
 
 
 def plot(results, path):

@@ -39,6 +39,8 @@ TARGETS = {"ensemble_kendall_tau_test_acc_200ep": 0.65, "ensemble_best_of_1000_t
 
 from oneshot_nb201 import default_data, log  # noqa: E402 - benchmarks/ is the script's folder
 
+from nasforge.platform.strategies.proxy_prior import read_scores  # noqa: E402
+
 
 def read_table(path: str) -> tuple[list[str], dict[str, dict[str, float]]]:
     with open(path, newline="") as f:
@@ -55,13 +57,6 @@ def _numeric(v: str) -> bool:
         return False
 
 
-def read_scores(path: str) -> dict[str, dict[str, float]]:
-    if not os.path.exists(path):
-        return {}
-    with open(path, newline="") as f:
-        return {r["arch"]: {k: float(v) for k, v in r.items() if k != "arch"} for r in csv.DictReader(f)}
-
-
 def score_cells(a, keys: list[str]) -> dict[str, dict[str, float]]:
     import torch
 
@@ -74,7 +69,7 @@ def score_cells(a, keys: list[str]) -> dict[str, dict[str, float]]:
                            val_fraction=0.1)
     batch = first_batch(dm)
     space = NB201Space(C=16, N=5)
-    done = read_scores(a.scores_out) if a.scores_out else {}
+    done = read_scores(a.scores_out) if a.scores_out and os.path.exists(a.scores_out) else {}
     new = not (a.scores_out and os.path.exists(a.scores_out))
     out = open(a.scores_out, "a", newline="") if a.scores_out else None
     writer = csv.writer(out) if out else None
