@@ -45,21 +45,24 @@ def network_state(checkpoint_path: str, attr: str | None = "network") -> dict[st
     return net
 
 
-def child_epochs(trial) -> int:
-    """The epochs the strategy asked this trial to train (0: the sweep's ``trainer.max_epochs``)."""
-    return int(_system_attrs(trial).get(EPOCHS_ATTR) or 0)
+def child_epochs(attrs: dict[str, Any]) -> int:
+    """The epochs the strategy asked a trial (its ``system_attrs``) to train (0: the sweep's
+    ``trainer.max_epochs``)."""
+    return int(attrs.get(EPOCHS_ATTR) or 0)
 
 
-def _system_attrs(trial) -> dict[str, Any]:
-    return reread_trial(trial.study, trial).system_attrs  # a Trial shows none
+def system_attrs(trial) -> dict[str, Any]:
+    """The trial's system attributes as stored (a Trial shows none): one storage read."""
+    return reread_trial(trial.study, trial).system_attrs
 
 
-def inherit(ctx, trial, network) -> bool:
+def inherit(ctx, trial, network, attrs: dict[str, Any] | None = None) -> bool:
     """Load the parent's transformed weights into ``network``; False when the trial has no parent
-    or trains from scratch (the reason in the user attr ``note``)."""
+    or trains from scratch (the reason in the user attr ``note``). ``attrs``: the trial's
+    `system_attrs`, when the caller has read them already."""
     from nasforge.search_spaces.morphism import Morph, apply_arch, apply_state
 
-    attrs = _system_attrs(trial)
+    attrs = system_attrs(trial) if attrs is None else attrs
     if attrs.get(PARENT_ATTR) is None or network is None:
         return False
     number = int(attrs[PARENT_ATTR])

@@ -127,12 +127,13 @@ def inherit_weights(ctx: TrialContext, trial, net, module, dm, build) -> bool:
     import dataclasses
 
     from nasforge.platform.engine.assembly import create_trainer
-    from nasforge.platform.engine.inheritance import child_epochs, inherit
+    from nasforge.platform.engine.inheritance import child_epochs, inherit, system_attrs
 
-    epochs = child_epochs(trial)
+    attrs = system_attrs(trial)  # read once: the epochs and the parent
+    epochs = child_epochs(attrs)
     if epochs:
         build.trainer_cfg = dataclasses.replace(build.trainer_cfg, max_epochs=epochs)
-    if not inherit(ctx, trial, net):
+    if not inherit(ctx, trial, net, attrs):
         return False
     measured = create_trainer(build.trainer_cfg, devices=1).validate(module, datamodule=dm, verbose=False)
     trial.set_user_attr("inherited_metrics", {k: float(v) for k, v in (measured[0] if measured else {}).items()})
