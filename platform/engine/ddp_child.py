@@ -66,7 +66,7 @@ class RankRecord(MetricHistory):
         os.replace(tmp, path)
 
 
-def _strategy(cfg):
+def _strategy():
     from datetime import timedelta
 
     from lightning.pytorch.plugins.environments import LightningEnvironment
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     trial_dir = ctx.trial_dir(frozen.number)
     record = RankRecord()
     try:
-        values = fit_trial(ctx, trial, sample, trial_dir, rank_zero=rank == 0, strategy=_strategy(cfg),
+        values = fit_trial(ctx, trial, sample, trial_dir, rank_zero=rank == 0, strategy=_strategy(),
                            extra_callbacks=[record])
         outcome: dict[str, Any] = {"state": "COMPLETE", "values": values}
     except optuna.TrialPruned as e:

@@ -163,7 +163,7 @@ class ControllerSampler(SampleStrategy):
             return 0, o.warmup
         return o.warmup + (k - 1) * o.batch_size, o.warmup + k * o.batch_size
 
-    def _episodes(self, st, recs: list[Record], by_key: dict[str, float]) -> list[tuple[dict, float | None]]:
+    def _episodes(self, recs: list[Record], by_key: dict[str, float]) -> list[tuple[dict, float | None]]:
         """(sample, reward) pairs of a batch; reward None means 'the invalid penalty'."""
         eps: list[tuple[dict, float | None]] = []
         for r in recs:
@@ -191,7 +191,7 @@ class ControllerSampler(SampleStrategy):
         if o.replay_duplicates:
             by_key = {r.key: r.score for r in sorted(by_number.values(), key=lambda r: r.number)
                       if r.key is not None and r.score is not None and r.number < self.batch_bounds(st["batches"])[1]}
-        eps = self._episodes(st, recs, by_key)
+        eps = self._episodes(recs, by_key)
         if not eps:
             return
         # the transform sees every real reward replayed so far, in replay order
