@@ -36,7 +36,7 @@ def _hparams(**options) -> list:
             {"name": "hparams", "options": options}]
 
 
-# each mistake of the list that only a trial used to find: (overrides, what the line says)
+# mistakes in a sweep file that, without the preflight, only a trial would find: (overrides, what the line says)
 MISTAKES = [
     # these two are refused even earlier, when the config is loaded (class signatures)
     ({"task.options.batchsize": 32}, "task.options.batchsize: taken by neither ClassificationTask ("),

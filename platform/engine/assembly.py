@@ -8,7 +8,7 @@ LightningModule with the network injected, the callbacks through which search re
 (metric history, NaN guard, drop-path schedule, pruning, best checkpoint, cost, the task's own),
 the W&B logger and the Trainer; the architecture diagram is drawn beside training. The
 in-process trial and every DDP rank (`trial_runner.fit_trial`)
-and the registry (`registry.promote`, `registry.evaluate`) build from here, so a network is
+and the registry (`registry.promote.load`, `registry.promote.evaluate`) build from here, so a network is
 rebuilt for promotion exactly as it was trained. Lightning is imported inside the methods.
 """
 from __future__ import annotations

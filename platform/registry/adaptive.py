@@ -9,8 +9,8 @@ cost, and register it as a new version of the same model.
   the data a registered version was trained and
   validated with and writes the result as the next version of that model: the full adaptive
   state, the base's genotype and config, ``adaptive.json`` (the decider's kind and options and
-  the version it came from) and the measured metrics. `registry.load` rebuilds such a version
-  around its decider; `registry.evaluate` re-measures accuracy and mean FLOPs (`remeasure`).
+  the version it came from) and the measured metrics. `promote.load` rebuilds such a version
+  around its decider; `promote.evaluate` re-measures accuracy and mean FLOPs (`remeasure`).
 """
 from __future__ import annotations
 
