@@ -63,7 +63,7 @@ def has_reduction(name: str) -> bool:
 
 
 @register_space
-class AttentionSpace(Space):
+class AttentionSpace(resnet.StageBackboneMixin, Space):
     name = "attention"
     builds_network = True
 
@@ -238,13 +238,6 @@ class AttentionSpace(Space):
             with_stn = nn.Sequential(OrderedDict(stn=create_attn("stn", int(first.in_channels)), conv=conv))
             model.conv1 = LayerChoice("stem/stn", {v: with_stn if v else conv for v in dims["stem/stn"].choices})
         return model
-
-    def build_backbone(self, sample: Mapping[str, Any], input_shape: Sequence[int]):
-        """The same ResNet without its pooling head: each stage's feature map, shallow to deep
-        (strides 4..32 with the ImageNet stem). See `backbone.py`."""
-        from .backbone import resnet_space_backbone
-
-        return resnet_space_backbone(self, sample, input_shape)
 
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         from .diagrams import draw_stage_table

@@ -57,14 +57,6 @@ class StageBackbone(nn.Module):
         return feats
 
 
-def resnet_space_backbone(space, sample, input_shape: Sequence[int]) -> StageBackbone:
-    """The network a ResNet space (``attention``, ``reallocation``) builds for ``sample``, without
-    its pooling head: each stage's feature map, shallow to deep (strides 4..32 with the ImageNet
-    stem, 1..8 with the CIFAR one)."""
-    stem = resnet.resolve_stem(space.options["stem"], input_shape)
-    return resnet_backbone(space.build(sample, input_shape, 1), stem)
-
-
 def resnet_backbone(model: nn.Module, stem: str) -> StageBackbone:
     """The stages of a timm ResNet from `resnet.build_resnet` as a `StageBackbone` (the same
     modules, not copies). ``stem`` is the resolved stem (``cifar`` or ``imagenet``)."""

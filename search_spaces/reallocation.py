@@ -91,7 +91,7 @@ class StageDepths(Categorical):
 
 
 @register_space
-class ReallocationSpace(Space):
+class ReallocationSpace(resnet.StageBackboneMixin, Space):
     name = "reallocation"
     builds_network = True
 
@@ -208,13 +208,6 @@ class ReallocationSpace(Space):
         for st, stage in enumerate(resnet.stages(model)):
             setattr(model, f"layer{st + 1}", StageDepthChoice(DEPTHS, st, list(stage)))
         return model
-
-    def build_backbone(self, sample: Mapping[str, Any], input_shape: Sequence[int]):
-        """The same ResNet without its pooling head: each stage's feature map, shallow to deep
-        (strides 4..32 with the ImageNet stem). See `backbone.py`."""
-        from .backbone import resnet_space_backbone
-
-        return resnet_space_backbone(self, sample, input_shape)
 
     def draw(self, sample: Mapping[str, Any], path: str) -> list[str]:
         from .diagrams import draw_stage_table
