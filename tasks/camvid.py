@@ -10,12 +10,9 @@ scenes are not upside-down symmetric).
 """
 from __future__ import annotations
 
-import io
-import os
-import zipfile
-
 import numpy as np
 
+from .files import decode_image, open_tree
 from .segmentation_data import Arrays, SegmentationDataModule
 
 CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car",
@@ -26,25 +23,9 @@ PALETTE = ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 4
 SPLITS = ("train", "val", "test")
 
 
-def _png(data: bytes, mode: str) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert(mode), dtype=np.uint8)
-
-
 def read_camvid(path: str, ignore_index: int = 255) -> dict[str, Arrays]:
     """Decode a SegNet-layout CamVid folder or zip into {split: (images, masks)}; void -> ignore."""
-    if zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
-        names = zf.namelist()
-        read = zf.read
-    elif os.path.isdir(path):
-        names = [os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
-                 for d, _, fs in os.walk(path) for f in fs]
-        read = lambda n: open(os.path.join(path, n), "rb").read()  # noqa: E731
-    else:
-        raise FileNotFoundError(f"CamVid path {path!r} is neither a folder nor a zip")
+    names, read = open_tree(path, "CamVid")
     # A zip may hold the layout under one top folder (CamVid/train/...): find the prefix.
     prefix = next((n[: -len("trainannot/")] for n in names if n.endswith("trainannot/")), None)
     if prefix is None:
@@ -57,8 +38,8 @@ def read_camvid(path: str, ignore_index: int = 255) -> dict[str, Arrays]:
         x, y = [], []
         for n in imgs:
             label = f"{prefix}{split}annot/{n.rsplit('/', 1)[1]}"
-            x.append(_png(read(n), "RGB"))
-            y.append(_png(read(label), "L"))
+            x.append(decode_image(read(n), "RGB"))
+            y.append(decode_image(read(label), "L"))
         masks = np.stack(y)
         bad = np.setdiff1d(np.unique(masks), np.arange(VOID + 1))
         if bad.size:

@@ -10,13 +10,12 @@ split is the official one.
 """
 from __future__ import annotations
 
-import io
 import os
 import re
-import zipfile
 
 import numpy as np
 
+from .files import decode_image, open_tree
 from .data_cache import cache_dir, source_key
 from .image_data import ImageArrayDataModule
 
@@ -25,45 +24,25 @@ _LOADED: dict[str, tuple] = {}  # cache file -> decoded arrays, for this process
 _ENTRY = re.compile(r"(?:^|.*/)(train|test)/([^/]+)/[^/]+\.(?:jpe?g|png)$", re.IGNORECASE)
 
 
-def _decode(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)  # (32, 32, 3)
-
-
 def read_image_folder(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Decode a ``split/class/image`` tree (folder or zip) into {split: (images, labels)}."""
-    items: dict[str, list[tuple[str, str, object]]] = {"train": [], "test": []}
-    if zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
-        for name in zf.namelist():
-            m = _ENTRY.match(name)
-            if m:
-                items[m.group(1).lower()].append((m.group(2), name, zf))
-        read = lambda ref, name: ref.read(name)  # noqa: E731
-    elif os.path.isdir(path):
-        for split in items:
-            root = os.path.join(path, split)
-            if not os.path.isdir(root):
-                continue
-            for cls in sorted(os.listdir(root)):
-                for fn in sorted(os.listdir(os.path.join(root, cls))):
-                    items[split].append((cls, os.path.join(root, cls, fn), None))
-        read = lambda ref, name: open(name, "rb").read()  # noqa: E731
-    else:
-        raise FileNotFoundError(f"CIFAR-10 path {path!r} is neither a folder nor a zip")
+    items: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}  # split -> (class, name)
+    names, read = open_tree(path, "CIFAR-10")
+    for name in names:
+        m = _ENTRY.match(name)
+        if m:
+            items[m.group(1).lower()].append((m.group(2), name))
     if not items["train"]:
         raise ValueError(f"{path}: no images under train/<class>/ (expected an ImageFolder tree)")
-    classes = sorted({c for c, _, _ in items["train"]})
+    classes = sorted({c for c, _ in items["train"]})
     index = {c: i for i, c in enumerate(classes)}
     out = {}
     for split, rows in items.items():
         if not rows:
             continue
         rows.sort(key=lambda r: (r[0], r[1]))
-        x = np.stack([_decode(read(ref, name)) for _, name, ref in rows])
-        y = np.array([index[c] for c, _, _ in rows], dtype=np.int64)
+        x = np.stack([decode_image(read(name), "RGB") for _, name in rows])
+        y = np.array([index[c] for c, _ in rows], dtype=np.int64)
         out[split] = (x, y)
     return out
 

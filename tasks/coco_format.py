@@ -22,9 +22,10 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from typing import Callable
+
+from .files import open_tree
 
 
 class AnnotationError(ValueError):
@@ -52,17 +53,10 @@ class CocoSet:
 
 
 def _opener(path: str) -> tuple[list[str], Callable[[str], bytes]]:
-    if os.path.isdir(path):
-        names = [
-            os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
-            for d, _, fs in os.walk(path)
-            for f in fs
-        ]
-        return names, lambda n: open(os.path.join(path, n), "rb").read()
-    if zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
-        return zf.namelist(), zf.read
-    raise AnnotationError(f"{path}: neither a folder nor a zip")
+    try:
+        return open_tree(path, "COCO")
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: neither a folder nor a zip") from None
 
 
 def _find_json(path: str, names: list[str], annotations: str | None) -> str:

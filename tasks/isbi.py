@@ -11,13 +11,11 @@ gives a cell IoU of about 0.78; a model has to beat that.
 """
 from __future__ import annotations
 
-import io
-import os
 import re
-import zipfile
 
 import numpy as np
 
+from .files import decode_image, open_tree
 from .segmentation_data import Arrays, SegmentationDataModule
 
 CLASSES = ("membrane", "cell")
@@ -25,24 +23,9 @@ PALETTE = ((255, 64, 64), (64, 160, 255))
 _IMAGE = re.compile(r"(?:^|.*/)image/(\d+)\.(?:png|tif{1,2})$", re.IGNORECASE)
 
 
-def _gray(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("L"), dtype=np.uint8)
-
-
 def read_isbi(path: str) -> dict[str, Arrays]:
     """Decode the ISBI folder or zip into {"train": (images (N, H, W, 1), masks (N, H, W))}."""
-    if zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
-        names, read = zf.namelist(), zf.read
-    elif os.path.isdir(path):
-        names = [os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
-                 for d, _, fs in os.walk(path) for f in fs]
-        read = lambda n: open(os.path.join(path, n), "rb").read()  # noqa: E731
-    else:
-        raise FileNotFoundError(f"ISBI path {path!r} is neither a folder nor a zip")
+    names, read = open_tree(path, "ISBI")
     pairs = []
     for n in names:
         m = _IMAGE.match(n)
@@ -53,8 +36,8 @@ def read_isbi(path: str) -> dict[str, Arrays]:
     if not pairs:
         raise ValueError(f"{path}: no image/N.png with a matching label/N.png")
     pairs.sort()
-    x = np.stack([_gray(read(n)) for _, n, _ in pairs])[..., None]  # (N, H, W, 1)
-    raw = np.stack([_gray(read(lab)) for _, _, lab in pairs])  # (N, H, W), 0 or 255
+    x = np.stack([decode_image(read(n), "L") for _, n, _ in pairs])[..., None]  # (N, H, W, 1)
+    raw = np.stack([decode_image(read(lab), "L") for _, _, lab in pairs])  # (N, H, W), 0 or 255
     y = (raw >= 128).astype(np.uint8)  # 0 membrane, 1 cell
     return {"train": (x, y)}
 

@@ -178,3 +178,34 @@ def test_onnx_export_without_the_export_extra_says_how_to_install_it(registry, t
                          "--registry", registry], capsys)
     assert code == 2 and _one_line(err) and "pip install 'nasforge[export]'" in err, err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_image_folder_tree_reads_the_same_as_a_folder_and_as_a_zip_of_it(tmp_path, cifar10_zip):
+    """A user's CIFAR-10-style tree (``train/<class>/<image>``, real JPEGs from the shared zip)
+    gives the same arrays and labels from a folder and from a zip with one top folder; a path that
+    is neither is one line naming the data set."""
+    import zipfile
+
+    import numpy as np
+
+    from nasforge.tasks.cifar10 import read_image_folder
+
+    tree = tmp_path / "tree"
+    with zipfile.ZipFile(cifar10_zip) as zf:
+        names = [n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg", ".png"))]
+        picked = [n for n in names if "/train/" in f"/{n}"][:12] + [n for n in names if "/test/" in f"/{n}"][:4]
+        for n in picked:
+            split, cls, fn = n.split("/")[-3:]
+            (tree / split / cls).mkdir(parents=True, exist_ok=True)
+            (tree / split / cls / fn).write_bytes(zf.read(n))
+    packed = tmp_path / "tree.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        for f in sorted(tree.rglob("*.*")):
+            zf.write(f, "top/" + f.relative_to(tree).as_posix())
+    a, b = read_image_folder(str(tree)), read_image_folder(str(packed))
+    assert a.keys() == b.keys() == {"train", "test"}
+    for split in a:
+        assert np.array_equal(a[split][0], b[split][0]) and np.array_equal(a[split][1], b[split][1])
+    assert a["train"][0].shape == (12, 32, 32, 3) and a["train"][0].dtype == np.uint8
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 path .* is neither a folder nor a zip"):
+        read_image_folder(str(tmp_path / "missing"))
