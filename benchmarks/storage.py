@@ -27,6 +27,7 @@ def _worker(url: str, name: str, trials: int, barrier, results) -> None:
     import optuna
 
     from nasforge.platform.engine.storage import create_storage
+    from nasforge.platform.optuna_adapter import set_system_attr
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     errors: list[str] = []
@@ -49,7 +50,7 @@ def _worker(url: str, name: str, trials: int, barrier, results) -> None:
             trial.set_user_attr("sample", {"x": x})
             trial.set_user_attr("trial_dir", f"/tmp/t/{trial.number}")
             trial.set_user_attr("metrics", {"val/acc": 1 - x * x})
-            storage.set_trial_system_attr(trial._trial_id, "nasforge:heartbeat", {"t": time.time()})
+            set_system_attr(storage, trial, "nasforge:heartbeat", {"t": time.time()})
             study.tell(trial, 1 - x * x)
             ok += 1
         except Exception as e:  # noqa: BLE001 - counted, the worker goes on
