@@ -292,6 +292,7 @@ def test_the_cifar10_adaptive_sweep_file_searches_cost_weight_and_kind(promoted_
     import yaml
 
     from nasforge.platform.engine.config import parse_sweep
+    from nasforge.platform.registry.weight_refs import resolve_weight_refs
     from nasforge.platform.views.leaderboard import leaderboard_rows
     from nasforge.platform.engine.sweep import run_sweep
 
@@ -303,6 +304,8 @@ def test_the_cifar10_adaptive_sweep_file_searches_cost_weight_and_kind(promoted_
     raw["space"][0]["options"]["backbone"] = TINY_BACKBONE
     raw.update(budget={"trials": 3}, tracking={"mode": "disabled"})
     raw["trainer"]["max_epochs"] = 2
+    (ref,) = resolve_weight_refs(parse_sweep(raw), runs)  # what `sweep run` does before anything runs
+    raw["task"]["options"]["base"] = ref.path
     cfg = parse_sweep(raw)
     study = run_sweep(cfg, root=str(runs), show_progress=False)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -313,3 +316,98 @@ def test_the_cifar10_adaptive_sweep_file_searches_cost_weight_and_kind(promoted_
         assert t.params["adaptive/kind"] in ("policy", "gates") and 0.1 <= t.params["hp/cost_weight"] <= 4.0
     rows = leaderboard_rows(study, cfg)
     assert study.best_trials and any(r["rank"] == 1 for r in rows)
+
+
+# ----------------------------------------------------------------------------- base: a registered model
+def _adaptive_sweep_file(tmp_path: Path, cifar10_zip, base: str, name: str = "ada-base") -> Path:
+    """sweeps/cifar10_adaptive.yaml cut to one tiny trial on TINY_BACKBONE that only trains the
+    decider (one decide epoch of one), so the backbone keeps the weights it started from."""
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "sweeps" / "cifar10_adaptive.yaml").read_text())
+    raw["name"] = name
+    raw["task"]["data"].update(path=str(cifar10_zip), subset=128, val_subset=64)
+    raw["task"]["options"].update(base=base, decide_epochs=1, batch_size=64)
+    raw["space"][0]["options"].update(backbone=TINY_BACKBONE, kinds=["policy"])
+    raw.update(budget={"trials": 1}, tracking={"mode": "disabled"}, strategy={"name": "random"})
+    raw["trainer"]["max_epochs"] = 1
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("base, message", [
+    ("no-such-model:latest", "task.options.base: no model named 'no-such-model' in the registry"),
+    ("cifar-resnet:nosuch", "task.options.base: cifar-resnet has no alias 'nosuch'"),
+    ("weights/none.pt", "task.options.base: 'weights/none.pt' is neither a file nor a registered model"),
+])
+def test_an_unknown_base_is_one_line_before_anything_is_written(promoted_base, cifar10_zip, tmp_path, monkeypatch,
+                                                                  capsys, base, message):
+    from nasforge.platform.cli import main
+
+    _, reg = promoted_base
+    monkeypatch.setenv("NASFORGE_REGISTRY", str(reg))
+    file = _adaptive_sweep_file(tmp_path, cifar10_zip, base)
+    capsys.readouterr()
+    rc = main(["sweep", "run", str(file), "--root", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_base_starts_every_trial_from_the_registered_weights_and_a_resume_keeps_its_version(
+        promoted_base, cifar10_zip, tmp_path, monkeypatch, capsys):
+    """``base: MODEL:latest`` is resolved once, by the command line: the run folder records the
+    version's weights file, the trial's backbone starts from exactly those weights, and a resume
+    after ``latest`` moved to a new version keeps the version the sweep started with."""
+    import shutil
+
+    import yaml
+
+    from nasforge.platform.cli import main
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.inheritance import network_state
+    from nasforge.platform.engine.storage import load_study
+    from nasforge.platform.registry import Registry
+    from nasforge.platform.registry.weight_refs import resolve_weight_refs
+
+    _, shared = promoted_base
+    reg = tmp_path / "reg"  # this test's own registry: v1 of the promoted base, then a v2
+    shutil.copytree(shared / "cifar-resnet" / "versions" / "v1", reg / "cifar-resnet" / "versions" / "v1")
+    monkeypatch.setenv("NASFORGE_REGISTRY", str(reg))
+    v1 = Registry(reg).resolve("cifar-resnet:v1")
+    weights = torch.load(os.path.join(v1.path, "weights.pt"), weights_only=True)
+    file = _adaptive_sweep_file(tmp_path, cifar10_zip, "cifar-resnet:latest")
+    runs = tmp_path / "runs"
+
+    def run(trials: int) -> tuple[str, list]:
+        capsys.readouterr()
+        rc = main(["sweep", "run", str(file), "--root", str(runs), "--trials", str(trials), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 0, err[-2000:]
+        study = load_study("ada-base", runs)
+        return err, [t for t in study.trials if t.state.name == "COMPLETE"]
+
+    def backbone(trial) -> dict:
+        state = network_state(trial.user_attrs["checkpoint"])
+        return {k.removeprefix("net.backbone."): v for k, v in state.items() if k.startswith("net.backbone.")}
+
+    def same(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    err, done = run(1)
+    assert "task.options.base cifar-resnet:latest is cifar-resnet:v1" in err
+    recorded = yaml.safe_load((runs / "ada-base" / "sweep.yaml").read_text())["task"]["options"]["base"]
+    assert recorded == os.path.join(v1.path, "weights.pt")
+    assert len(done) == 1 and same(backbone(done[0]), weights)  # bit-identical: the decide phase froze it
+
+    v2 = Registry(reg).allocate("cifar-resnet")  # a new latest, with other weights
+    for name in ("model.json", "genotype.json", "config.yaml"):
+        shutil.copyfile(os.path.join(v1.path, name), os.path.join(v2.path, name))
+    torch.save({k: v + 1 if v.is_floating_point() else v for k, v in weights.items()}, os.path.join(v2.path, "weights.pt"))
+    Registry.seal(v2)
+    (new,) = resolve_weight_refs(load_sweep(file, {"name": "ada-new"}), runs)
+    assert new.version == "cifar-resnet:v2"  # a new sweep reads the new latest ...
+    err, done = run(2)  # ... a resumed one the version it started with
+    assert "cifar-resnet:latest is cifar-resnet:v1, the version this sweep started with" in err
+    assert len(done) == 2 and all(same(backbone(t), weights) for t in done)
