@@ -120,6 +120,15 @@ def test_gates_learn_through_the_straight_through_estimator():
     assert all(g.net[2].weight.grad.abs().sum() > 0 for g in ada.gates)  # soft backward
 
 
+def test_the_adaptive_task_refuses_a_network_without_the_adaptive_interface():
+    from nasforge.tasks.adaptive import AdaptiveTask
+
+    with pytest.raises(TypeError, match="the adaptive task needs an adaptive network .*; ResNet has no kind, "
+                                        "num_blocks, backbone, decider, cost_table"):
+        AdaptiveTask(_backbone(), num_classes=10)
+    AdaptiveTask(AdaptiveResNet(_backbone(), "gates"), num_classes=10)  # duck typing: the space's network passes
+
+
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown adaptive kind 'skip'; valid: policy, gates"):
         AdaptiveResNet(_backbone(), "skip")
@@ -355,11 +364,13 @@ def test_an_unknown_base_is_one_line_before_anything_is_written(promoted_base, c
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow  # three tiny trials, two of them in worker processes
 def test_base_starts_every_trial_from_the_registered_weights_and_a_resume_keeps_its_version(
         promoted_base, cifar10_zip, tmp_path, monkeypatch, capsys):
     """``base: MODEL:latest`` is resolved once, by the command line: the run folder records the
     version's weights file, the trial's backbone starts from exactly those weights, and a resume
-    after ``latest`` moved to a new version keeps the version the sweep started with."""
+    (with ``--workers``) after ``latest`` moved to a new version keeps the version the sweep
+    started with."""
     import shutil
 
     import yaml
@@ -380,9 +391,9 @@ def test_base_starts_every_trial_from_the_registered_weights_and_a_resume_keeps_
     file = _adaptive_sweep_file(tmp_path, cifar10_zip, "cifar-resnet:latest")
     runs = tmp_path / "runs"
 
-    def run(trials: int) -> tuple[str, list]:
+    def run(trials: int, *more: str) -> tuple[str, list]:
         capsys.readouterr()
-        rc = main(["sweep", "run", str(file), "--root", str(runs), "--trials", str(trials), "--no-progress"])
+        rc = main(["sweep", "run", str(file), "--root", str(runs), "--trials", str(trials), "--no-progress", *more])
         err = capsys.readouterr().err
         assert rc == 0, err[-2000:]
         study = load_study("ada-base", runs)
@@ -408,6 +419,6 @@ def test_base_starts_every_trial_from_the_registered_weights_and_a_resume_keeps_
     Registry.seal(v2)
     (new,) = resolve_weight_refs(load_sweep(file, {"name": "ada-new"}), runs)
     assert new.version == "cifar-resnet:v2"  # a new sweep reads the new latest ...
-    err, done = run(2)  # ... a resumed one the version it started with
+    err, done = run(2, "--workers", "2")  # ... a resumed one, in worker processes, the version it started with
     assert "cifar-resnet:latest is cifar-resnet:v1, the version this sweep started with" in err
     assert len(done) == 2 and all(same(backbone(t), weights) for t in done)
