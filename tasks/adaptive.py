@@ -44,6 +44,8 @@ logs ``val/acc``, ``val/loss``, ``val/blocks`` (fraction of blocks run) and ``va
 """
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 from torch import nn
@@ -102,6 +104,10 @@ class AdaptiveTask(L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.hparams.base:
+            if not os.path.isfile(self.hparams.base):
+                raise FileNotFoundError(f"base {self.hparams.base!r} is not a file: give the backbone's state-dict "
+                                        "file (a registry version's weights.pt); `nasforge sweep run` resolves a "
+                                        "registered model MODEL[:VERSION|:ALIAS] to its file")
             state = torch.load(self.hparams.base, map_location="cpu", weights_only=True)
             self.network.backbone.load_state_dict(state, strict=True)
 

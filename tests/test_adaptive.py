@@ -129,6 +129,20 @@ def test_the_adaptive_task_refuses_a_network_without_the_adaptive_interface():
     AdaptiveTask(AdaptiveResNet(_backbone(), "gates"), num_classes=10)  # duck typing: the space's network passes
 
 
+def test_the_adaptive_task_loads_base_from_a_file_and_says_what_a_registry_reference_needs(tmp_path):
+    from nasforge.tasks.adaptive import AdaptiveTask
+
+    bb, other = _backbone(seed=0), _backbone(seed=1)
+    torch.save(other.state_dict(), tmp_path / "weights.pt")
+    task = AdaptiveTask(AdaptiveResNet(bb, "policy"), num_classes=10, base=str(tmp_path / "weights.pt"))
+    task.on_fit_start()
+    assert all(torch.equal(a, b) for a, b in zip(bb.state_dict().values(), other.state_dict().values()))
+    task = AdaptiveTask(AdaptiveResNet(_backbone(), "policy"), num_classes=10, base="cifar10_resnet:latest")
+    with pytest.raises(FileNotFoundError, match="base 'cifar10_resnet:latest' is not a file: .*`nasforge sweep run` "
+                                                "resolves a registered model"):
+        task.on_fit_start()
+
+
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown adaptive kind 'skip'; valid: policy, gates"):
         AdaptiveResNet(_backbone(), "skip")
