@@ -109,7 +109,12 @@ class AdaptiveTask(L.LightningModule):
                                         "file (a registry version's weights.pt); `nasforge sweep run` resolves a "
                                         "registered model MODEL[:VERSION|:ALIAS] to its file")
             state = torch.load(self.hparams.base, map_location="cpu", weights_only=True)
-            self.network.backbone.load_state_dict(state, strict=True)
+            try:
+                self.network.backbone.load_state_dict(state, strict=True)
+            except RuntimeError as e:  # torch's message: a header, then one line per kind of misfit
+                lines = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+                raise ValueError(f"base {self.hparams.base!r} does not fit the backbone ({(lines or ['?'])[0][:160]}); "
+                                 "the space's backbone genotype must be that model's genotype.json") from None
 
     def on_train_epoch_start(self) -> None:
         decide = self.phase == "decide"

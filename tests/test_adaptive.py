@@ -137,6 +137,11 @@ def test_the_adaptive_task_loads_base_from_a_file_and_says_what_a_registry_refer
     task = AdaptiveTask(AdaptiveResNet(bb, "policy"), num_classes=10, base=str(tmp_path / "weights.pt"))
     task.on_fit_start()
     assert all(torch.equal(a, b) for a, b in zip(bb.state_dict().values(), other.state_dict().values()))
+    task = AdaptiveTask(AdaptiveResNet(_backbone(layers=(1, 1, 1, 1)), "policy"), num_classes=10,
+                        base=str(tmp_path / "weights.pt"))
+    with pytest.raises(ValueError, match="does not fit the backbone .*Unexpected key.*layer1.1.*; the space's "
+                                         "backbone genotype must be that model's genotype.json"):
+        task.on_fit_start()
     task = AdaptiveTask(AdaptiveResNet(_backbone(), "policy"), num_classes=10, base="cifar10_resnet:latest")
     with pytest.raises(FileNotFoundError, match="base 'cifar10_resnet:latest' is not a file: .*`nasforge sweep run` "
                                                 "resolves a registered model"):
