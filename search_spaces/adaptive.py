@@ -14,10 +14,10 @@ adaptive:
 
 A multi-objective sweep (``val/acc`` up, ``val/mflops`` down) over this space with the
 ``adaptive`` task gives the accuracy / mean-FLOPs Pareto front. The weights of the backbone are
-not part of the space: the task's ``base`` option loads them from the registry when a trial
-starts. Options: ``backbone`` (required), ``kinds`` (default [policy, gates]), ``cost_weight``
-([low, high], default [0.1, 4.0]), and the decider's fixed sizes ``policy_width`` (16),
-``downsample`` (2), ``gate_hidden`` (16), ``tau`` (1.0).
+not part of the space: the task's ``base`` option (a registered model, resolved to its weights
+file by the command line) loads them when a trial starts. Options: ``backbone`` (required),
+``kinds`` (default [policy, gates]), ``cost_weight`` ([low, high], default [0.1, 4.0]), and the
+decider's fixed sizes ``policy_width`` (16), ``downsample`` (2), ``gate_hidden`` (16), ``tau`` (1.0).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ input: for every image a decider says which residual blocks of a trained ResNet 
 * `AdaptiveResNet(backbone, kind)` adds the decider:
   ``policy`` - BlockDrop's policy network: a small CNN on the downsampled image emits one
   keep-logit per block, once, before the backbone runs (trained with REINFORCE; see
-  ``nasforge.platform.registry.adaptive_task``);
+  ``nasforge.tasks.adaptive``);
   ``gates`` - ConvNet-AIG / SkipNet's per-block gates: before each block, global pooling of the
   block's input -> 2-layer MLP -> (drop, keep) logits; trained with the Gumbel-softmax
   straight-through estimator (hard decisions forward, soft gradients backward), argmax at

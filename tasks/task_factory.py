@@ -127,7 +127,7 @@ TASKS: dict[str, TaskSpec] = {
         datasets=("pennfudan", "coco"), default_metric="val/map",
     ),
     "adaptive": TaskSpec(  # per-input block skipping of a registered model (the `adaptive` space)
-        "adaptive", "lightning", "nasforge.platform.registry.adaptive_task:AdaptiveTask",
+        "adaptive", "lightning", "nasforge.tasks.adaptive:AdaptiveTask",
         datasets=("digits", "cifar10"), default_metric="val/acc",
     ),
     "tabular": TaskSpec(

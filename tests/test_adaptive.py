@@ -120,6 +120,34 @@ def test_gates_learn_through_the_straight_through_estimator():
     assert all(g.net[2].weight.grad.abs().sum() > 0 for g in ada.gates)  # soft backward
 
 
+def test_the_adaptive_task_refuses_a_network_without_the_adaptive_interface():
+    from nasforge.tasks.adaptive import AdaptiveTask
+
+    with pytest.raises(TypeError, match="the adaptive task needs an adaptive network .*; ResNet has no kind, "
+                                        "num_blocks, backbone, decider, cost_table"):
+        AdaptiveTask(_backbone(), num_classes=10)
+    AdaptiveTask(AdaptiveResNet(_backbone(), "gates"), num_classes=10)  # duck typing: the space's network passes
+
+
+def test_the_adaptive_task_loads_base_from_a_file_and_says_what_a_registry_reference_needs(tmp_path):
+    from nasforge.tasks.adaptive import AdaptiveTask
+
+    bb, other = _backbone(seed=0), _backbone(seed=1)
+    torch.save(other.state_dict(), tmp_path / "weights.pt")
+    task = AdaptiveTask(AdaptiveResNet(bb, "policy"), num_classes=10, base=str(tmp_path / "weights.pt"))
+    task.on_fit_start()
+    assert all(torch.equal(a, b) for a, b in zip(bb.state_dict().values(), other.state_dict().values()))
+    task = AdaptiveTask(AdaptiveResNet(_backbone(layers=(1, 1, 1, 1)), "policy"), num_classes=10,
+                        base=str(tmp_path / "weights.pt"))
+    with pytest.raises(ValueError, match="does not fit the backbone .*Unexpected key.*layer1.1.*; the space's "
+                                         "backbone genotype must be that model's genotype.json"):
+        task.on_fit_start()
+    task = AdaptiveTask(AdaptiveResNet(_backbone(), "policy"), num_classes=10, base="cifar10_resnet:latest")
+    with pytest.raises(FileNotFoundError, match="base 'cifar10_resnet:latest' is not a file: .*`nasforge sweep run` "
+                                                "resolves a registered model"):
+        task.on_fit_start()
+
+
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown adaptive kind 'skip'; valid: policy, gates"):
         AdaptiveResNet(_backbone(), "skip")
@@ -292,6 +320,7 @@ def test_the_cifar10_adaptive_sweep_file_searches_cost_weight_and_kind(promoted_
     import yaml
 
     from nasforge.platform.engine.config import parse_sweep
+    from nasforge.platform.registry.weight_refs import resolve_weight_refs
     from nasforge.platform.views.leaderboard import leaderboard_rows
     from nasforge.platform.engine.sweep import run_sweep
 
@@ -303,6 +332,8 @@ def test_the_cifar10_adaptive_sweep_file_searches_cost_weight_and_kind(promoted_
     raw["space"][0]["options"]["backbone"] = TINY_BACKBONE
     raw.update(budget={"trials": 3}, tracking={"mode": "disabled"})
     raw["trainer"]["max_epochs"] = 2
+    (ref,) = resolve_weight_refs(parse_sweep(raw), runs)  # what `sweep run` does before anything runs
+    raw["task"]["options"]["base"] = ref.path
     cfg = parse_sweep(raw)
     study = run_sweep(cfg, root=str(runs), show_progress=False)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -313,3 +344,100 @@ def test_the_cifar10_adaptive_sweep_file_searches_cost_weight_and_kind(promoted_
         assert t.params["adaptive/kind"] in ("policy", "gates") and 0.1 <= t.params["hp/cost_weight"] <= 4.0
     rows = leaderboard_rows(study, cfg)
     assert study.best_trials and any(r["rank"] == 1 for r in rows)
+
+
+# ----------------------------------------------------------------------------- base: a registered model
+def _adaptive_sweep_file(tmp_path: Path, cifar10_zip, base: str, name: str = "ada-base") -> Path:
+    """sweeps/cifar10_adaptive.yaml cut to one tiny trial on TINY_BACKBONE that only trains the
+    decider (one decide epoch of one), so the backbone keeps the weights it started from."""
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "sweeps" / "cifar10_adaptive.yaml").read_text())
+    raw["name"] = name
+    raw["task"]["data"].update(path=str(cifar10_zip), subset=128, val_subset=64)
+    raw["task"]["options"].update(base=base, decide_epochs=1, batch_size=64)
+    raw["space"][0]["options"].update(backbone=TINY_BACKBONE, kinds=["policy"])
+    raw.update(budget={"trials": 1}, tracking={"mode": "disabled"}, strategy={"name": "random"})
+    raw["trainer"]["max_epochs"] = 1
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("base, message", [
+    ("no-such-model:latest", "task.options.base: no model named 'no-such-model' in the registry"),
+    ("cifar-resnet:nosuch", "task.options.base: cifar-resnet has no alias 'nosuch'"),
+    ("weights/none.pt", "task.options.base: 'weights/none.pt' is neither a file nor a registered model"),
+])
+def test_an_unknown_base_is_one_line_before_anything_is_written(promoted_base, cifar10_zip, tmp_path, monkeypatch,
+                                                                  capsys, base, message):
+    from nasforge.platform.cli import main
+
+    _, reg = promoted_base
+    monkeypatch.setenv("NASFORGE_REGISTRY", str(reg))
+    file = _adaptive_sweep_file(tmp_path, cifar10_zip, base)
+    capsys.readouterr()
+    rc = main(["sweep", "run", str(file), "--root", str(tmp_path / "runs"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow  # three tiny trials, two of them in worker processes
+def test_base_starts_every_trial_from_the_registered_weights_and_a_resume_keeps_its_version(
+        promoted_base, cifar10_zip, tmp_path, monkeypatch, capsys):
+    """``base: MODEL:latest`` is resolved once, by the command line: the run folder records the
+    version's weights file, the trial's backbone starts from exactly those weights, and a resume
+    (with ``--workers``) after ``latest`` moved to a new version keeps the version the sweep
+    started with."""
+    import shutil
+
+    import yaml
+
+    from nasforge.platform.cli import main
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.inheritance import network_state
+    from nasforge.platform.engine.storage import load_study
+    from nasforge.platform.registry import Registry
+    from nasforge.platform.registry.weight_refs import resolve_weight_refs
+
+    _, shared = promoted_base
+    reg = tmp_path / "reg"  # this test's own registry: v1 of the promoted base, then a v2
+    shutil.copytree(shared / "cifar-resnet" / "versions" / "v1", reg / "cifar-resnet" / "versions" / "v1")
+    monkeypatch.setenv("NASFORGE_REGISTRY", str(reg))
+    v1 = Registry(reg).resolve("cifar-resnet:v1")
+    weights = torch.load(os.path.join(v1.path, "weights.pt"), weights_only=True)
+    file = _adaptive_sweep_file(tmp_path, cifar10_zip, "cifar-resnet:latest")
+    runs = tmp_path / "runs"
+
+    def run(trials: int, *more: str) -> tuple[str, list]:
+        capsys.readouterr()
+        rc = main(["sweep", "run", str(file), "--root", str(runs), "--trials", str(trials), "--no-progress", *more])
+        err = capsys.readouterr().err
+        assert rc == 0, err[-2000:]
+        study = load_study("ada-base", runs)
+        return err, [t for t in study.trials if t.state.name == "COMPLETE"]
+
+    def backbone(trial) -> dict:
+        state = network_state(trial.user_attrs["checkpoint"])
+        return {k.removeprefix("net.backbone."): v for k, v in state.items() if k.startswith("net.backbone.")}
+
+    def same(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    err, done = run(1)
+    assert "task.options.base cifar-resnet:latest is cifar-resnet:v1" in err
+    recorded = yaml.safe_load((runs / "ada-base" / "sweep.yaml").read_text())["task"]["options"]["base"]
+    assert recorded == os.path.join(v1.path, "weights.pt")
+    assert len(done) == 1 and same(backbone(done[0]), weights)  # bit-identical: the decide phase froze it
+
+    v2 = Registry(reg).allocate("cifar-resnet")  # a new latest, with other weights
+    for name in ("model.json", "genotype.json", "config.yaml"):
+        shutil.copyfile(os.path.join(v1.path, name), os.path.join(v2.path, name))
+    torch.save({k: v + 1 if v.is_floating_point() else v for k, v in weights.items()}, os.path.join(v2.path, "weights.pt"))
+    Registry.seal(v2)
+    (new,) = resolve_weight_refs(load_sweep(file, {"name": "ada-new"}), runs)
+    assert new.version == "cifar-resnet:v2"  # a new sweep reads the new latest ...
+    err, done = run(2, "--workers", "2")  # ... a resumed one, in worker processes, the version it started with
+    assert "cifar-resnet:latest is cifar-resnet:v1, the version this sweep started with" in err
+    assert len(done) == 2 and all(same(backbone(t), weights) for t in done)

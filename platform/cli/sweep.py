@@ -89,21 +89,34 @@ def _overrides(args) -> dict:
     return out
 
 
-def cmd_run(args) -> int:
+def _load(file: str, overrides: dict, root: str):
+    """The checked config of ``file``, a registered model named where the task takes a weights file
+    (``base: MODEL:ALIAS``) resolved to that version's file (`registry.weight_refs`; one line each
+    on stderr), so that the run folder, its workers and a resume all read the same version."""
     from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.registry.weight_refs import resolve_weight_refs
+
+    cfg = load_sweep(file, overrides)
+    refs = resolve_weight_refs(cfg, root)
+    for r in refs:
+        print(r.line(), file=sys.stderr)
+    return load_sweep(file, {**overrides, **{r.key: r.path for r in refs}}) if refs else cfg
+
+
+def cmd_run(args) -> int:
     from nasforge.platform.engine.replicates import parse_seeds, plan, split_strategies
 
     overrides = _overrides(args)
     strategies = split_strategies(overrides)
     seeds = parse_seeds(args.seeds) if args.seeds else None
-    cfg = load_sweep(args.file, overrides)
+    cfg = _load(args.file, overrides, args.root)
     if strategies is None and seeds is None:
         return _run_one(cfg, args)
     from nasforge.platform.engine.replicates import record_replicate
     from nasforge.platform.engine.storage import load_study
 
     reps = plan(cfg.name, seeds, strategies)
-    cfgs = [load_sweep(args.file, {**overrides, **r.overrides()}) for r in reps]  # all checked before any runs
+    cfgs = [_load(args.file, {**overrides, **r.overrides()}, args.root) for r in reps]  # all checked before any runs
     for i, (rep, rep_cfg) in enumerate(zip(reps, cfgs)):
         print(f"nasforge: replicate {i + 1}/{len(reps)} of {cfg.name}: {rep.name}", flush=True)
         code = _run_one(rep_cfg, args, preflight=i == 0 or rep_cfg.strategy.name != cfgs[i - 1].strategy.name)
@@ -167,10 +180,9 @@ def _run_one(cfg, args, preflight: bool = True) -> int:
 
 def cmd_check(args) -> int:
     """The preflight alone: every step a trial takes, on one sample, writing nothing."""
-    from nasforge.platform.engine.config import load_sweep
     from nasforge.platform.engine.preflight import preflight
 
-    cfg = load_sweep(args.file, _overrides(args))
+    cfg = _load(args.file, _overrides(args), args.root)
     report = preflight(cfg, args.root)
     if args.json:
         print(json.dumps({"sweep": cfg.name, "ok": True, "seconds": report.seconds, "steps": report.steps,

@@ -2,7 +2,7 @@
 cost, and register it as a new version of the same model.
 
 * `train_adaptive(backbone, datamodule, options)` wraps a trained residual backbone in an
-  `AdaptiveResNet` (``search_spaces.gated``) and fits `AdaptiveTask` with Lightning: the decider
+  `AdaptiveResNet` (``search_spaces.gated``) and fits `AdaptiveTask` (``tasks.adaptive``) with Lightning: the decider
   first, backbone frozen; then the backbone with the decisions fixed.
 * `promote_adaptive(ref, options)` trains one and measures it (``engine.adaptive_cost.measure``:
   accuracy, FLOPs per input for the blocks each input ran, latency with blocks really skipped) on
@@ -91,9 +91,9 @@ def train_adaptive(backbone, datamodule, o: AdaptiveOptions):
     import warnings
 
     from nasforge.search_spaces.gated import AdaptiveResNet
+    from nasforge.tasks.adaptive import AdaptiveTask
 
     from nasforge.platform.engine.trial import quiet_libraries
-    from nasforge.platform.registry.adaptive_task import AdaptiveTask
 
     quiet_libraries()
     # the frozen half of the network sits in eval mode on purpose (BN statistics stay fixed)

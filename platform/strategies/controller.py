@@ -63,7 +63,7 @@ from typing import Any
 from nasforge.platform.strategies.base import Record, RewardOptions, SampleStrategy, parse_options
 from nasforge.platform.strategies.controller_policy import build_policy, one_thread
 from nasforge.platform.strategies.proxy_prior import ProxyPrior, ProxyPriorOptions
-from nasforge.platform.strategies.reinforce import TRANSFORMS, EmaBaseline, policy_gradient_loss, reward_transform
+from nasforge.platform.reinforce import TRANSFORMS, EmaBaseline, policy_gradient_loss, reward_transform
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """REINFORCE's small pure pieces, shared by the RL controller (a strategy: samples and scores)
-and the BlockDrop policy trainer (`registry.adaptive_task`: per-input keep/drop decisions).
+and the BlockDrop policy trainer (the `adaptive` task, ``tasks/adaptive.py``: per-input keep/drop
+decisions).
 
 * `reward_transform(kind, seen)` - what a raw reward becomes before the baseline is taken:
   ``rank`` (its quantile among every reward seen so far), ``zscore`` (standardised by the
@@ -8,8 +9,10 @@ and the BlockDrop policy trainer (`registry.adaptive_task`: per-input keep/drop 
   use the baseline from before that update;
 * `policy_gradient_loss` - ``-mean(w * A * log p) - entropy_weight * mean(H)``.
 
-Only the standard library and torch (imported by the caller's tensors): no Lightning, no
-Optuna, no models, so a strategy may import it.
+Only the standard library (torch arrives as the caller's tensors): no Lightning, no Optuna, no
+models, no nasforge. It sits at the bottom of `platform/`, beside `errors` and `options`, because a
+strategy and a task both use it and neither room may import the other: importing nothing of
+ours, it adds no arrow between the rooms (pyproject.toml's import-linter contracts).
 """
 from __future__ import annotations
 

@@ -11,9 +11,10 @@ decider learns:
   (``wrong_penalty``) for a wrong one, where u is the fraction of the blocks' FLOPs used
   (BlockDrop counts blocks; the CIFAR ResNet's blocks cost nearly the same, and FLOPs are what
   the target measures). REINFORCE: the controller's reward transform, EMA baseline and loss
-  (`nasforge.platform.strategies.reinforce`). Curriculum as in the paper: at first only the last
-  block is decided and the others are kept; one more block (counting from the end) joins at equal
-  steps until, after the fraction ``curriculum`` of the phase's optimizer steps, all K are decided.
+  (`nasforge.platform.reinforce`, pure pieces at the bottom of the platform, importing nothing of
+  ours). Curriculum as in the paper: at first only the last block is decided and the others are
+  kept; one more block (counting from the end) joins at equal steps until, after the fraction
+  ``curriculum`` of the phase's optimizer steps, all K are decided.
 * ``gates`` (ConvNet-AIG, Veit & Belongie ECCV 2018; SkipNet's hybrid RL is not used): the gates
   draw hard decisions with the Gumbel-softmax straight-through estimator; the loss is the cross
   entropy plus ``lambda * u`` (u as above, per image, differentiable through the gates).
@@ -26,9 +27,16 @@ training mode BN would normalise by the statistics of a few images, and update i
 statistics from them, twice a step - which ruined the base when only a few images dropped a
 block. (Stochastic depth inside the blocks stays on, as the base was trained.)
 
-``base`` (a registry reference, ``MODEL[:VERSION|:ALIAS]``) loads a registered model's weights into
-the backbone when fitting starts - how a sweep over cost weights starts every trial from the same
-promoted model. Validation and `registry evaluate` never reload it.
+``base`` (a state-dict file of the backbone, e.g. a registry version's ``weights.pt``) is loaded
+into the backbone, strictly, when fitting starts - how a sweep over cost weights starts every trial
+from the same promoted model. A sweep file may name a registered model instead
+(``base: MODEL[:VERSION|:ALIAS]``): the command line resolves it to that version's file before
+anything runs (`registry.weight_refs`; the task never reads the registry). Validation and
+`registry evaluate` never reload it.
+
+The network is any module with the interface below (`ADAPTIVE_INTERFACE`; the `adaptive` space's
+``AdaptiveResNet`` is the one nasforge builds): checked by its attributes, not its class, so the
+task imports no search space.
 
 Validation in both phases runs the network as at inference (hard decisions, blocks skipped) and
 logs ``val/acc``, ``val/loss``, ``val/blocks`` (fraction of blocks run) and ``val/mflops``
@@ -36,30 +44,39 @@ logs ``val/acc``, ``val/loss``, ``val/blocks`` (fraction of blocks run) and ``va
 """
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from nasforge.search_spaces.gated import AdaptiveResNet
+from nasforge.platform.reinforce import EmaBaseline, policy_gradient_loss
+from nasforge.platform.reinforce import reward_transform as make_transform
 
-from nasforge.platform.strategies.reinforce import EmaBaseline, policy_gradient_loss
-from nasforge.platform.strategies.reinforce import reward_transform as make_transform
+# What the task uses of its network: ``forward(x, keep=None)``, the decider's ``kind`` (policy |
+# gates), ``num_blocks``, ``backbone``, ``decider()``, ``cost_table(input_shape)``, the last
+# forward's ``last_keep`` / ``last_soft``, and ``policy`` (policy kind only).
+ADAPTIVE_INTERFACE = ("kind", "num_blocks", "backbone", "decider", "cost_table")
 
 
 class AdaptiveTask(L.LightningModule):
-    def __init__(self, network: AdaptiveResNet, num_classes: int,
+    # init args that hold a state-dict file; a sweep file may give a registry reference there,
+    # which the command line turns into that version's file (`registry.weight_refs`)
+    registry_weights = ("base",)
+
+    def __init__(self, network: nn.Module, num_classes: int,
                  input_shape: tuple[int, ...] | None = None,
                  decide_epochs: int = 1, cost_weight: float = 1.0, wrong_penalty: float = 1.0,
                  lr: float = 1e-3, finetune_lr: float = 0.005, alpha: float = 0.8,
                  curriculum: float = 0.5, entropy_weight: float = 0.0, baseline_decay: float = 0.9,
-                 reward_transform: str = "none", reward_window: int = 4096, base: str | None = None,
-                 registry: str | None = None):
+                 reward_transform: str = "none", reward_window: int = 4096, base: str | None = None):
         super().__init__()
-        if not isinstance(network, AdaptiveResNet):
-            raise TypeError(f"the adaptive task needs an AdaptiveResNet (the `adaptive` space), "
-                            f"got {type(network).__name__}")
+        missing = [a for a in ADAPTIVE_INTERFACE if not hasattr(network, a)]
+        if missing:
+            raise TypeError(f"the adaptive task needs an adaptive network (the `adaptive` space's "
+                            f"AdaptiveResNet); {type(network).__name__} has no {', '.join(missing)}")
         make_transform(reward_transform, [])  # an unknown name fails here, before training
         self.save_hyperparameters(ignore=["network"])
         self.automatic_optimization = False
@@ -87,10 +104,17 @@ class AdaptiveTask(L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.hparams.base:
-            from nasforge.platform.registry.promote import load
-
-            base = load(self.hparams.base, self.hparams.registry)
-            self.network.backbone.load_state_dict(base.state_dict(), strict=True)
+            if not os.path.isfile(self.hparams.base):
+                raise FileNotFoundError(f"base {self.hparams.base!r} is not a file: give the backbone's state-dict "
+                                        "file (a registry version's weights.pt); `nasforge sweep run` resolves a "
+                                        "registered model MODEL[:VERSION|:ALIAS] to its file")
+            state = torch.load(self.hparams.base, map_location="cpu", weights_only=True)
+            try:
+                self.network.backbone.load_state_dict(state, strict=True)
+            except RuntimeError as e:  # torch's message: a header, then one line per kind of misfit
+                lines = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+                raise ValueError(f"base {self.hparams.base!r} does not fit the backbone ({(lines or ['?'])[0][:160]}); "
+                                 "the space's backbone genotype must be that model's genotype.json") from None
 
     def on_train_epoch_start(self) -> None:
         decide = self.phase == "decide"
