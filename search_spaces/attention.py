@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 
 from . import resnet
 from .registry import register_space
+from .resnet_backbone import StageBackboneMixin
 from .space import Categorical, Dim, Space
 
 # name -> (what it is, whether it has a reduction ratio)
@@ -63,7 +64,7 @@ def has_reduction(name: str) -> bool:
 
 
 @register_space
-class AttentionSpace(resnet.StageBackboneMixin, Space):
+class AttentionSpace(StageBackboneMixin, Space):
     name = "attention"
     builds_network = True
 

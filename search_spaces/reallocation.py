@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from . import resnet
 from .registry import register_space
+from .resnet_backbone import StageBackboneMixin
 from .space import Categorical, Dim, SampleValidationError, Space
 
 DEPTHS = "realloc/depths"
@@ -91,7 +92,7 @@ class StageDepths(Categorical):
 
 
 @register_space
-class ReallocationSpace(resnet.StageBackboneMixin, Space):
+class ReallocationSpace(StageBackboneMixin, Space):
     name = "reallocation"
     builds_network = True
 
