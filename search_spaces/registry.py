@@ -7,6 +7,7 @@ this package are imported on first look-up, so importing the registry stays chea
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.metadata import entry_points
 from typing import Any, Iterable, Mapping
 
@@ -39,14 +40,22 @@ def register_space(cls: type[Space]) -> type[Space]:
 
 
 SPACE_GROUP = "nasforge.spaces"  # entry points of installed plugins: name -> "module:SpaceClass"
+_SCANNED: list[tuple[str, ...]] = []  # the sys.path whose installed plugins are registered
 
 
 def _load_builtins() -> None:
+    """Import the built-in spaces and register installed plugins. Plugins are found through
+    ``sys.path``, so they are scanned again only when it changed: the scan reads every installed
+    distribution's metadata (~50 ms), and spaces are looked up several times a trial."""
     for mod in _BUILTIN_MODULES:
         importlib.import_module(f"{__package__}.{mod}")
+    path = tuple(sys.path)
+    if _SCANNED and _SCANNED[0] == path:
+        return
     for ep in entry_points(group=SPACE_GROUP):
         if ep.name not in _SPACES:
             register_space(ep.load())
+    _SCANNED[:] = [path]
 
 
 def import_space(class_path: str) -> type[Space]:
