@@ -40,22 +40,27 @@ def register_space(cls: type[Space]) -> type[Space]:
 
 
 SPACE_GROUP = "nasforge.spaces"  # entry points of installed plugins: name -> "module:SpaceClass"
-_SCANNED: list[tuple[str, ...]] = []  # the sys.path whose installed plugins are registered
+_INSTALLED: dict[str, tuple[tuple[str, ...], tuple]] = {}  # group -> (sys.path scanned, its entry points)
+
+
+def installed_entry_points(group: str) -> tuple:
+    """The entry points that installed distributions declare in ``group`` (spaces here, task
+    aliases in `platform.engine.resolve`). Distributions are found through ``sys.path``, so the
+    scan, which reads every installed distribution's metadata (~50 ms), runs again only when
+    ``sys.path`` changed: names are looked up several times a trial."""
+    path = tuple(sys.path)
+    hit = _INSTALLED.get(group)
+    if hit is None or hit[0] != path:
+        hit = _INSTALLED[group] = (path, tuple(entry_points(group=group)))
+    return hit[1]
 
 
 def _load_builtins() -> None:
-    """Import the built-in spaces and register installed plugins. Plugins are found through
-    ``sys.path``, so they are scanned again only when it changed: the scan reads every installed
-    distribution's metadata (~50 ms), and spaces are looked up several times a trial."""
     for mod in _BUILTIN_MODULES:
         importlib.import_module(f"{__package__}.{mod}")
-    path = tuple(sys.path)
-    if _SCANNED and _SCANNED[0] == path:
-        return
-    for ep in entry_points(group=SPACE_GROUP):
+    for ep in installed_entry_points(SPACE_GROUP):
         if ep.name not in _SPACES:
             register_space(ep.load())
-    _SCANNED[:] = [path]
 
 
 def import_space(class_path: str) -> type[Space]:

@@ -27,11 +27,11 @@ import os
 import sys
 import typing
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Iterable
 
 from nasforge.platform.errors import ConfigError
 from nasforge.platform.options import coerce
+from nasforge.search_spaces.registry import installed_entry_points
 
 TASK_GROUP = "nasforge.tasks"  # entry points: alias -> "module:Class" of a LightningModule or DataModule
 
@@ -50,7 +50,7 @@ def aliases() -> dict[str, str]:
 
     out = {name: spec.module for name, spec in TASKS.items()}
     out.update({name: spec.datamodule for name, spec in DATASETS.items()})
-    for ep in entry_points(group=TASK_GROUP):
+    for ep in installed_entry_points(TASK_GROUP):
         out.setdefault(ep.name, ep.value)
     return out
 
