@@ -212,6 +212,7 @@ def cifar_trained(cifar10_zip):
     return net.eval(), dm
 
 
+@pytest.mark.slow  # trains a CIFAR ResNet (2048 images), then the policy at three prices
 def test_the_policy_uses_fewer_blocks_as_the_cost_weight_grows(cifar_trained):
     from nasforge.platform.engine.adaptive_cost import measure
     from nasforge.platform.registry.adaptive import AdaptiveOptions, train_adaptive
@@ -257,6 +258,7 @@ def promoted_base(cifar10_zip, tmp_path_factory):
     return root / "runs", root / "reg"
 
 
+@pytest.mark.slow  # trains the decider and fine-tunes the backbone, then evaluates in a second process
 def test_an_adaptive_version_loads_in_a_fresh_process_and_evaluate_reproduces_it(promoted_base, capsys):
     from nasforge.platform.cli import main
     from nasforge.platform.registry import Registry
