@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import importlib
 import os
 import sys
@@ -74,6 +75,13 @@ def import_class(class_path: str, where: str) -> type:
 
 
 def _parser(cls: type, skip: Iterable[str] = ()):
+    return _class_parser(cls, tuple(sorted(set(skip))))
+
+
+@functools.lru_cache(maxsize=128)
+def _class_parser(cls: type, skip: tuple[str, ...]):
+    """One jsonargparse parser per class and skipped set: reading a signature costs ~45 ms, and a
+    sweep resolves the same classes several times (preflight, every trial); parsing leaves it unchanged."""
     from jsonargparse import ArgumentParser
 
     p = ArgumentParser(exit_on_error=False)
