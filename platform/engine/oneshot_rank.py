@@ -98,7 +98,8 @@ def create_ranked_scorer(ctx, module, dm, folder: str, show_progress: bool = Fal
 
 def search_view(cfg) -> tuple[Any, list[str], str]:
     """How leaderboards read a one-shot sweep's search study: the sweep config with the rank's
-    value as its one objective, the extra metric columns, and what the value is (for titles)."""
+    value as its one objective, the extra metric columns of the terminal's leaderboard (the
+    report's shows every ``proxy/*`` too), and what the value is (for titles)."""
     import dataclasses
 
     from nasforge.platform.engine.config_schema import Objective
@@ -107,9 +108,7 @@ def search_view(cfg) -> tuple[Any, list[str], str]:
     view = dataclasses.replace(cfg, objectives=[Objective(metric=VALUE_METRIC[rank], direction="maximize")])
     if rank == "supernet":
         return view, [], "val/acc with the supernet's weights (batch norm recalibrated)"
-    columns = ["supernet/val_acc", *(f"proxy/{m}" for m in cfg.oneshot.members)]
-    if rank == "both":
-        columns.insert(1, "proxy/ensemble")
+    columns = ["supernet/val_acc", "proxy/ensemble"] if rank == "both" else ["supernet/val_acc"]
     what = {"proxies": "the zero-cost ensemble of the untrained network (quantile in the reference pool)",
             "both": "the mean of the supernet's and the zero-cost ensemble's quantiles in the reference pool"}[rank]
     return view, columns, what
