@@ -111,7 +111,10 @@ def main(argv=None) -> int:
     p.add_argument("--rank", default="supernet", choices=("supernet", "proxies", "both", "all"),
                    help="how the search scores a cell (oneshot.rank); all: one search each")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the sweep's seed: data split, supernet, proxies' init")
+    p.add_argument("--cell-seed", type=int, default=None,
+                   help="seed of the drawn cells and of the searches' samplers (default: --seed); another "
+                        "value evaluates other cells on the same supernet (--run-dir)")
     p.add_argument(
         "--plot", default=os.path.join(os.path.dirname(__file__), "results", "oneshot_nb201.png")
     )
@@ -124,6 +127,7 @@ def main(argv=None) -> int:
         "default: a temporary folder",
     )
     a = p.parse_args(argv)
+    cell_seed = a.seed if a.cell_seed is None else a.cell_seed
 
     import optuna
     import torch
@@ -207,7 +211,7 @@ def main(argv=None) -> int:
                 proxy_s.append(time.perf_counter() - t)
             return {m: proxy_memo[key][m] for m in DEFAULT_MEMBERS}
 
-    cells = {space.key(s): s for s in draw_samples(space, a.cells, a.seed)}  # a sweep's reference pool
+    cells = {space.key(s): s for s in draw_samples(space, a.cells, cell_seed)}  # a sweep's reference pool
     t1 = time.perf_counter()
     rows = []
     for i, (key, s) in enumerate(cells.items()):
@@ -247,7 +251,7 @@ def main(argv=None) -> int:
         taus[name] = round(float(t_all), 4)
         print(json.dumps({"estimator": name, "column": "test_acc_200ep", "cells": len(rows), "live_cells": len(live),
                           "kendall_tau": taus[name], "spearman_rho": round(float(r_all), 4),
-                          "kendall_tau_live": round(float(t_live), 4), "seed": a.seed,
+                          "kendall_tau_live": round(float(t_live), 4), "seed": a.seed, "cell_seed": cell_seed,
                           **({"members": list(DEFAULT_MEMBERS)} if name in ("ensemble", "both") else {})}),
               flush=True)
 
@@ -255,7 +259,7 @@ def main(argv=None) -> int:
     for rank in RANKS if a.rank == "all" else (a.rank,):
         log(f"search: {a.strategy}, {a.search_trials} trials ranked by {rank}")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(direction="maximize", sampler=create_sampler(cfg.strategy, space, a.seed))
+        study = optuna.create_study(direction="maximize", sampler=create_sampler(cfg.strategy, space, cell_seed))
         ranked = RankedScorer(rank, Scorer, None if rank == "supernet" else Proxies, DEFAULT_MEMBERS, pool)
         search_supernet(study, space, ranked, a.search_trials, ranked.metric)
         ((found, found_value),) = top_samples(study, 1)
@@ -268,7 +272,7 @@ def main(argv=None) -> int:
                           "searched_cell_test_acc": table.evaluate(key)["test_acc_200ep"],
                           "best_drawn_cell_test_acc": rows[best_by(estimators[ESTIMATOR_OF_RANK[rank]])][
                               "test_acc_200ep"],
-                          "cells_scored_so_far": len(memo), "seed": a.seed}
+                          "cells_scored_so_far": len(memo), "seed": a.seed, "cell_seed": cell_seed}
         print(json.dumps(searched[rank]), flush=True)
     main_search = searched.get("supernet") or next(iter(searched.values()))  # the summary's search
     found_key, found_score = main_search["searched_cell"], main_search["searched_cell_supernet_acc"]
@@ -287,6 +291,7 @@ def main(argv=None) -> int:
         "calib_batches": a.calib_batches,
         "threads": a.threads,
         "seed": a.seed,
+        "cell_seed": cell_seed,
         "cells": len(rows),
         "live_cells": len(live),
         "kendall_tau": round(float(tau), 4),
@@ -379,7 +384,8 @@ def plot_rankings(taus, out, path) -> None:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("Kendall tau against NAS-Bench-201 test accuracy (200 epochs)")
     ax.set_title(f"one-shot nb201, {out['cells']} cells (C={out['C']}, N={out['N']}, {out['subset']} images x "
-                 f"{out['epochs']} epochs, seed {out['seed']}): supernet, proxies, ensemble, both", fontsize=8)
+                 f"{out['epochs']} epochs, cells of seed {out['cell_seed']}): supernet, proxies, ensemble, both",
+                 fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
