@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         choices=("uniform", "fair"),
         help="supernet paths: uniform (SPOS) or strictly fair rounds (FairNAS)",
     )
-    p.add_argument("--rank", default="supernet", choices=("supernet", "proxies", "both", "all"),
+    p.add_argument("--rank", default="all", choices=("supernet", "proxies", "both", "all"),
                    help="how the search scores a cell (oneshot.rank); all: one search each")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="the sweep's seed: data split, supernet, proxies' init")
@@ -383,9 +383,9 @@ def plot_rankings(taus, out, path) -> None:
         ax.text(taus[n], i, f" {taus[n]:+.2f}", va="center", fontsize=8)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("Kendall tau against NAS-Bench-201 test accuracy (200 epochs)")
-    ax.set_title(f"one-shot nb201, {out['cells']} cells (C={out['C']}, N={out['N']}, {out['subset']} images x "
-                 f"{out['epochs']} epochs, cells of seed {out['cell_seed']}): supernet, proxies, ensemble, both",
-                 fontsize=8)
+    ax.set_title(f"one-shot nb201: {out['cells']} cells of seed {out.get('cell_seed', out['seed'])}, supernet "
+                 f"C={out['C']} N={out['N']},\n{out['subset']} images x {out['epochs']} epochs; proxies of the "
+                 "untrained C/N network", fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
