@@ -199,8 +199,8 @@ def open_search_study(cfg: SweepConfig, space, storage_url: str, seed: int | Non
         study.set_user_attr("oneshot_rank", rank)
     done = study.user_attrs.get("oneshot_rank", "supernet")
     if done != rank:
-        raise ConfigError(f"oneshot.rank: the search in {storage_url} ranked by {done!r}, not {rank!r}; "
-                          "use --name NEW for a new sweep (or delete the run folder)")
+        raise ConfigError(f"oneshot.rank: the search in {storage_url} ranked by {done!r}, not {rank!r}; set "
+                          f"oneshot.rank: {done} to resume it, or use --name NEW for a new sweep")
     return study
 
 
