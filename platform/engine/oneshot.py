@@ -176,7 +176,6 @@ def open_search_study(cfg: SweepConfig, space, storage_url: str, seed: int | Non
     import optuna
 
     from nasforge.platform.engine.oneshot_rank import VALUE_METRIC
-
     from nasforge.platform.strategies import create_sampler
     from nasforge.platform.engine.storage import create_storage
 
@@ -212,6 +211,7 @@ def search_supernet(
     metric: str = "val/acc",
     show_progress: bool = False,
     console=None,
+    label: str = "search (inherited weights)",
 ):
     """Run ``study`` until ``n_trials`` trials are COMPLETE, each scored by ``scorer.score``: a
     float, or a dict of metrics holding ``metric`` (all recorded as the trial's ``metrics``).
@@ -225,7 +225,7 @@ def search_supernet(
         if "key" in t.user_attrs
     }
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    bar = Bar("search (inherited weights)", n_trials, show_progress, console)
+    bar = Bar(label, n_trials, show_progress, console)
     try:
         while done < n_trials:
             trial = study.ask()
@@ -307,7 +307,8 @@ def run_oneshot(
     seed = sampler_seed(cfg.seed, len(search.get_trials(deepcopy=False)), None, cfg.strategy.name)
     if seed != cfg.seed:  # resumed: a sampler seeded alike would redraw the samples it drew
         search = open_search_study(cfg, ctx.space, storage_url, seed)
-    search_supernet(search, ctx.space, scorer, o.search_trials, scorer.metric, show_progress, console)
+    label = "search (inherited weights)" if o.rank == "supernet" else f"search (ranked by {o.rank})"
+    search_supernet(search, ctx.space, scorer, o.search_trials, scorer.metric, show_progress, console, label)
 
     rcfg = retrain_config(cfg)
     retrain = open_study(rcfg, ctx, storage_url)
