@@ -126,6 +126,14 @@ class OneShotConfig:
     calib_batches: int = 4  # training batches that recalibrate batch norm before each score
     val_batches: int | None = None  # validation batches per score (default: all)
     top_k: int = 2  # best distinct samples retrained from scratch (the retrain sweep's budget)
+    # how the search scores a sample (engine/oneshot_rank.py): supernet, its inherited-weight
+    # val/acc; proxies, the zero-cost ensemble of `members` on its untrained network; both, the
+    # mean of the two quantiles; quantiles are among `reference` random samples scored up front.
+    # proxies: chosen on NAS-Bench-201 cells the benchmark does not report (benchmarks/README.md,
+    # "One-shot NAS"), where a CPU-sized supernet ranks cells backwards
+    rank: Literal["supernet", "proxies", "both"] = "proxies"
+    reference: int = 100
+    members: list[str] = field(default_factory=lambda: ["params", "synflow", "jacob_cov"])
 
 
 @dataclass
