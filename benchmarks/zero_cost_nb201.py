@@ -121,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--search-seeds", type=int, default=100)
     p.add_argument("--members", default="params,synflow,jacob_cov", help="the ensemble's proxies")
     p.add_argument("--scores-out", default=None)
+    p.add_argument("--exclude", default=None, help="a scores CSV whose cells are not drawn (held-out cells: "
+                   "another --seed, excluding the reported file's)")
     p.add_argument("--shard", default="0/1", help="K/N: score only every N-th cell from the K-th (processes "
                    "appending to one --scores-out; a last run without --shard then reports)")
     p.add_argument("--from-scores", default=None, help="report from a saved scores CSV instead of scoring")
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
         scores = {k: v for k, v in read_scores(a.from_scores).items() if k in table}
     else:
         space, rng, keys = NB201Space(C=16, N=5), random.Random(a.seed), []
-        seen = set()
+        seen = set(read_scores(a.exclude)) if a.exclude else set()
         while len(keys) < a.cells:
             key = space.key(space.sample(rng))
             if key not in seen and key in table:
