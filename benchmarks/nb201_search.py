@@ -31,7 +31,9 @@ asked for: the same strategy with ``--proxy-options`` (default: warm start from 
 M = 500 proxy-scored random samples, `strategies.proxy_prior`). The M samples are drawn from the
 file's rows (itself a seeded uniform sample of the space: scoring all 15,625 cells is not
 affordable here); the warm-start samples count among the B evaluations, and ``proxy_seconds``
-is M times the file's mean seconds per cell (what scoring them costs on this machine).
+is M times the file's mean seconds per cell (what scoring them costs on this machine; with
+``proxy_feature`` every row of the file, since a cell's quantile is taken among all of them).
+Settings are tuned on other seeds with `nb201_proxy_tune.py`.
 """
 from __future__ import annotations
 
