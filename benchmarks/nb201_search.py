@@ -27,8 +27,8 @@ task + Optuna storage) is the same.
 
 ``--proxy-scores FILE`` (a zero-cost scores CSV keyed by ``arch``, `benchmarks/zero_cost_nb201.py
 --scores-out`) also runs ``<strategy>+proxy`` for each of local_search, evolution and controller
-asked for: the same strategy with ``--proxy-options`` (default: warm start from the best of
-M = 500 proxy-scored random samples, `strategies.proxy_prior`). The M samples are drawn from the
+asked for: the same strategy with ``--proxy-options`` (default `PROXY_OPTIONS`: a warm start from
+the best k of M proxy-scored random samples, `strategies.proxy_prior`). The M samples are drawn from the
 file's rows (itself a seeded uniform sample of the space: scoring all 15,625 cells is not
 affordable here); the warm-start samples count among the B evaluations, and ``proxy_seconds``
 is M times the file's mean seconds per cell (what scoring them costs on this machine; with
@@ -53,11 +53,12 @@ ANCHORS = {
     "controller": {"published": "93.85 +/- 0.37 (REINFORCE)"},
 }
 BEST_CELL = 94.37
-# warm starts: the first look of each strategy (local search's init, evolution's population, the
-# controller's first batch) taken from the best of M = 500 proxy-scored samples
+# warm starts: the first look of each strategy (local search's first climb, evolution's population,
+# the controller's first batch) from the best k of M proxy-scored samples; chosen on seeds 1000-1049
+# with nb201_proxy_tune.py (benchmarks/README.md, "Proxy-guided strategies")
 PROXY_OPTIONS = {"local_search": {"warm_start": 500, "warm_top": 10},
-                 "evolution": {"warm_start": 500, "warm_top": 30},
-                 "controller": {"warm_start": 500, "warm_top": 5}}
+                 "evolution": {"warm_start": 1000, "warm_top": 30},
+                 "controller": {"warm_start": 1000, "warm_top": 5}}
 
 
 def default_table() -> str:
