@@ -17,7 +17,7 @@ import yaml
 from nasforge.platform.engine.config import parse_sweep
 from nasforge.platform.errors import ConfigError
 
-MEMBERS = ("params", "synflow", "jacob_cov")
+from nasforge.platform.strategies.proxy_prior import DEFAULT_MEMBERS as MEMBERS  # what a sweep scores by default
 
 
 def _cfg(cifar10_zip, name: str, rank_by: str, **oneshot):
