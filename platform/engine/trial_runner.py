@@ -135,7 +135,8 @@ def inherit_weights(ctx: TrialContext, trial, net, module, dm, build) -> bool:
         build.trainer_cfg = dataclasses.replace(build.trainer_cfg, max_epochs=epochs)
     if not inherit(ctx, trial, net, attrs):
         return False
-    measured = create_trainer(build.trainer_cfg, devices=1).validate(module, datamodule=dm, verbose=False)
+    with phases.phase("inherit/validate"):  # the measurement: most of a child's time outside fit
+        measured = create_trainer(build.trainer_cfg, devices=1).validate(module, datamodule=dm, verbose=False)
     trial.set_user_attr("inherited_metrics", {k: float(v) for k, v in (measured[0] if measured else {}).items()})
     return True
 
