@@ -31,7 +31,6 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 import torch
 
 from .morph_arch import Arch, Layer, out_widths
-from .morphable import MorphableSpace
 from .space import SampleValidationError
 
 KINDS = ("deepen", "widen", "skip")
@@ -123,8 +122,9 @@ def apply_arch(arch: Arch, m: Morph) -> Arch:
     return tuple(tuple(s) for s in stages)
 
 
-def random_morph(space: MorphableSpace, arch: Arch, rng: random.Random, max_tries: int = 100) -> Morph:
-    """A random operation whose child is in ``space`` (kind, then place, uniformly)."""
+def random_morph(space: Any, arch: Arch, rng: random.Random, max_tries: int = 100) -> Morph:
+    """A random operation whose child is in ``space`` (a `MorphableSpace`: its options and
+    ``sample_of``; kind, then place, uniformly)."""
     o = space.options
     for _ in range(max_tries):
         kind, s = rng.choice(KINDS), rng.randrange(len(arch))
