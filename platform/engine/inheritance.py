@@ -10,8 +10,9 @@ the parent's ``best.ckpt``, applies the operations (the space's ``morph_state``)
 loads the result. A parent whose checkpoint is gone (retention, a deleted run folder) is a
 defined outcome: the child trains from scratch and its user attr ``note`` says so. Retention
 keeps the checkpoint of every parent that an unfinished trial still names
-(`retention.needed_parents`). Only single-device trials inherit: a multi-device trial (its own
-process group) trains from scratch and the sweep's ``max_epochs``.
+(`retention.needed_parents`). A multi-device trial inherits too: every rank of its process group
+loads the same transformed weights and trains the same epochs (rank 0 records the attrs and
+measures ``inherited_metrics``, alone, before the group starts).
 """
 from __future__ import annotations
 
