@@ -167,14 +167,19 @@ def plot(results, path):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     colours = {"morphism": "tab:blue", "evolution": "tab:orange", "tpe": "tab:green"}
-    x = "seconds" if results[0].get("budget_seconds") else "epochs"
+    budget = results[0].get("budget_seconds")
+    x = "seconds" if budget else "epochs"
     for r in results:
         label = r["strategy"] if r["seed"] == results[0]["seed"] else None
-        ax.step([c[x] for c in r["curve"]], [c["best_val"] for c in r["curve"]], where="post",
-                color=colours[r["strategy"]], alpha=0.7, label=label)
+        xs, ys = [c[x] for c in r["curve"]], [c["best_val"] for c in r["curve"]]
+        if budget and xs:  # the best so far holds until the budget
+            xs, ys = xs + [budget], ys + [ys[-1]]
+        ax.step(xs, ys, where="post", color=colours[r["strategy"]], alpha=0.7, label=label)
+    for c in results[0].get("at") or []:
+        ax.axvline(c["seconds"], color="grey", linestyle=":", linewidth=0.8)
     ax.set_xlabel("cumulative trial wall time (s)" if x == "seconds" else "cumulative training epochs")
     ax.set_ylabel("best validation accuracy")
-    ax.set_title("morphism vs from scratch, CIFAR-10 subset")
+    ax.set_title(f"morphism vs from scratch, CIFAR-10 subset{', equal wall time' if budget else ''}")
     ax.legend()
     fig.savefig(path, dpi=130, bbox_inches="tight")
 
