@@ -117,6 +117,7 @@ class ConvChainSpace(Space):
 class NoWeightsSpace(ConvChainSpace):
     """Genotype edits only: a child could not inherit its parent's weights."""
 
+    name = "user_convchain_genotype_only"
     morph_state = None
 
 
@@ -186,5 +187,5 @@ def test_a_space_without_an_operation_is_one_line_exit_2_and_writes_nothing(cifa
     code = main(["sweep", "run", str(sweep_file(tmp_path, cifar10_zip, "NoWeightsSpace")), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert err.endswith("'user_convchain' lacks morph_state"), err
+    assert err.endswith("'user_convchain_genotype_only' lacks morph_state"), err
     assert not (tmp_path / "runs").exists()
