@@ -153,7 +153,7 @@ def apply_state(arch: Arch, state: Mapping[str, torch.Tensor], m: Morph) -> dict
     """The child's ``state_dict`` (a `MorphNet`'s keys) from its parent's."""
     child = apply_arch(arch, m)
     if m.kind == "deepen":
-        return _deepen_state(arch, child, state, m)
+        return _deepen_state(child, state, m)
     gen = torch.Generator().manual_seed(int(m.seed))
     ymaps = {}
     if m.kind == "widen":
@@ -167,7 +167,7 @@ def _key(s: int, i: int) -> str:
     return f"blocks.s{s}l{i}"
 
 
-def _deepen_state(arch: Arch, child: Arch, state, m: Morph) -> dict[str, torch.Tensor]:
+def _deepen_state(child: Arch, state, m: Morph) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in state.items():
         parts = k.split(".")

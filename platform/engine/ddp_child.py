@@ -29,7 +29,7 @@ from typing import Any
 
 from nasforge.platform.engine.callbacks import MetricHistory
 from nasforge.platform.engine.lifeline import die_with_parent
-from nasforge.platform.optuna_adapter import storage_of
+from nasforge.platform.optuna_adapter import storage_of, trial_id
 
 
 class ReadOnlyTrial:
@@ -40,7 +40,7 @@ class ReadOnlyTrial:
         self.number = frozen.number
         self.params = dict(frozen.params)
         self.user_attrs = dict(frozen.user_attrs)
-        self.study, self._trial_id = study, frozen._trial_id  # private id, as optuna_adapter.trial_id reads it
+        self.study, self._trial_id = study, trial_id(frozen)  # where optuna_adapter.trial_id finds a trial's id
 
     def set_user_attr(self, key: str, value: Any) -> None:
         pass
