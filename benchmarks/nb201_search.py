@@ -27,11 +27,13 @@ task + Optuna storage) is the same.
 
 ``--proxy-scores FILE`` (a zero-cost scores CSV keyed by ``arch``, `benchmarks/zero_cost_nb201.py
 --scores-out`) also runs ``<strategy>+proxy`` for each of local_search, evolution and controller
-asked for: the same strategy with ``--proxy-options`` (default: warm start from the best of
-M = 500 proxy-scored random samples, `strategies.proxy_prior`). The M samples are drawn from the
+asked for: the same strategy with ``--proxy-options`` (default `PROXY_OPTIONS`: a warm start from
+the best k of M proxy-scored random samples, `strategies.proxy_prior`). The M samples are drawn from the
 file's rows (itself a seeded uniform sample of the space: scoring all 15,625 cells is not
 affordable here); the warm-start samples count among the B evaluations, and ``proxy_seconds``
-is M times the file's mean seconds per cell (what scoring them costs on this machine).
+is M times the file's mean seconds per cell (what scoring them costs on this machine; with
+``proxy_feature`` every row of the file, since a cell's quantile is taken among all of them).
+Settings are tuned on other seeds with `nb201_proxy_tune.py`.
 """
 from __future__ import annotations
 
@@ -51,11 +53,12 @@ ANCHORS = {
     "controller": {"published": "93.85 +/- 0.37 (REINFORCE)"},
 }
 BEST_CELL = 94.37
-# warm starts: the first look of each strategy (local search's init, evolution's population, the
-# controller's first batch) taken from the best of M = 500 proxy-scored samples
+# warm starts: the first look of each strategy (local search's first climb, evolution's population,
+# the controller's first batch) from the best k of M proxy-scored samples; chosen on seeds 1000-1049
+# with nb201_proxy_tune.py (benchmarks/README.md, "Proxy-guided strategies")
 PROXY_OPTIONS = {"local_search": {"warm_start": 500, "warm_top": 10},
-                 "evolution": {"warm_start": 500, "warm_top": 30},
-                 "controller": {"warm_start": 500, "warm_top": 5}}
+                 "evolution": {"warm_start": 1000, "warm_top": 30},
+                 "controller": {"warm_start": 1000, "warm_top": 5}}
 
 
 def default_table() -> str:
@@ -150,9 +153,9 @@ def main(argv=None) -> int:
         if must not in strategies:
             strategies.insert(0, must)
     options = json.loads(a.options)
-    proxy_seconds = None
+    proxy_cost = {}
     if a.proxy_scores:
-        strategies, proxy_seconds = with_proxy_variants(strategies, options, a)
+        strategies, proxy_cost = with_proxy_variants(strategies, options, a)
     jobs = [(s, a.seed + r, a.budget, a.table, a.signal, a.report, options.get(s, {}))
             for s in strategies for r in range(a.runs)]
     if a.jobs > 1:
@@ -164,7 +167,7 @@ def main(argv=None) -> int:
         results = [run_one(j) for j in jobs]
     for r in results:
         if r["strategy"].endswith("+proxy"):
-            r["proxy_seconds"] = proxy_seconds
+            r["proxy_seconds"] = proxy_cost[r["strategy"]]
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, f"nb201_search_B{a.budget}_R{a.runs}.json"), "w") as f:
         json.dump({"args": {k: getattr(a, k) for k in ("table", "signal", "report", "runs", "budget", "seed",
@@ -213,23 +216,32 @@ def summarize(results: list[dict], a) -> int:
     return 0
 
 
-def with_proxy_variants(strategies: list[str], options: dict, a) -> tuple[list[str], float]:
+def with_proxy_variants(strategies: list[str], options: dict, a) -> tuple[list[str], dict[str, float]]:
     """Add ``<s>+proxy`` (options: the strategy's, then ``--proxy-options`` and the file) for the
-    strategies that take a proxy prior; returns them and the seconds scoring M cells costs."""
-    import csv
-
+    strategies that take a proxy prior; returns them and, per ``<s>+proxy``, the seconds scoring
+    its cells costs (`proxy_seconds`)."""
     given = json.loads(a.proxy_options)
-    extra = {}
+    seconds = {}
     for s in [s for s in strategies if s in ("local_search", "evolution", "controller")]:
         strategies.append(f"{s}+proxy")
         mine = given.get(s, {}) if any(k in given for k in ("local_search", "evolution", "controller")) else given
-        extra = {**mine, "proxy_scores": os.path.abspath(a.proxy_scores)}
-        options[f"{s}+proxy"] = {**options.get(s, {}), **extra}
+        options[f"{s}+proxy"] = {**options.get(s, {}), **mine, "proxy_scores": os.path.abspath(a.proxy_scores)}
+        seconds[f"{s}+proxy"] = proxy_seconds(a.proxy_scores, options[f"{s}+proxy"])
     a.options = json.dumps(options)  # the JSON lines name the options each strategy ran with
-    with open(a.proxy_scores, newline="") as f:
+    return strategies, seconds
+
+
+def proxy_seconds(path: str, options: dict) -> float:
+    """What scoring the cells a proxy prior reads costs: the file's mean seconds per cell times
+    M = ``warm_start`` (at most the file's rows), or every row with ``proxy_feature`` (a cell's
+    quantile is among all of them)."""
+    import csv
+
+    with open(path, newline="") as f:
         seconds = [float(r["seconds"]) for r in csv.DictReader(f) if r.get("seconds")]
     per_cell = statistics.mean(seconds) if seconds else 0.0
-    return strategies, round(per_cell * min(extra.get("warm_start", 0), len(seconds)), 1)
+    cells = len(seconds) if options.get("proxy_feature") else min(options.get("warm_start", 0), len(seconds))
+    return round(per_cell * cells, 1)
 
 
 def difference_se(runs: list[dict], tpe_runs: list[dict]) -> float:

@@ -16,10 +16,21 @@ strictly fair rounds), then:
   accuracy of the cell it returns (its best by supernet accuracy). Cells the drawn set and the
   search share are scored once (a score is deterministic).
 
-Prints one JSON line (with the published anchors: NAS-Bench-201's one-shot baselines) and saves
-a scatter plot (supernet accuracy against table accuracy) under benchmarks/results/.
+Beside the supernet, on the same drawn cells: the zero-cost proxies of each cell's untrained
+network (the C/N network the space builds, as a ``mode: one_shot`` sweep with ``oneshot.rank:
+proxies`` scores it: `proxy_scoring.ProxyScorer` on the first training batch, seeded), each one's
+tau and rho, the ensemble's (`proxy_prior.DEFAULT_MEMBERS`) and ``both``'s (the mean of the
+supernet's and the ensemble's quantiles), one JSON line per estimator. Then one search per
+``--rank`` (``all``: supernet, proxies and both, from the one trained supernet), each scored by
+`oneshot_rank.RankedScorer` with the drawn cells as its reference pool (what a sweep with
+``oneshot.reference: --cells`` and the same seed draws), one JSON line per ranking with the table
+accuracy of the cell it returns.
 
-    nice -n 10 .venv/bin/python benchmarks/oneshot_nb201.py --subset 20000 --epochs 8
+Prints the JSON lines and a summary line (with the published anchors: NAS-Bench-201's one-shot
+baselines) and saves a scatter plot (supernet accuracy against table accuracy) and a bar chart of
+tau per estimator (``--rankings-plot``) under benchmarks/results/.
+
+    nice -n 10 .venv/bin/python benchmarks/oneshot_nb201.py --subset 20000 --epochs 8 --rank all
 """
 
 from __future__ import annotations
@@ -27,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import tempfile
 import time
@@ -44,6 +54,13 @@ ANCHORS = {
     "best cell": 94.37,
 }
 TARGETS = {"searched_cell_test_acc": 93.6, "kendall_tau": 0.5}
+
+
+ESTIMATOR_OF_RANK = {"supernet": "supernet", "proxies": "ensemble", "both": "both"}
+
+
+def best_by(values) -> int:
+    return max(range(len(values)), key=values.__getitem__)
 
 
 def default_data() -> str:
@@ -91,11 +108,18 @@ def main(argv=None) -> int:
         choices=("uniform", "fair"),
         help="supernet paths: uniform (SPOS) or strictly fair rounds (FairNAS)",
     )
+    p.add_argument("--rank", default="all", choices=("supernet", "proxies", "both", "all"),
+                   help="how the search scores a cell (oneshot.rank); all: one search each")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the sweep's seed: data split, supernet, proxies' init")
+    p.add_argument("--cell-seed", type=int, default=None,
+                   help="seed of the drawn cells and of the searches' samplers (default: --seed); another "
+                        "value evaluates other cells on the same supernet (--run-dir)")
     p.add_argument(
         "--plot", default=os.path.join(os.path.dirname(__file__), "results", "oneshot_nb201.png")
     )
+    p.add_argument("--rankings-plot",
+                   default=os.path.join(os.path.dirname(__file__), "results", "oneshot_nb201_rankings.png"))
     p.add_argument(
         "--run-dir",
         default=None,
@@ -103,6 +127,7 @@ def main(argv=None) -> int:
         "default: a temporary folder",
     )
     a = p.parse_args(argv)
+    cell_seed = a.seed if a.cell_seed is None else a.cell_seed
 
     import optuna
     import torch
@@ -110,7 +135,11 @@ def main(argv=None) -> int:
 
     from nasforge.platform.engine.config import parse_sweep
     from nasforge.platform.engine.oneshot import search_supernet, top_samples, train_supernet
+    from nasforge.platform.engine.oneshot_rank import RANKS, RankedScorer, quantile
+    from nasforge.platform.engine.proxies import PROXIES
+    from nasforge.platform.engine.proxy_scoring import ProxyScorer, draw_samples
     from nasforge.platform.engine.single_path import InheritedWeightScorer
+    from nasforge.platform.strategies.proxy_prior import DEFAULT_MEMBERS, ensemble_scores
     from nasforge.platform.strategies import create_sampler
     from nasforge.platform.engine.trial import TrialContext
     from nasforge.tasks.tabular import TabularBenchmark
@@ -160,7 +189,7 @@ def main(argv=None) -> int:
     sizes = [len(y) for _, y in scorer.val]
     memo: dict[str, list[int]] = {}  # key -> correct per val batch (scores are deterministic)
 
-    class Scorer:  # the drawn cells and the search share the scores they both need
+    class Scorer:  # the drawn cells and the searches share the scores they need
         @staticmethod
         def score(sample) -> float:
             key = space.key(sample)
@@ -168,11 +197,21 @@ def main(argv=None) -> int:
                 memo[key] = scorer.correct_per_batch(sample)
             return sum(memo[key]) / sum(sizes)
 
-    rng = random.Random(a.seed)
-    cells: dict[str, dict] = {}
-    while len(cells) < a.cells:
-        s = space.sample(rng)
-        cells.setdefault(space.key(s), s)
+    proxy_scorer = ProxyScorer(ctx, PROXIES, dm=dm)
+    proxy_memo: dict[str, dict[str, float]] = {}
+    proxy_s: list[float] = []
+
+    class Proxies:  # every proxy of a cell, once (the searches' scorers read the members)
+        @staticmethod
+        def score(sample) -> dict[str, float]:
+            key = space.key(sample)
+            if key not in proxy_memo:
+                t = time.perf_counter()
+                proxy_memo[key] = proxy_scorer.score(sample)
+                proxy_s.append(time.perf_counter() - t)
+            return {m: proxy_memo[key][m] for m in DEFAULT_MEMBERS}
+
+    cells = {space.key(s): s for s in draw_samples(space, a.cells, cell_seed)}  # a sweep's reference pool
     t1 = time.perf_counter()
     rows = []
     for i, (key, s) in enumerate(cells.items()):
@@ -180,6 +219,10 @@ def main(argv=None) -> int:
         if (i + 1) % 20 == 0:
             log(f"scored {i + 1}/{len(cells)} cells")
     score_s = (time.perf_counter() - t1) / len(rows)
+    for r, s in zip(rows, cells.values()):
+        Proxies.score(s)
+        r.update(proxy_memo[r["arch"]])
+    log(f"proxies of {len(rows)} cells: {sum(proxy_s) / len(proxy_s):.2f} s a cell")
     sup = [r["supernet"] for r in rows]
     ref = [r["test_acc_200ep"] for r in rows]
     live = [i for i, r in enumerate(rows) if r["test_acc_200ep"] > 15.0]
@@ -187,7 +230,6 @@ def main(argv=None) -> int:
     rho, _ = spearmanr(sup, ref)
     tau_live, _ = kendalltau([sup[i] for i in live], [ref[i] for i in live])
     rho_live, _ = spearmanr([sup[i] for i in live], [ref[i] for i in live])
-    best_drawn = max(rows, key=lambda r: r["supernet"])
     # the same cells scored on the first k validation images only: how much scoring noise costs
     tau_by_val = {}
     for k in range(1, len(sizes) + 1):
@@ -196,14 +238,44 @@ def main(argv=None) -> int:
             part = [sum(memo[r["arch"]][:k]) / n for r in rows]
             tau_by_val[n] = round(float(kendalltau(part, ref)[0]), 4)
 
-    log(f"search: {a.strategy}, {a.search_trials} trials with inherited weights")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize", sampler=create_sampler(cfg.strategy, space, a.seed)
-    )
-    search_supernet(study, space, Scorer, a.search_trials)
-    ((found, found_score),) = top_samples(study, 1)
-    found_key = space.key(found)
+    # every estimator on the same drawn cells
+    pool = [{"supernet": r["supernet"], **{m: r[m] for m in DEFAULT_MEMBERS}} for r in rows]
+    ens = ensemble_scores(rows, DEFAULT_MEMBERS)
+    sup_q = ensemble_scores(rows, ["supernet"])
+    estimators = {"supernet": sup, **{p: [r[p] for r in rows] for p in PROXIES}, "ensemble": ens,
+                  "both": [(x + y) / 2 for x, y in zip(sup_q, ens)]}
+    taus = {}
+    for name, values in estimators.items():
+        t_all, r_all = kendalltau(values, ref)[0], spearmanr(values, ref)[0]
+        t_live = kendalltau([values[i] for i in live], [ref[i] for i in live])[0]
+        taus[name] = round(float(t_all), 4)
+        print(json.dumps({"estimator": name, "column": "test_acc_200ep", "cells": len(rows), "live_cells": len(live),
+                          "kendall_tau": taus[name], "spearman_rho": round(float(r_all), 4),
+                          "kendall_tau_live": round(float(t_live), 4), "seed": a.seed, "cell_seed": cell_seed,
+                          **({"members": list(DEFAULT_MEMBERS)} if name in ("ensemble", "both") else {})}),
+              flush=True)
+
+    searched = {}
+    for rank in RANKS if a.rank == "all" else (a.rank,):
+        log(f"search: {a.strategy}, {a.search_trials} trials ranked by {rank}")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="maximize", sampler=create_sampler(cfg.strategy, space, cell_seed))
+        ranked = RankedScorer(rank, Scorer, None if rank == "supernet" else Proxies, DEFAULT_MEMBERS, pool)
+        search_supernet(study, space, ranked, a.search_trials, ranked.metric)
+        ((found, found_value),) = top_samples(study, 1)
+        key = space.key(found)
+        found_row = {"supernet": Scorer.score(found), **Proxies.score(found)}
+        searched[rank] = {"rank": rank, "search_strategy": a.strategy, "search_trials": a.search_trials,
+                          "searched_cell": key, "search_value": round(found_value, 4),
+                          "searched_cell_supernet_acc": round(found_row["supernet"], 4),
+                          "searched_cell_ensemble_quantile": round(quantile(pool, found_row, DEFAULT_MEMBERS), 4),
+                          "searched_cell_test_acc": table.evaluate(key)["test_acc_200ep"],
+                          "best_drawn_cell_test_acc": rows[best_by(estimators[ESTIMATOR_OF_RANK[rank]])][
+                              "test_acc_200ep"],
+                          "cells_scored_so_far": len(memo), "seed": a.seed, "cell_seed": cell_seed}
+        print(json.dumps(searched[rank]), flush=True)
+    main_search = searched.get("supernet") or next(iter(searched.values()))  # the summary's search
+    found_key, found_score = main_search["searched_cell"], main_search["searched_cell_supernet_acc"]
     found_table = table.evaluate(found_key)
 
     out = {
@@ -219,6 +291,7 @@ def main(argv=None) -> int:
         "calib_batches": a.calib_batches,
         "threads": a.threads,
         "seed": a.seed,
+        "cell_seed": cell_seed,
         "cells": len(rows),
         "live_cells": len(live),
         "kendall_tau": round(float(tau), 4),
@@ -226,12 +299,16 @@ def main(argv=None) -> int:
         "kendall_tau_live": round(float(tau_live), 4),
         "spearman_rho_live": round(float(rho_live), 4),
         "kendall_tau_by_val_images": tau_by_val,
+        "kendall_tau_by_estimator": taus,
+        "searched_cell_test_acc_by_rank": {r: v["searched_cell_test_acc"] for r, v in searched.items()},
+        "proxy_s_per_cell": round(sum(proxy_s) / len(proxy_s), 2),
         "search_strategy": a.strategy,
         "search_trials": a.search_trials,
+        "search_rank": main_search["rank"],
         "searched_cell": found_key,
         "searched_cell_supernet_acc": round(found_score, 4),
         "searched_cell_test_acc": found_table["test_acc_200ep"],
-        "best_drawn_cell_test_acc": best_drawn["test_acc_200ep"],
+        "best_drawn_cell_test_acc": rows[best_by(sup)]["test_acc_200ep"],
         "supernet_train_s": round(train_s, 1),
         "score_s_per_cell": round(score_s, 2),
         "cells_scored": len(memo),
@@ -248,7 +325,8 @@ def main(argv=None) -> int:
     with open(os.path.splitext(a.plot)[0] + ".json", "w") as f:
         json.dump({"summary": out, "rows": rows}, f)
     plot(rows, found_key, found_table["test_acc_200ep"], found_score, out, a.plot)
-    log(f"plot: {a.plot}")
+    plot_rankings(taus, out, a.rankings_plot)
+    log(f"plots: {a.plot}, {a.rankings_plot}")
     return 0
 
 
@@ -284,6 +362,31 @@ def plot(rows, found_key, found_test, found_score, out, path) -> None:
     )
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def plot_rankings(taus, out, path) -> None:
+    """Kendall tau per estimator on the same cells, a bar each, the weakest first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(taus, key=taus.get)
+    colours = ["crimson" if n == "supernet" else "darkorange" if n in ("ensemble", "both") else "steelblue"
+               for n in names]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.barh(names, [taus[n] for n in names], color=colours)
+    for i, n in enumerate(names):
+        ax.text(taus[n], i, f" {taus[n]:+.2f}", va="center", fontsize=8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("Kendall tau against NAS-Bench-201 test accuracy (200 epochs)")
+    ax.set_title(f"one-shot nb201: {out['cells']} cells of seed {out.get('cell_seed', out['seed'])}, supernet "
+                 f"C={out['C']} N={out['N']},\n{out['subset']} images x {out['epochs']} epochs; proxies of the "
+                 "untrained C/N network", fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -39,7 +39,7 @@ TARGETS = {"ensemble_kendall_tau_test_acc_200ep": 0.65, "ensemble_best_of_1000_t
 
 from oneshot_nb201 import default_data, log  # noqa: E402 - benchmarks/ is the script's folder
 
-from nasforge.platform.strategies.proxy_prior import read_scores  # noqa: E402
+from nasforge.platform.strategies.proxy_prior import DEFAULT_MEMBERS, read_scores  # noqa: E402
 
 
 def read_table(path: str) -> tuple[list[str], dict[str, dict[str, float]]]:
@@ -119,11 +119,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--time-cells", type=int, default=10)
     p.add_argument("--search-seeds", type=int, default=100)
-    p.add_argument("--members", default="params,synflow,jacob_cov", help="the ensemble's proxies")
+    p.add_argument("--members", default=",".join(DEFAULT_MEMBERS), help="the ensemble's proxies")
     p.add_argument("--scores-out", default=None)
+    p.add_argument("--exclude", default=None, help="a scores CSV whose cells are not drawn (held-out cells: "
+                   "another --seed, excluding the reported file's)")
     p.add_argument("--shard", default="0/1", help="K/N: score only every N-th cell from the K-th (processes "
                    "appending to one --scores-out; a last run without --shard then reports)")
     p.add_argument("--from-scores", default=None, help="report from a saved scores CSV instead of scoring")
+    p.add_argument("--choose-members", action="store_true", help="with --from-scores (held-out cells): rank "
+                   "every subset of 2-4 proxies, mean rank and majority vote, by Kendall tau on the test column")
     p.add_argument("--plot-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     a = p.parse_args(argv)
 
@@ -131,11 +135,16 @@ def main(argv=None) -> int:
 
     table_path = a.table or os.path.join(a.data, "nb201", "cifar10.csv")
     cols, table = read_table(table_path)
+    if a.choose_members and not a.from_scores:
+        p.error("--choose-members reads --from-scores FILE (the held-out cells' scores)")
     if a.from_scores:
         scores = {k: v for k, v in read_scores(a.from_scores).items() if k in table}
+        if a.choose_members:
+            choose_members(scores, table, "test_acc_200ep" if "test_acc_200ep" in cols else cols[-1])
+            return 0
     else:
         space, rng, keys = NB201Space(C=16, N=5), random.Random(a.seed), []
-        seen = set()
+        seen = set(read_scores(a.exclude)) if a.exclude else set()
         while len(keys) < a.cells:
             key = space.key(space.sample(rng))
             if key not in seen and key in table:
@@ -145,6 +154,37 @@ def main(argv=None) -> int:
     members = [m for m in a.members.split(",") if m]
     report(scores, table, cols, members, a, table_path)
     return 0
+
+
+def choose_members(scores, table, col: str) -> None:
+    """One JSON line per (subset of 2-4 proxies, combination): Kendall tau against ``col`` of the
+    mean rank (`ensemble_scores`, what the strategies use) and of a majority vote (a cell's score:
+    the cells it beats in a majority of the members' pairwise comparisons, Abdelfattah et al.
+    2021), best first; then the best mean-rank subset."""
+    import itertools
+
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from nasforge.platform.engine.proxies import PROXIES
+    from nasforge.platform.strategies.proxy_prior import ensemble_scores
+
+    keys = list(scores)
+    rows, acc = [scores[k] for k in keys], [table[k][col] for k in keys]
+    signs = {p: np.sign(np.subtract.outer(*[np.array([r[p] for r in rows])] * 2)) for p in PROXIES}  # (n, n)
+    lines = []
+    for size in (2, 3, 4):
+        for members in itertools.combinations(PROXIES, size):
+            vote = (np.sign(sum(signs[m] for m in members)) > 0).sum(1)  # cells beaten by majority
+            mean_rank = ensemble_scores(rows, members)
+            lines.append({"members": list(members), "cells": len(keys), "column": col,
+                          "kendall_tau_mean_rank": round(float(kendalltau(mean_rank, acc).statistic), 4),
+                          "kendall_tau_vote": round(float(kendalltau(vote, acc).statistic), 4)})
+    lines.sort(key=lambda line: -max(line["kendall_tau_mean_rank"], line["kendall_tau_vote"]))
+    for line in lines:
+        print(json.dumps(line), flush=True)
+    best = max(lines, key=lambda line: line["kendall_tau_mean_rank"])
+    print(json.dumps({"chosen": best["members"], "by": "kendall_tau_mean_rank", "cells": len(keys)}), flush=True)
 
 
 def report(scores, table, cols, members, a, table_path) -> None:

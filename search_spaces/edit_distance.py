@@ -15,8 +15,14 @@ section 3.1): how many (weighted) edits turn one network into the other.
 Both parts are metrics, so ``d`` is one: zero only between equal architectures, symmetric, and
 obeying the triangle inequality. The kernel built on it (`platform/strategies/morphism_gp.py`)
 embeds the distances in Euclidean space first (Bourgain), so that it is positive semi-definite.
+
+The strategy asks for the distances of every candidate to every trained architecture at each
+proposal, and the same stages and skip sets recur across candidates and proposals, so both parts
+are memoised (architectures are hashable tuples; the caches are bounded).
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -30,6 +36,7 @@ def layer_cost(a: Layer, b: Layer) -> float:
     return abs(a.width - b.width) / max(a.width, b.width) + (0.5 if a.kernel != b.kernel else 0.0)
 
 
+@lru_cache(maxsize=1 << 16)
 def layer_distance(a: tuple[Layer, ...], b: tuple[Layer, ...]) -> float:
     """Levenshtein distance between two layer sequences with `layer_cost` substitutions."""
     n, m = len(a), len(b)
@@ -54,6 +61,7 @@ def skips(arch: Arch) -> list[tuple[int, int, str]]:
     return out
 
 
+@lru_cache(maxsize=1 << 16)
 def skip_distance(a: Arch, b: Arch) -> float:
     sa, sb = skips(a), skips(b)
     n = len(sa) + len(sb)
@@ -70,8 +78,9 @@ def skip_distance(a: Arch, b: Arch) -> float:
 
 
 def edit_distance(a: Arch, b: Arch, skip_weight: float = 1.0) -> float:
+    a, b = tuple(map(tuple, a)), tuple(map(tuple, b))  # hashable, for the caches
     stages = max(len(a), len(b))
-    pad = lambda arch: tuple(arch) + ((),) * (stages - len(arch))  # noqa: E731 - a missing stage is empty
+    pad = lambda arch: arch + ((),) * (stages - len(arch))  # noqa: E731 - a missing stage is empty
     layers = sum(layer_distance(x, y) for x, y in zip(pad(a), pad(b)))
     return layers + skip_weight * skip_distance(a, b)
 

@@ -11,7 +11,8 @@ The genotype is an ordinary sample (``morph/stage1/depth``, ``morph/stage1/layer
 ``.../kernel``, ``.../skip``), so every network the morphism operations make (`morphism.py`)
 rebuilds, draws, costs and promotes like any other sample; `morph_arch.Arch` is the same
 genotype as a tuple of stages. This module holds the space (no torch); the network is in
-`morph_network.py` and the weight morphing in `morphism.py`.
+`morph_network.py` and the weight morphing in `morphism.py` (which the space's `random_morph`,
+`morph_arch` and `morph_state` call: the `morphism.MorphismSpace` protocol).
 """
 from __future__ import annotations
 
@@ -100,6 +101,22 @@ class MorphableSpace(Space):
         """The seed network the morphism search starts from: one 3x3 layer per stage."""
         w = self.options["seed_width"]
         return tuple((Layer(w * 2 ** s, 3),) for s in range(self.options["stages"]))
+
+    # -- the morphism operations (`morphism.MorphismSpace`) ------------------------------------
+    def random_morph(self, arch: Arch, rng):
+        from .morphism import random_morph
+
+        return random_morph(self, arch, rng)
+
+    def morph_arch(self, arch: Arch, morph) -> Arch:
+        from .morphism import apply_arch
+
+        return apply_arch(arch, morph)
+
+    def morph_state(self, arch: Arch, state, morph) -> dict:
+        from .morphism import apply_state
+
+        return apply_state(arch, state, morph)
 
     # -- network and picture --------------------------------------------------------------
     def build(self, sample: Mapping[str, Any], input_shape: Sequence[int], num_classes: int):

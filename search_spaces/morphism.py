@@ -13,21 +13,24 @@ A `Morph` is one operation, as data (JSON-able, so a trial can store the sequenc
   a ``concat:j`` skip whose new input channels get zero weights in every consumer.
 
 ``apply_arch(arch, morph)`` is the genotype's change (what a strategy needs, no torch);
-``apply_state(arch, state, morph, in_channels)`` is the network's: a parent's ``state_dict``
-becomes the child's, with the same outputs in eval mode. ``random_morph`` draws an applicable
-operation that keeps the child in its space.
+``apply_state(arch, state, morph)`` is the network's: a parent's ``state_dict`` becomes the
+child's, with the same outputs in eval mode. ``random_morph`` draws an applicable operation that
+keeps the child in its space.
+
+`MorphismSpace` is the protocol the `morphism` strategy and weight inheritance use: `MorphableSpace`
+implements it with the functions here, and a user's own space opts in by implementing its six
+methods (`missing_operations` names those a space lacks; the sweep check reports them).
 """
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import torch
 
 from .morph_arch import Arch, Layer, out_widths
-from .morphable import MorphableSpace
 from .space import SampleValidationError
 
 KINDS = ("deepen", "widen", "skip")
@@ -48,6 +51,46 @@ class Morph:
     @classmethod
     def from_list(cls, item) -> "Morph":
         return cls(*item)
+
+
+@runtime_checkable
+class MorphismSpace(Protocol):
+    """What a space implements so that the `morphism` strategy searches it and a child trial starts
+    from its parent's transformed checkpoint (`platform/engine/inheritance.py`). A space's network
+    is described as an `Arch` (stages of `Layer`: width, kernel, skip), the form the edit distance
+    (`edit_distance.py`) compares; the space's own genotype and network can be anything.
+
+    The strategy calls ``seed_arch`` (the first trial), ``arch`` and ``sample_of`` (to and from a
+    sample), ``random_morph`` and ``morph_arch`` (children, on genotypes only); the trial runner
+    calls ``morph_state`` on the parent's weights for each stored operation, in order."""
+
+    def seed_arch(self) -> Arch:
+        """The first trial's architecture (trained from scratch)."""
+
+    def arch(self, sample: Mapping[str, Any]) -> Arch:
+        """A sample's architecture."""
+
+    def sample_of(self, arch: Arch) -> dict[str, Any]:
+        """The validated sample of ``arch``; `SampleValidationError` when it leaves the space."""
+
+    def random_morph(self, arch: Arch, rng: random.Random) -> Morph:
+        """A random operation applicable to ``arch`` whose child stays in the space;
+        `SampleValidationError` when none is found."""
+
+    def morph_arch(self, arch: Arch, morph: Morph) -> Arch:
+        """The child's architecture; ValueError when ``morph`` does not apply to ``arch``."""
+
+    def morph_state(self, arch: Arch, state: Mapping[str, torch.Tensor], morph: Morph) -> dict[str, torch.Tensor]:
+        """The child network's ``state_dict`` from the parent's (the network `build` makes for
+        ``arch``), function-preserving: the same outputs in eval mode."""
+
+
+MORPHISM_OPERATIONS = ("seed_arch", "arch", "sample_of", "random_morph", "morph_arch", "morph_state")
+
+
+def missing_operations(space: Any) -> list[str]:
+    """The `MorphismSpace` methods that ``space`` does not implement (none: it opts in)."""
+    return [name for name in MORPHISM_OPERATIONS if not callable(getattr(space, name, None))]
 
 
 # ----------------------------------------------------------------------------- genotype
@@ -79,8 +122,9 @@ def apply_arch(arch: Arch, m: Morph) -> Arch:
     return tuple(tuple(s) for s in stages)
 
 
-def random_morph(space: MorphableSpace, arch: Arch, rng: random.Random, max_tries: int = 100) -> Morph:
-    """A random operation whose child is in ``space`` (kind, then place, uniformly)."""
+def random_morph(space: Any, arch: Arch, rng: random.Random, max_tries: int = 100) -> Morph:
+    """A random operation whose child is in ``space`` (a `MorphableSpace`: its options and
+    ``sample_of``; kind, then place, uniformly)."""
     o = space.options
     for _ in range(max_tries):
         kind, s = rng.choice(KINDS), rng.randrange(len(arch))
@@ -109,7 +153,7 @@ def apply_state(arch: Arch, state: Mapping[str, torch.Tensor], m: Morph) -> dict
     """The child's ``state_dict`` (a `MorphNet`'s keys) from its parent's."""
     child = apply_arch(arch, m)
     if m.kind == "deepen":
-        return _deepen_state(arch, child, state, m)
+        return _deepen_state(child, state, m)
     gen = torch.Generator().manual_seed(int(m.seed))
     ymaps = {}
     if m.kind == "widen":
@@ -123,7 +167,7 @@ def _key(s: int, i: int) -> str:
     return f"blocks.s{s}l{i}"
 
 
-def _deepen_state(arch: Arch, child: Arch, state, m: Morph) -> dict[str, torch.Tensor]:
+def _deepen_state(child: Arch, state, m: Morph) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in state.items():
         parts = k.split(".")

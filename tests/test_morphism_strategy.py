@@ -103,7 +103,8 @@ def test_family_tree_links_each_child_to_its_parent():
 
 
 def test_morphism_refuses_a_space_without_morphism_operations():
-    with pytest.raises(ConfigError, match="morphable"):
+    with pytest.raises(ConfigError, match="'convnet' lacks seed_arch, arch, sample_of, random_morph, morph_arch, "
+                                          "morph_state$"):
         create_sampler("morphism", create_space("convnet"))
 
 

@@ -107,3 +107,29 @@ def test_morphism_sweep_on_two_workers_inherits_resumes_and_promotes(cifar10_zip
     best = max(done.values(), key=lambda t: (t.value, -t.number))
     assert got["trial"] == best.number and got["training"] is False
     assert got["eval"]["val/acc"] == pytest.approx(best.value, abs=1e-6)
+
+
+def test_a_two_device_child_starts_from_its_parents_checkpoint(cifar10_zip, tmp_path, monkeypatch):
+    """Every rank of a child's process group (2 CPU ranks over gloo) loads the parent's transformed
+    weights and trains the child's epochs, not the sweep's; rank 0 measures and records them."""
+    from nasforge.platform.engine.config import load_sweep
+    from nasforge.platform.engine.sweep import run_sweep
+
+    file = small_sweep(tmp_path, cifar10_zip, "morph2")
+    data = yaml.safe_load(file.read_text())
+    data["trainer"].update(devices=2, max_epochs=2)  # the seed trains 2 epochs, the child 1
+    data["budget"]["trials"] = 2
+    file.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    study = run_sweep(load_sweep(str(file)), root="runs", show_progress=False)
+    parent, child = study.trials
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"], \
+        [t.user_attrs.get("fail_reason") for t in study.trials]
+    assert child.user_attrs["parent"] == 0 and child.user_attrs["lineage"] == [0]
+    assert child.user_attrs["inherited_from"] == parent.user_attrs["checkpoint"]
+    first = child.user_attrs["inherited_metrics"]["val/acc"]
+    assert abs(first - parent.user_attrs["metrics"]["val/acc"]) <= 0.005
+    assert (parent.user_attrs["epochs_run"], child.user_attrs["epochs_run"]) == (2, 1)
+    ranks = [json.loads((tmp_path / "runs" / "morph2" / "trials" / "1" / "ddp" / f"rank{r}.json").read_text())
+             for r in (0, 1)]
+    assert [len(r["epochs"]) for r in ranks] == [1, 1] and ranks[0]["pid"] != ranks[1]["pid"]

@@ -37,7 +37,7 @@ def _oneshot_cfg(name: str, **over):
         "space": [{"name": "nb201", "options": {"C": 4, "N": 1}}],
         "strategy": {"name": "evolution"},
         "pruner": {"name": "none"},
-        "oneshot": {"epochs": 2, "search_trials": 12, "top_k": 2, "calib_batches": 2},
+        "oneshot": {"epochs": 2, "search_trials": 12, "top_k": 2, "calib_batches": 2, "rank": "supernet"},
         "trainer": {
             "accelerator": "cpu",
             "max_epochs": 1,
@@ -358,6 +358,7 @@ def test_the_shipped_cifar10_one_shot_files_run_through_the_command(name, cifar1
         "oneshot.search_trials": 4,
         "oneshot.top_k": 1,
         "oneshot.val_batches": 1,
+        "oneshot.reference": 4,
         "trainer.max_epochs": 1,
         "trainer.cpu_threads": 1,
         "tracking.mode": "disabled",
@@ -373,7 +374,8 @@ def test_the_shipped_cifar10_one_shot_files_run_through_the_command(name, cifar1
         args += ["--set", f"{k}={v}"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "supernet epochs" in out and "search (inherited weights)" in out and "retrained" in out
+    search = "search (inherited weights)" if name.endswith("reallocation") else "search (ranked by proxies)"
+    assert "supernet epochs" in out and search in out and "retrained" in out
     run = open_run(name, str(run_root))
     assert [t.state.name for t in run.study.trials] == ["COMPLETE"]
 

@@ -89,7 +89,8 @@ def test_a_one_shot_sweep_over_reallocation_runs_end_to_end(run_root):
         "space": [{"name": "reallocation", "options": {"width": 8, "total_blocks": 5}}],
         "strategy": {"name": "evolution"},
         "pruner": {"name": "none"},
-        "oneshot": {"epochs": 1, "search_trials": 4, "top_k": 1, "calib_batches": 1, "val_batches": 1},
+        "oneshot": {"epochs": 1, "search_trials": 4, "top_k": 1, "calib_batches": 1, "val_batches": 1,
+                    "rank": "supernet"},
         "trainer": {"accelerator": "cpu", "max_epochs": 1, "limit_train_batches": 2, "cpu_threads": 1},
         "tracking": {"mode": "disabled"},
     })

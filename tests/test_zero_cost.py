@@ -185,3 +185,51 @@ def test_the_shipped_cifar10_zero_cost_file_runs_through_the_command(cifar10_zip
     out = capsys.readouterr().out
     assert "zero-cost scores: cifar10_zero_cost_nb201.zero_cost" in out and "trained: cifar10_zero_cost_nb201" in out
     assert [t.state.name for t in open_run("cifar10_zero_cost_nb201", str(run_root)).study.trials] == ["COMPLETE"]
+
+
+def _bench(name):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))  # the scripts import their neighbours
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_bench", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_the_search_benchmark_charges_a_proxy_prior_for_every_cell_it_reads(tmp_path):
+    scores = tmp_path / "scores.csv"
+    scores.write_text("arch,params,seconds\n" + "".join(f"a{i},{i},{s}\n" for i, s in enumerate([1, 2, 3, 4])))
+    bench = _bench("nb201_search")
+    assert bench.proxy_seconds(str(scores), {"warm_start": 2}) == 5.0  # M cells at the file's mean 2.5 s
+    assert bench.proxy_seconds(str(scores), {"warm_start": 10}) == 10.0  # at most the file's rows
+    assert bench.proxy_seconds(str(scores), {"warm_start": 1, "proxy_feature": True}) == 10.0  # quantiles: all rows
+
+
+def test_members_are_chosen_from_held_out_scores_by_kendall_tau(tmp_path, capsys):
+    from nasforge.platform.engine.proxies import PROXIES
+
+    rng = __import__("random").Random(0)
+    cells = [f"cell{i}" for i in range(12)]
+    acc = {c: float(i) for i, c in enumerate(cells)}
+    (tmp_path / "table.csv").write_text("arch,test_acc_200ep\n" + "".join(f"{c},{acc[c]}\n" for c in cells))
+    rows = {c: {p: rng.random() for p in PROXIES} for c in cells}
+    for c in cells:  # two proxies that order the cells exactly as their accuracy
+        rows[c]["synflow"], rows[c]["jacob_cov"] = acc[c], 2 * acc[c]
+    (tmp_path / "scores.csv").write_text("arch," + ",".join(PROXIES) + "\n" + "".join(
+        f"{c}," + ",".join(repr(rows[c][p]) for p in PROXIES) + "\n" for c in cells))
+    bench = _bench("zero_cost_nb201")
+    assert bench.main(["--from-scores", str(tmp_path / "scores.csv"), "--table", str(tmp_path / "table.csv"),
+                       "--choose-members"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[-1] == {"chosen": ["synflow", "jacob_cov"], "by": "kendall_tau_mean_rank", "cells": 12}
+    assert lines[0]["kendall_tau_mean_rank"] == 1.0 and len(lines) == 1 + sum(
+        math.comb(len(PROXIES), k) for k in (2, 3, 4))
+    with pytest.raises(SystemExit):  # held-out scores are read, never scored here
+        bench.main(["--table", str(tmp_path / "table.csv"), "--choose-members"])

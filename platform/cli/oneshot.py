@@ -19,7 +19,7 @@ def run_oneshot_command(cfg, root: str, show_progress: bool = True) -> int:
         f"[bold]nasforge[/] one-shot sweep [cyan]{cfg.name}[/]: task {cfg.task.name} on "
         f"{cfg.task.data.name}, supernet of {cfg.space[0].name} "
         f"({o.epochs} epochs, {o.sampling} paths), "
-        f"search {o.search_trials} samples with {cfg.strategy.name}, retrain top {o.top_k} "
+        f"search {o.search_trials} samples with {cfg.strategy.name} ranked by {o.rank}, retrain top {o.top_k} "
         f"→ {os.path.join(root, cfg.name)}"
     )
     out = run_oneshot(cfg, root, show_progress=show_progress, console=console)
@@ -34,15 +34,13 @@ def run_oneshot_command(cfg, root: str, show_progress: bool = True) -> int:
 
 
 def _render_search(study, cfg, console, limit: int) -> None:
+    from nasforge.platform.engine.oneshot_rank import search_view
     from nasforge.platform.views.leaderboard import render_leaderboard
 
-    render_leaderboard(
-        study,
-        cfg,
-        console=console,
-        limit=limit,
-        title=f"search on the supernet: {study.study_name} (inherited weights)",
-    )
+    view, columns, _ = search_view(cfg)
+    how = "inherited weights" if cfg.oneshot.rank == "supernet" else f"ranked by {cfg.oneshot.rank}"
+    render_leaderboard(study, view, console=console, limit=limit, columns=columns,
+                       title=f"search on the supernet: {study.study_name} ({how})")
 
 
 def render_search(run, console, limit: int = 10) -> None:

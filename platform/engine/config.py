@@ -196,6 +196,16 @@ def _check_oneshot(cfg: SweepConfig) -> None:
             raise ConfigError(f"oneshot.{key}: must be >= 1, got {getattr(o, key)}")
     if o.val_batches is not None and o.val_batches < 1:
         raise ConfigError(f"oneshot.val_batches: must be >= 1 or null, got {o.val_batches}")
+    if o.reference < 2:
+        raise ConfigError(f"oneshot.reference: quantiles need >= 2 reference samples, got {o.reference}")
+    from nasforge.platform.engine.proxies import PROXIES, check_proxies
+
+    try:
+        check_proxies(o.members)
+    except ValueError as e:
+        raise ConfigError(f"oneshot.members: {e}") from None
+    if not o.members or "ensemble" in o.members:
+        raise ConfigError(f"oneshot.members: list the ensemble's proxies; valid: {', '.join(PROXIES)}")
 
     def has_supernet(name: str) -> bool:
         return get_space_class(name).build_supernet is not Space.build_supernet

@@ -126,6 +126,22 @@ class OneShotConfig:
     calib_batches: int = 4  # training batches that recalibrate batch norm before each score
     val_batches: int | None = None  # validation batches per score (default: all)
     top_k: int = 2  # best distinct samples retrained from scratch (the retrain sweep's budget)
+    # how the search scores a sample (engine/oneshot_rank.py): supernet, its inherited-weight
+    # val/acc; proxies, the zero-cost ensemble of `members` on its untrained network; both, the
+    # mean of the two quantiles; quantiles are among `reference` random samples scored up front.
+    # proxies: chosen on NAS-Bench-201 cells the benchmark does not report (benchmarks/README.md,
+    # "One-shot NAS"), where a CPU-sized supernet ranks cells backwards
+    rank: Literal["supernet", "proxies", "both"] = "proxies"
+    reference: int = 100
+    members: list[str] = field(default_factory=lambda: default_members())
+
+
+def default_members() -> list[str]:
+    """The zero-cost ensemble's default proxies: `strategies.proxy_prior.DEFAULT_MEMBERS`, the one
+    list (chosen on held-out NAS-Bench-201 cells), read when a config is made."""
+    from nasforge.platform.strategies.proxy_prior import DEFAULT_MEMBERS
+
+    return list(DEFAULT_MEMBERS)
 
 
 @dataclass
@@ -136,7 +152,7 @@ class ZeroCostConfig:
     samples: int = 100
     top_k: int = 2
     proxies: list[str] = field(default_factory=lambda: ["params", "synflow", "jacob_cov", "naswot"])
-    members: list[str] = field(default_factory=lambda: ["params", "synflow", "jacob_cov"])  # the ensemble's
+    members: list[str] = field(default_factory=lambda: default_members())  # the ensemble's
     rank_by: str = "ensemble"  # a proxy's name, or ensemble
 
 

@@ -29,16 +29,18 @@ from typing import Any
 
 from nasforge.platform.engine.callbacks import MetricHistory
 from nasforge.platform.engine.lifeline import die_with_parent
-from nasforge.platform.optuna_adapter import storage_of
+from nasforge.platform.optuna_adapter import storage_of, trial_id
 
 
 class ReadOnlyTrial:
-    """What ranks other than 0 see of the trial: number and params; writes are dropped."""
+    """What ranks other than 0 see of the trial: number, params and its study (reads, e.g. the
+    parent a morphism child inherits from); writes are dropped."""
 
-    def __init__(self, frozen):
+    def __init__(self, frozen, study):
         self.number = frozen.number
         self.params = dict(frozen.params)
         self.user_attrs = dict(frozen.user_attrs)
+        self.study, self._trial_id = study, trial_id(frozen)  # where optuna_adapter.trial_id finds a trial's id
 
     def set_user_attr(self, key: str, value: Any) -> None:
         pass
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                               pruner=create_pruner(cfg.pruner, cfg.trainer.max_epochs))
     frozen = storage_of(study).get_trial(args.trial_id)  # a RUNNING trial by id: no public getter
     sample = frozen.user_attrs["sample"]
-    trial = optuna.trial.Trial(study, args.trial_id) if rank == 0 else ReadOnlyTrial(frozen)
+    trial = optuna.trial.Trial(study, args.trial_id) if rank == 0 else ReadOnlyTrial(frozen, study)
     trial_dir = ctx.trial_dir(frozen.number)
     record = RankRecord()
     try:

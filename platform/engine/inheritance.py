@@ -6,12 +6,13 @@ The strategy stores ``nasforge:parent`` (a trial number), ``nasforge:morphs`` (t
 ``nasforge:epochs`` on the trial. `inherit(ctx, trial, network)`, called by the trial runner
 between building the network and training it, records the user attrs ``parent`` and ``lineage``
 (the trial numbers from the first ancestor down to the parent), reads the ``network.`` weights of
-the parent's ``best.ckpt``, applies the operations (`search_spaces.morphism.apply_state`) and
+the parent's ``best.ckpt``, applies the operations (the space's ``morph_state``) and
 loads the result. A parent whose checkpoint is gone (retention, a deleted run folder) is a
 defined outcome: the child trains from scratch and its user attr ``note`` says so. Retention
 keeps the checkpoint of every parent that an unfinished trial still names
-(`retention.needed_parents`). Only single-device trials inherit: a multi-device trial (its own
-process group) trains from scratch and the sweep's ``max_epochs``.
+(`retention.needed_parents`). A multi-device trial inherits too: every rank of its process group
+loads the same transformed weights and trains the same epochs (rank 0 records the attrs and
+measures ``inherited_metrics``, alone, before the group starts).
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def inherit(ctx, trial, network, attrs: dict[str, Any] | None = None) -> bool:
     """Load the parent's transformed weights into ``network``; False when the trial has no parent
     or trains from scratch (the reason in the user attr ``note``). ``attrs``: the trial's
     `system_attrs`, when the caller has read them already."""
-    from nasforge.search_spaces.morphism import Morph, apply_arch, apply_state
+    from nasforge.search_spaces.morphism import Morph
 
     attrs = system_attrs(trial) if attrs is None else attrs
     if attrs.get(PARENT_ATTR) is None or network is None:
@@ -76,8 +77,8 @@ def inherit(ctx, trial, network, attrs: dict[str, Any] | None = None) -> bool:
     state = network_state(path, ctx.resolved.network_arg)
     arch = ctx.space.arch(parent.user_attrs["sample"])
     for m in (Morph.from_list(item) for item in attrs.get(MORPHS_ATTR) or []):
-        state = apply_state(arch, state, m)
-        arch = apply_arch(arch, m)
+        state = ctx.space.morph_state(arch, state, m)
+        arch = ctx.space.morph_arch(arch, m)
     network.load_state_dict(state)
     trial.set_user_attr("inherited_from", path)
     return True

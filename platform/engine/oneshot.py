@@ -14,9 +14,11 @@ runs three phases, each resumable, all in the sweep's run folder and storage:
    go to ``supernet/supernet.pt``.
 2. **Search.** An ordinary Optuna study, ``<name>.search``, in the same storage, with the
    sweep's strategy as its sampler (TPE, evolution, the controller, ... unchanged): each trial's
-   value is the sample's ``val/acc`` with inherited weights after batch-norm recalibration
-   (`InheritedWeightScorer`). Trials carry ``sample``/``genotype``/``metrics`` like any trial,
-   so leaderboards, reports and optuna-dashboard read them as they read any study.
+   value is, by ``oneshot.rank`` (`oneshot_rank.py`), the sample's ``val/acc`` with inherited
+   weights after batch-norm recalibration (`InheritedWeightScorer`), the zero-cost ensemble of
+   its untrained network, or both combined, ranked in a fixed reference pool scored up front.
+   Trials carry ``sample``/``genotype``/``metrics`` (``supernet/val_acc``, ``proxy/*``) like any
+   trial, so leaderboards, reports and optuna-dashboard read them as they read any study.
 3. **Retrain.** The ``top_k`` best distinct samples are enqueued into the sweep's own study
    and trained from scratch by `run_sweep` (full ``trainer.max_epochs``), so the sweep ends
    with ordinary trials, checkpoints and ``nasforge promote NAME --best``.
@@ -170,8 +172,10 @@ def train_supernet(ctx, show_progress: bool = False, console=None, record_paths:
 
 # ----------------------------------------------------------------------------- 2. search
 def open_search_study(cfg: SweepConfig, space, storage_url: str, seed: int | None = None):
+    """The search study (made, or opened when resumed: then with the same ``oneshot.rank``)."""
     import optuna
 
+    from nasforge.platform.engine.oneshot_rank import VALUE_METRIC
     from nasforge.platform.strategies import create_sampler
     from nasforge.platform.engine.storage import create_storage
 
@@ -186,10 +190,16 @@ def open_search_study(cfg: SweepConfig, space, storage_url: str, seed: int | Non
         directions=cfg.directions,
         load_if_exists=True,
     )
+    rank = cfg.oneshot.rank
     if study.metric_names is None:
-        study.set_metric_names([o.metric for o in cfg.objectives])
+        study.set_metric_names([VALUE_METRIC[rank]])
         study.set_user_attr("nasforge_config", cfg.to_dict())
         study.set_user_attr("oneshot_phase", "search with inherited weights")
+        study.set_user_attr("oneshot_rank", rank)
+    done = study.user_attrs.get("oneshot_rank", "supernet")
+    if done != rank:
+        raise ConfigError(f"oneshot.rank: the search in {storage_url} ranked by {done!r}, not {rank!r}; set "
+                          f"oneshot.rank: {done} to resume it, or use --name NEW for a new sweep")
     return study
 
 
@@ -201,19 +211,21 @@ def search_supernet(
     metric: str = "val/acc",
     show_progress: bool = False,
     console=None,
+    label: str = "search (inherited weights)",
 ):
-    """Run ``study`` until ``n_trials`` trials are COMPLETE, each scored by ``scorer.score``
-    (samples already scored are not scored again: the score is deterministic). Returns the study."""
+    """Run ``study`` until ``n_trials`` trials are COMPLETE, each scored by ``scorer.score``: a
+    float, or a dict of metrics holding ``metric`` (all recorded as the trial's ``metrics``).
+    Samples already scored are not scored again, resumed or not: the score is deterministic."""
     from nasforge.search_spaces import SampleValidationError
     from optuna.trial import TrialState
 
     cache = {
-        t.user_attrs["key"]: t.value
+        t.user_attrs["key"]: t.user_attrs.get("metrics") or {metric: t.value}
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if "key" in t.user_attrs
     }
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    bar = Bar("search (inherited weights)", n_trials, show_progress, console)
+    bar = Bar(label, n_trials, show_progress, console)
     try:
         while done < n_trials:
             trial = study.ask()
@@ -225,12 +237,13 @@ def search_supernet(
                 continue
             key = space.key(sample)
             if key not in cache:
-                cache[key] = scorer.score(sample)
+                scored = scorer.score(sample)
+                cache[key] = dict(scored) if isinstance(scored, dict) else {metric: float(scored)}
             trial.set_user_attr("sample", sample)
             trial.set_user_attr("genotype", space.to_json(sample))
             trial.set_user_attr("key", key)
-            trial.set_user_attr("metrics", {metric: cache[key]})
-            study.tell(trial, cache[key])
+            trial.set_user_attr("metrics", cache[key])
+            study.tell(trial, cache[key][metric])
             done += 1
             bar.update(done, status=f"best {metric}={study.best_value:.4f}")
     finally:
@@ -280,7 +293,7 @@ def run_oneshot(
 ) -> dict[str, Any]:
     """All three phases (each resumes from what the run folder and storage hold). Returns
     {"supernet": module, "search": study, "retrain": study}."""
-    from nasforge.platform.engine.single_path import InheritedWeightScorer
+    from nasforge.platform.engine.oneshot_rank import create_ranked_scorer
     from nasforge.platform.engine.sweep import open_study, run_sweep, sampler_seed, start_run
 
     if cfg.mode != "one_shot":
@@ -289,19 +302,17 @@ def run_oneshot(
     o = cfg.oneshot
 
     module, dm = train_supernet(ctx, show_progress, console)
-    scorer = InheritedWeightScorer.from_datamodule(
-        module.network, dm, o.calib_batches, o.val_batches
-    )
-    search = open_search_study(cfg, ctx.space, storage_url)
+    search = open_search_study(cfg, ctx.space, storage_url)  # before scoring: a changed rank fails first
+    scorer = create_ranked_scorer(ctx, module, dm, os.path.join(ctx.run_dir, SUPERNET_DIR), show_progress, console)
     seed = sampler_seed(cfg.seed, len(search.get_trials(deepcopy=False)), None, cfg.strategy.name)
     if seed != cfg.seed:  # resumed: a sampler seeded alike would redraw the samples it drew
         search = open_search_study(cfg, ctx.space, storage_url, seed)
-    search_supernet(
-        search, ctx.space, scorer, o.search_trials, cfg.objectives[0].metric, show_progress, console
-    )
+    label = "search (inherited weights)" if o.rank == "supernet" else f"search (ranked by {o.rank})"
+    search_supernet(search, ctx.space, scorer, o.search_trials, scorer.metric, show_progress, console, label)
 
     rcfg = retrain_config(cfg)
     retrain = open_study(rcfg, ctx, storage_url)
-    enqueue_top(retrain, top_samples(search, o.top_k))
+    value_attr = "supernet/val_acc" if o.rank == "supernet" else scorer.metric  # the retrain trials' search score
+    enqueue_top(retrain, top_samples(search, o.top_k), value_attr=value_attr)
     retrain = run_sweep(rcfg, root=root, show_progress=show_progress, console=console)
     return {"supernet": module, "search": search, "retrain": retrain}

@@ -121,9 +121,11 @@ def attach_artifacts(ctx: TrialContext, trial) -> None:
         trial.set_user_attr("artifact_error", f"{type(e).__name__}: {e}"[:300])
 
 
-def inherit_weights(ctx: TrialContext, trial, net, module, dm, build) -> bool:
+def inherit_weights(ctx: TrialContext, trial, net, module, dm, build, measure: bool = True) -> bool:
     """Load the parent's weights (`inheritance.inherit`), measure them once before training (the user
-    attr ``inherited_metrics``) and train the epochs the strategy asked for."""
+    attr ``inherited_metrics``; ``measure``: rank 0 of a multi-device trial, alone, before the group
+    starts) and train the epochs the strategy asked for. Every rank of a multi-device trial calls
+    it: all load the same weights and train the same epochs."""
     import dataclasses
 
     from nasforge.platform.engine.assembly import create_trainer
@@ -135,7 +137,10 @@ def inherit_weights(ctx: TrialContext, trial, net, module, dm, build) -> bool:
         build.trainer_cfg = dataclasses.replace(build.trainer_cfg, max_epochs=epochs)
     if not inherit(ctx, trial, net, attrs):
         return False
-    measured = create_trainer(build.trainer_cfg, devices=1).validate(module, datamodule=dm, verbose=False)
+    if not measure:
+        return True
+    with phases.phase("inherit/validate"):  # the measurement: most of a child's time outside fit
+        measured = create_trainer(build.trainer_cfg, devices=1).validate(module, datamodule=dm, verbose=False)
     trial.set_user_attr("inherited_metrics", {k: float(v) for k, v in (measured[0] if measured else {}).items()})
     return True
 
@@ -164,9 +169,8 @@ def fit_trial(ctx: TrialContext, trial, sample: dict[str, Any], trial_dir: str,
     with phase("network + module"):
         net = build.network(dm)
         module = build.module(net, dm)
-    if rank_zero and ctx.cfg.trainer.devices == 1:  # a multi-device trial does not inherit (every rank would)
-        with phase("inherit"):  # a morphism child starts from its parent's transformed checkpoint
-            inherit_weights(ctx, trial, net, module, dm, build)
+    with phase("inherit"):  # a morphism child starts from its parent's transformed checkpoint
+        inherit_weights(ctx, trial, net, module, dm, build, measure=rank_zero)
     first = cfg.objectives[0]
     with phase("callbacks"):
         cbs = build.callbacks(trial, trial_dir, net, dm, rank_zero)

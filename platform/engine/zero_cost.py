@@ -6,7 +6,7 @@ and storage:
 
 1. **Score.** ``samples`` distinct samples drawn with ``space.sample(random.Random(seed))``; each
    one's network (built from torch seed ``seed``) is scored with the asked ``proxies`` on the
-   first training batch of the task's own data module (`proxies.score_network`, on the device
+   first training batch of the task's own data module (`proxy_scoring.ProxyScorer`, on the device
    the trainer would use). Scores go to ``zero_cost/scores.jsonl`` as they are made; a resumed
    sweep reads them back and scores only what is missing.
 2. **Record.** The ensemble (`strategies.proxy_prior`, ranks among all scored samples) is added and every
@@ -20,12 +20,11 @@ and storage:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import random
 from typing import Any
 
 from nasforge.platform.engine.config import SweepConfig
+from nasforge.platform.engine.proxy_scoring import ProxyScorer, draw_samples, scores_file
 from nasforge.platform.errors import ConfigError
 
 SCORES_DIR = "zero_cost"
@@ -42,65 +41,17 @@ def load_zero_cost_study(name: str, storage_url: str):  # None before the scores
     return load_study_if_exists(zero_cost_study_name(name), storage_url)
 
 
-def draw_samples(space, n: int, seed: int, max_draws: int = 100_000) -> list[dict[str, Any]]:
-    """Up to ``n`` distinct samples (by key) in the order ``space.sample`` draws them."""
-    rng, out, seen = random.Random(seed), [], set()
-    for _ in range(max_draws):
-        if len(out) == n:
-            break
-        sample = space.sample(rng)
-        if space.key(sample) not in seen:
-            seen.add(space.key(sample))
-            out.append(sample)
-    return out
-
-
-def _device(cfg: SweepConfig) -> str:
-    import torch
-
-    wants_gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda")
-    return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
-
-
 def score_samples(ctx, samples: list[dict[str, Any]], path: str, show_progress: bool = False,
                   console=None) -> list[dict[str, float]]:
     """Phase 1: the proxies of every sample, read from ``path`` when already there."""
-    import torch
+    scorer: list[ProxyScorer] = []  # made at the first sample to score (none when all are in the file)
 
-    from nasforge.platform.engine.assembly import TrialAssembly
-    from nasforge.platform.console import Bar
-    from nasforge.platform.engine.proxies import first_batch, score_network
+    def score(sample):
+        if not scorer:
+            scorer.append(ProxyScorer(ctx, ctx.cfg.zero_cost.proxies, sample=sample))
+        return scorer[0].score(sample)
 
-    cfg, space = ctx.cfg, ctx.space
-    names = [p for p in cfg.zero_cost.proxies if p != "ensemble"]
-    done: dict[str, dict[str, float]] = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                done[row["key"]] = row["scores"]
-    missing = [s for s in samples if space.key(s) not in done]
-    if missing:
-        if not ctx.resolved.network_arg:
-            raise ConfigError("mode: zero_cost scores networks; this task builds its own (no network_arg)")
-        first = TrialAssembly(ctx, missing[0])
-        dm = first.datamodule()
-        batch = first_batch(dm, _device(cfg))
-        bar = Bar("zero-cost scores", len(samples), show_progress, console)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            with open(path, "a") as f:
-                for sample in missing:
-                    torch.manual_seed(cfg.seed)
-                    net = TrialAssembly(ctx, sample).network(dm)
-                    scores = score_network(net, batch, names, seed=cfg.seed)
-                    done[space.key(sample)] = scores
-                    f.write(json.dumps({"key": space.key(sample), "sample": sample, "scores": scores}) + "\n")
-                    f.flush()
-                    bar.update(len(done))
-        finally:
-            bar.close()
-    return [dict(done[space.key(s)]) for s in samples]
+    return scores_file(samples, path, ctx.space.key, score, "zero-cost scores", show_progress, console)
 
 
 def record_scores(cfg: SweepConfig, space, samples, rows, storage_url: str):

@@ -1,8 +1,9 @@
 """Network morphism guided by a Gaussian process (Auto-Keras, Jin, Song & Hu, KDD 2019) as an
-Optuna sampler, for the `morphable` space.
+Optuna sampler, for a space that implements the morphism operations (the
+`search_spaces.morphism.MorphismSpace` protocol: `morphable`, or a user's own space).
 
 Each trial after the first is a *child* of a trained trial: a short sequence of function-preserving
-operations (`nasforge.search_spaces.morphism`: deepen, widen, add a skip) applied to its parent's
+operations (the space's ``random_morph``; `morphable`'s: deepen, widen, add a skip) applied to its parent's
 architecture, and the trial runner starts it from the parent's checkpoint transformed by the same
 sequence (`platform/engine/inheritance.py`), so it starts at its parent's accuracy.
 
@@ -28,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from nasforge.search_spaces.morphism import apply_arch, random_morph
+from nasforge.search_spaces.morphism import missing_operations
 from nasforge.search_spaces.space import SampleValidationError
 
 from nasforge.platform.errors import ConfigError
@@ -60,9 +61,11 @@ class MorphismSampler(SampleStrategy):
     def __init__(self, space, seed: int = 0, directions=("maximize",), **options: Any):
         self.options = parse_options(MorphismOptions, options, "strategy.options")
         self.morphable = space
-        if not hasattr(space, "seed_arch"):
-            raise ConfigError(f"strategy.name: morphism searches a morphable space alone (one with seed_arch and "
-                              f"morphism operations, e.g. `morphable`), not {space.name!r}")
+        missing = missing_operations(space)
+        if missing:
+            raise ConfigError(f"strategy.name: morphism searches one space with the morphism operations "
+                              f"(nasforge.search_spaces.morphism.MorphismSpace, e.g. `morphable`); "
+                              f"{space.name!r} lacks {', '.join(missing)}")
         super().__init__(space, seed, directions, self.options.make_reward(directions))
 
     def propose(self, history: list[Record], number: int) -> dict[str, Any]:
@@ -71,7 +74,7 @@ class MorphismSampler(SampleStrategy):
         if not ranked:
             arch = sp.seed_arch()
             for _ in range(number):
-                arch = apply_arch(arch, random_morph(sp, arch, rng))
+                arch = sp.morph_arch(arch, sp.random_morph(arch, rng))
             return sp.sample_of(arch)
         seen = {r.key for r in history if r.key is not None}
         feasible = self.feasibility(history)
@@ -100,10 +103,10 @@ class MorphismSampler(SampleStrategy):
             children = []
             for _ in range(o.branch):
                 try:
-                    m = random_morph(sp, arch, rng)
+                    m = sp.random_morph(arch, rng)
                 except SampleValidationError:
                     break
-                child = apply_arch(arch, m)
+                child = sp.morph_arch(arch, m)
                 sample = sp.sample_of(child)
                 if self.seen_key(sample) in seen or not feasible(sample):
                     continue

@@ -7,7 +7,7 @@ non-domination rank.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "WAITING": 3, "FAIL": 4}
 
@@ -44,7 +44,9 @@ def _pareto_ranks(trials, directions: list[str]) -> dict[int, int]:
     return ranks
 
 
-def leaderboard_rows(study, cfg, limit: int | None = None, include_unfinished: bool = True) -> list[dict[str, Any]]:
+def leaderboard_rows(study, cfg, limit: int | None = None, include_unfinished: bool = True,
+                     columns: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One row per trial, best first; ``columns``: more metrics read from each trial's ``metrics``."""
     trials = study.get_trials(deepcopy=False)
     metrics = [o.metric for o in cfg.objectives]
     complete = [t for t in trials if t.state.name == "COMPLETE" and t.values is not None]
@@ -67,6 +69,7 @@ def leaderboard_rows(study, cfg, limit: int | None = None, include_unfinished: b
             "state": t.state.name,
             **{name: (t.values[i] if t.values is not None and t.state.name == "COMPLETE" else m.get(name))
                for i, name in enumerate(metrics)},
+            **{c: m.get(c) for c in columns},
             "cost/params": m.get("cost/params"),
             "cost/flops": m.get("cost/flops"),
             "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
@@ -83,7 +86,8 @@ def leaderboard_rows(study, cfg, limit: int | None = None, include_unfinished: b
     return rows
 
 
-def render_leaderboard(study, cfg, console=None, limit: int = 10, title: str | None = None) -> None:
+def render_leaderboard(study, cfg, console=None, limit: int = 10, title: str | None = None,
+                       columns: Sequence[str] = ()) -> None:
     from nasforge.platform.console import terminal_console
     from rich.table import Table
 
@@ -95,10 +99,12 @@ def render_leaderboard(study, cfg, console=None, limit: int = 10, title: str | N
     table.add_column("state")
     for m, o in zip(metrics, cfg.objectives):
         table.add_column(f"{m} {'↑' if o.direction == 'maximize' else '↓'}", justify="right")
+    for c in columns:
+        table.add_column(c, justify="right")
     table.add_column("params", justify="right")
     table.add_column("MFLOPs", justify="right")
     table.add_column("time s", justify="right")
-    rows = leaderboard_rows(study, cfg, limit=limit)
+    rows = leaderboard_rows(study, cfg, limit=limit, columns=columns)
     lineage = any(r["lineage"] for r in rows)
     if lineage:
         table.add_column("lineage")
@@ -108,6 +114,7 @@ def render_leaderboard(study, cfg, console=None, limit: int = 10, title: str | N
         table.add_row(
             str(r["rank"] or ""), str(r["trial"]), f"[{colour}]{r['state']}[/]",
             *[_short(r[m]) if r[m] is not None else "" for m in metrics],
+            *[_short(r[c]) if r[c] is not None else "" for c in columns],
             f"{int(r['cost/params']):,}" if r["cost/params"] is not None else "",
             f"{r['cost/flops'] / 1e6:.2f}" if r["cost/flops"] is not None else "",
             f"{r['seconds']:.1f}" if r["seconds"] is not None else "",

@@ -161,7 +161,7 @@ def _board(study, cfg, limit: int | None = None) -> dict[str, Any]:
     arrows = {o.metric: "↑" if o.direction == "maximize" else "↓" for o in cfg.objectives}
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     extra = sorted({k for r in rows for k in (by_number[r["trial"]].user_attrs.get("metrics") or {})
-                    if k.startswith("val/") and k not in names})
+                    if k.startswith(("val/", "supernet/", "proxy/")) and k not in names})
     lineage = ["lineage"] if any(r["lineage"] for r in rows) else []
     head = (["front" if cfg.multi_objective else "rank", "trial", "state"]
             + [f"{m} {arrows[m]}" for m in names] + ["params", "MFLOPs", "time s"] + extra + lineage
@@ -217,16 +217,22 @@ def _search(run) -> tuple[dict[str, Any], list[Figure]]:
     if study is None:
         return {"title": title, "note": "the search has not started", "board": None}, []
     scored = _complete(study)
-    how = (f"proxy/{run.cfg.zero_cost.rank_by} of the untrained network on one training batch",
-           run.cfg.zero_cost.top_k) if zero_cost else (
-        f"{run.cfg.objectives[0].metric} with the supernet's weights (batch norm recalibrated)", run.cfg.oneshot.top_k)
+    view = run.cfg
+    if zero_cost:
+        how = (f"proxy/{run.cfg.zero_cost.rank_by} of the untrained network on one training batch",
+               run.cfg.zero_cost.top_k)
+    else:
+        from nasforge.platform.engine.oneshot_rank import search_view
+
+        view, _, what = search_view(run.cfg)
+        how = (what, run.cfg.oneshot.top_k)
     note = (f"{len(scored)} samples of study {study.study_name} scored by {how[0]}; the best {how[1]} were "
             f"trained as the trials of the leaderboard above. Best {min(SEARCH_ROWS, len(scored))} shown.")
-    search = {"title": title, "note": note, "board": _board(study, run.cfg, limit=SEARCH_ROWS)}
+    search = {"title": title, "note": note, "board": _board(study, view, limit=SEARCH_ROWS)}
     if not scored:
         return search, []
     fig = vis.plot_optimization_history(study, target_name=study.metric_names[0] if zero_cost else
-                                        f"{run.cfg.objectives[0].metric} (inherited weights)")
+                                        f"{view.objectives[0].metric} (search score)")
     return search, [Figure("search_history", "Search on the supernet: optimization history", fig)]
 
 
