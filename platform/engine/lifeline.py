@@ -34,7 +34,11 @@ def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None, poll: 
     threading.Thread(target=watch, name="nasforge-parent-watch", daemon=True).start()
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # SLURM/Kubernetes stop; a closed terminal or dropped ssh
+# Ctrl-C (and the launcher's stop message to its workers); SLURM/Kubernetes stop; a closed terminal or
+# dropped ssh. SIGINT is set explicitly: a process started with it ignored (any background job of a
+# non-interactive shell or CI runner) gets no KeyboardInterrupt handler from Python, and its workers
+# would ignore the launcher's SIGINT until killed.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _interrupt(signum, frame):
@@ -42,8 +46,8 @@ def _interrupt(signum, frame):
 
 
 def interrupt_on_stop_signals() -> dict:
-    """From now on SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does; returns the
-    handlers they had (for `restore_signals`)."""
+    """From now on SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt (SIGINT even when it was
+    inherited ignored); returns the handlers they had (for `restore_signals`)."""
     return {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
 
 
