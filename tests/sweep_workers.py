@@ -3,6 +3,7 @@ as a user runs it (a subprocess), and reading back what the sweep left behind.""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,9 +53,17 @@ def sweep_run(file: Path, root: Path, *args: str, timeout: float = 240) -> subpr
                           capture_output=True, text=True, env=env(), timeout=timeout, cwd=root.parent)
 
 
-def sweep_start(file: Path, root: Path, *args: str) -> subprocess.Popen:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def sweep_start(file: Path, root: Path, *args: str, sigint_ignored: bool = False) -> subprocess.Popen:
+    """The sweep as a background process. ``sigint_ignored``: started as a non-interactive shell
+    starts a background job (``cmd &``) or as some CI runners start their steps, with SIGINT
+    ignored, a disposition that exec keeps and every worker inherits."""
     return subprocess.Popen([*NASFORGE, "sweep", "run", str(file), "--root", str(root), "--no-progress", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=root.parent)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=root.parent,
+                            preexec_fn=_ignore_sigint if sigint_ignored else None)
 
 
 _STORAGES: dict = {}

@@ -201,11 +201,15 @@ def test_sigkill_mid_trial_fails_and_retries_it_and_the_sweep_reaches_its_total(
 
 @pytest.mark.slow
 def test_ctrl_c_stops_workers_gracefully_and_a_rerun_resumes_to_the_total(run_root):
+    """Also when the sweep was started with SIGINT ignored (a background job of a script, a CI
+    step): Python then installs no KeyboardInterrupt handler, and without one of the sweep's own
+    the launcher never stopped and its workers ignored its stop message, their trials left
+    RUNNING. (The launcher-killed test below starts its sweep with the default disposition.)"""
     name = "interrupted"
     storage = journal_url(run_root, name)
     file = tiny_sweep_file(run_root.parent, name, trials=3, epochs=2)
     held = hold(run_root, name)  # the trials wait for the signal: none can finish before it
-    proc = sweep_start(file, run_root, "--workers", "2")
+    proc = sweep_start(file, run_root, "--workers", "2", sigint_ignored=True)
     wait_for_running_trial(name, storage)
     proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends to the parent
     out, _ = proc.communicate(timeout=120)
