@@ -180,40 +180,18 @@ def test_sweeps_in_several_storages_are_served_together_from_one_copy(replicated
 
 @pytest.mark.slow
 def test_dashboard_of_a_group_serves_its_studies_and_the_compare_page(replicated, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
     import urllib.request
 
-    from test_dashboard import _free_port
+    from test_dashboard import dashboard
 
-    port = _free_port()
-    log = open(tmp_path / "dashboard.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "nasforge.platform.cli", "dashboard", "nb201_cifar10", "--root",
-                             str(replicated), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
-                    names = {s["study_name"] for s in json.loads(r.read())["study_summaries"]}
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the dashboard did not answer within 90 s"
-                time.sleep(0.3)
+    with dashboard(["nb201_cifar10", "--root", str(replicated)], tmp_path) as (landing, _):
+        base = re.match(r"http://127\.0\.0\.1:\d+", landing).group(0)
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=5) as r:
+            names = {s["study_name"] for s in json.loads(r.read())["study_summaries"]}
         assert names == {f"nb201_cifar10-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS}
-        log.seek(0)
-        landing = re.search(r"serving on (http://\S+compare-studies\?ids=[\d,]+)", log.read()).group(1)
+        assert re.fullmatch(r"http://\S+/dashboard/compare-studies\?ids=[\d,]+", landing), landing
         with urllib.request.urlopen(landing, timeout=5) as r:
             assert r.status == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.mark.slow

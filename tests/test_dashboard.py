@@ -1,20 +1,22 @@
 """The live dashboard: optuna-dashboard over a real sweep's storage, trial files as artifacts.
 
-The server test starts `nasforge dashboard` in a subprocess on a free port, polls until HTTP
-answers, reads its API (the study list and the study detail with its trials and artifacts),
+The server test starts `nasforge dashboard` in a subprocess on ``--port 0`` (the system picks a
+free port while the server binds it, so no other process can take it in between), waits for the
+address it prints, reads its API (the study list and the study detail with its trials and artifacts),
 downloads an artifact, and always kills the server.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -36,10 +38,33 @@ def _sha(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextlib.contextmanager
+def dashboard(args: list[str], folder: Path):
+    """``nasforge dashboard ARGS --port 0`` in a subprocess: yields (the URL it printed it serves,
+    its log file) once it listens, and always stops it. Waiting is event-driven: the command prints
+    the line after its socket listens; its stderr (request logs) goes to ``dashboard.log``."""
+    log_path = folder / "dashboard.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "nasforge.platform.cli", "dashboard", *args, "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=log, text=True, cwd=folder, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        out = []
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith("serving on "):
+                break
+        else:
+            raise AssertionError(f"the dashboard exited ({proc.wait()}): {''.join(out)}{log_path.read_text()[-2000:]}")
+        yield line.split()[2], log_path
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        proc.stdout.close()
 
 
 def _get(url: str, timeout: float = 5.0):
@@ -81,26 +106,10 @@ def test_dashboard_answers_http_and_lists_the_sweeps_trials(runs_copy, tmp_path)
     from nasforge.platform.engine.run_folder import open_run
 
     study = open_run("quickstart", runs_copy).study
-    port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = open(tmp_path / "dashboard.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nasforge.platform.cli", "dashboard", "quickstart", "--root", str(runs_copy),
-         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, f"dashboard exited: {(tmp_path / 'dashboard.log').read_text()}"
-            try:
-                status, body = _get(f"{base}/api/studies", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("the dashboard did not answer within 90 s")
-                time.sleep(0.3)
+    with dashboard(["quickstart", "--root", str(runs_copy)], tmp_path) as (url, _):
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*/dashboard/", url), url  # the port it listens on
+        base = url.removesuffix("/dashboard/")
+        status, body = _get(f"{base}/api/studies")
         assert status == 200
         summaries = json.loads(body)["study_summaries"]
         [entry] = [s for s in summaries if s["study_name"] == "quickstart"]
@@ -126,18 +135,8 @@ def test_dashboard_answers_http_and_lists_the_sweeps_trials(runs_copy, tmp_path)
         for t in study.trials:
             status, body = _get(urls[t.number])
             assert status == 200 and hashlib.sha256(body).hexdigest() == _sha(t.user_attrs["checkpoint"])
-        status, _ = _get(f"{base}/dashboard/")
+        status, _ = _get(url)
         assert status == 200
-        log.seek(0)
-        assert f"http://127.0.0.1:{port}/dashboard/" in log.read()  # it printed its address
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 def test_dashboard_refuses_a_busy_port_in_one_line(runs_copy, capsys):
@@ -151,6 +150,6 @@ def test_dashboard_refuses_a_busy_port_in_one_line(runs_copy, capsys):
 
 
 def test_dashboard_of_an_unknown_sweep_is_one_line(runs_copy, capsys):
-    assert main(["dashboard", "nosuch", "--root", str(runs_copy), "--port", str(_free_port())]) == 2
+    assert main(["dashboard", "nosuch", "--root", str(runs_copy), "--port", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no sweep named 'nosuch'" in err

@@ -23,40 +23,44 @@ def configure(p) -> None:
     add_root(p)
     add_storage(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    p.add_argument("--port", type=int, default=8080,
+                   help="port (default: 8080; 0: any free port, the one chosen is printed)")
     p.add_argument("--no-attach", action="store_true",
                    help="do not attach finished trials' diagrams and checkpoints that are not attached yet")
     p.set_defaults(func=_dashboard)
 
 
 def _dashboard(args) -> int:
-    import socket
-
     from nasforge.platform.engine.artifacts import attach_missing_artifacts
-    from nasforge.platform.views.dashboard import serve
+    from nasforge.platform.views.dashboard import listen, serve
     from nasforge.platform.errors import UsageError
     from nasforge.platform.engine.run_folder import open_run
 
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port: {args.port} is not a TCP port (1-65535)")
-    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as s:
-        try:
-            s.bind((args.host, args.port))
-        except OSError as e:
-            raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror} "
-                             "(choose another --port)") from None
-    if len(args.names) > 1 or any(c in args.names[0] for c in "*?[") or _is_group(args):
-        return _dashboard_many(args)
-    args.name = args.names[0]
-    run = open_run(args.name, args.root, args.storage)
-    attached = 0 if args.no_attach else attach_missing_artifacts(run)
-    n = len(run.study.get_trials(deepcopy=False))
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"dashboard for sweep {args.name!r} ({n} trials, storage {run.storage_url})"
-          + (f"; attached {attached} trial files as artifacts" if attached else ""))
-    print(f"serving on http://{host}:{args.port}/dashboard/ (Ctrl-C stops it)", flush=True)
-    serve(run, args.host, args.port)
+    if not 0 <= args.port < 65536:
+        raise UsageError(f"--port: {args.port} is not a TCP port (1-65535, or 0 for any free one)")
+    try:
+        server = listen(args.host, args.port)  # bound once, before anything is read: no other can take it
+    except OSError as e:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {e.strerror} "
+                         "(choose another --port, or --port 0 for any free one)") from None
+    try:
+        if len(args.names) > 1 or any(c in args.names[0] for c in "*?[") or _is_group(args):
+            return _dashboard_many(args, server)
+        args.name = args.names[0]
+        run = open_run(args.name, args.root, args.storage)
+        attached = 0 if args.no_attach else attach_missing_artifacts(run)
+        n = len(run.study.get_trials(deepcopy=False))
+        print(f"dashboard for sweep {args.name!r} ({n} trials, storage {run.storage_url})"
+              + (f"; attached {attached} trial files as artifacts" if attached else ""))
+        print(f"serving on {_address(args.host, server)}/dashboard/ (Ctrl-C stops it)", flush=True)
+        serve(run, server)
+    finally:
+        server.server_close()
     return 0
+
+
+def _address(host: str, server) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{server.server_port}"
 
 
 def _is_group(args) -> bool:
@@ -68,16 +72,15 @@ def _is_group(args) -> bool:
     return not os.path.exists(os.path.join(args.root, args.names[0], CONFIG_FILE))
 
 
-def _dashboard_many(args) -> int:
+def _dashboard_many(args, server) -> int:
     from nasforge.platform.views.compare import open_sweeps
     from nasforge.platform.views.dashboard import compare_path, serve_many, shared_storage
 
     runs = open_sweeps(args.names, args.root, args.storage)
     store, ids, copied = shared_storage(runs)
-    host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"dashboard for {len(runs)} sweeps ({', '.join(r.name for r in runs)})"
           + ("; their storages differ, so they were copied into one (a snapshot: restart to refresh)" if copied
              else f", storage {runs[0].storage_url}"))
-    print(f"serving on http://{host}:{args.port}{compare_path(ids)} (Ctrl-C stops it)", flush=True)
-    serve_many(store, args.host, args.port)
+    print(f"serving on {_address(args.host, server)}{compare_path(ids)} (Ctrl-C stops it)", flush=True)
+    serve_many(store, server)
     return 0

@@ -1,21 +1,47 @@
 """The live dashboard: optuna-dashboard over a sweep's storage, with trial files as artifacts.
 
-`serve(run, host, port)` runs optuna-dashboard's server (``run_server``) over the same storage
+`listen(host, port)` binds the server's socket first (port 0: one the system picks), so the
+command knows its address before it opens any storage and says the one it serves on; `serve(run,
+server)` then serves optuna-dashboard's WSGI app (`optuna_dashboard.wsgi`) over the same storage
 the workers write, so it is live while a sweep runs, with the artifact store of
-`nasforge.platform.engine.artifacts` (each trial's diagrams and checkpoint).
+`nasforge.platform.engine.artifacts` (each trial's diagrams and checkpoint). The server is the
+standard library's wsgiref one, as optuna-dashboard's own ``run_server`` uses.
 """
 from __future__ import annotations
+
+import socket
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from nasforge.platform.engine.artifacts import artifact_store
 from nasforge.platform.optuna_adapter import storage_of
 
 
-def serve(run, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve optuna-dashboard for ``run`` until interrupted (blocks)."""
-    from optuna_dashboard import run_server
+class _Server6(WSGIServer):
+    address_family = socket.AF_INET6
 
-    # private: run_server takes a storage or an RDB URL, and our journal:// URL is not one Optuna parses
-    run_server(storage_of(run.study), host=host, port=port, artifact_store=artifact_store(run.artifact_dir))
+
+def listen(host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
+    """A server bound and listening on ``host:port`` (``OSError`` when it cannot); its
+    ``server_port`` is the port, also when ``port`` is 0."""
+    return (_Server6 if ":" in host else WSGIServer)((host, port), WSGIRequestHandler)
+
+
+def _serve(server: WSGIServer, app) -> None:
+    server.set_app(app)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C stops it, as optuna-dashboard's run_server does
+        pass
+    finally:
+        server.server_close()
+
+
+def serve(run, server: WSGIServer) -> None:
+    """Serve optuna-dashboard for ``run`` on ``server`` (from `listen`) until interrupted (blocks)."""
+    from optuna_dashboard import wsgi
+
+    # private: wsgi takes a storage or an RDB URL, and our journal:// URL is not one Optuna parses
+    _serve(server, wsgi(storage_of(run.study), artifact_store=artifact_store(run.artifact_dir)))
 
 
 def shared_storage(runs) -> tuple[object, list[int], bool]:
@@ -41,8 +67,9 @@ def compare_path(study_ids: list[int]) -> str:
     return "/dashboard/compare-studies?ids=" + ",".join(str(i) for i in study_ids)
 
 
-def serve_many(store, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve optuna-dashboard over ``store`` (from `shared_storage`) until interrupted (blocks)."""
-    from optuna_dashboard import run_server
+def serve_many(store, server: WSGIServer) -> None:
+    """Serve optuna-dashboard over ``store`` (from `shared_storage`) on ``server`` until
+    interrupted (blocks)."""
+    from optuna_dashboard import wsgi
 
-    run_server(store, host=host, port=port)
+    _serve(server, wsgi(store))
