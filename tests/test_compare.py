@@ -184,7 +184,7 @@ def test_dashboard_of_a_group_serves_its_studies_and_the_compare_page(replicated
 
     from test_dashboard import dashboard
 
-    with dashboard(["nb201_cifar10", "--root", str(replicated)], tmp_path) as (landing, _):
+    with dashboard(["nb201_cifar10", "--root", str(replicated)], tmp_path) as landing:
         base = re.match(r"http://127\.0\.0\.1:\d+", landing).group(0)
         with urllib.request.urlopen(f"{base}/api/studies", timeout=5) as r:
             names = {s["study_name"] for s in json.loads(r.read())["study_summaries"]}

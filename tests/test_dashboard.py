@@ -40,8 +40,8 @@ def _sha(path) -> str:
 
 @contextlib.contextmanager
 def dashboard(args: list[str], folder: Path):
-    """``nasforge dashboard ARGS --port 0`` in a subprocess: yields (the URL it printed it serves,
-    its log file) once it listens, and always stops it. Waiting is event-driven: the command prints
+    """``nasforge dashboard ARGS --port 0`` in a subprocess: yields the URL it printed it serves
+    once it listens, and always stops it. Waiting is event-driven: the command prints
     the line after its socket listens; its stderr (request logs) goes to ``dashboard.log``."""
     log_path = folder / "dashboard.log"
     with open(log_path, "w") as log:
@@ -56,7 +56,7 @@ def dashboard(args: list[str], folder: Path):
                 break
         else:
             raise AssertionError(f"the dashboard exited ({proc.wait()}): {''.join(out)}{log_path.read_text()[-2000:]}")
-        yield line.split()[2], log_path
+        yield line.split()[2]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -106,7 +106,7 @@ def test_dashboard_answers_http_and_lists_the_sweeps_trials(runs_copy, tmp_path)
     from nasforge.platform.engine.run_folder import open_run
 
     study = open_run("quickstart", runs_copy).study
-    with dashboard(["quickstart", "--root", str(runs_copy)], tmp_path) as (url, _):
+    with dashboard(["quickstart", "--root", str(runs_copy)], tmp_path) as url:
         assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*/dashboard/", url), url  # the port it listens on
         base = url.removesuffix("/dashboard/")
         status, body = _get(f"{base}/api/studies")

@@ -27,13 +27,12 @@ def listen(host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
 
 
 def _serve(server: WSGIServer, app) -> None:
+    """Serve ``app`` until Ctrl-C; closing ``server`` is its owner's (the command's)."""
     server.set_app(app)
     try:
         server.serve_forever()
     except KeyboardInterrupt:  # Ctrl-C stops it, as optuna-dashboard's run_server does
         pass
-    finally:
-        server.server_close()
 
 
 def serve(run, server: WSGIServer) -> None:
