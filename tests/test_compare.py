@@ -180,18 +180,15 @@ def test_sweeps_in_several_storages_are_served_together_from_one_copy(replicated
 
 @pytest.mark.slow
 def test_dashboard_of_a_group_serves_its_studies_and_the_compare_page(replicated, tmp_path):
-    import urllib.request
-
-    from test_dashboard import dashboard
+    from test_dashboard import _get, dashboard
 
     with dashboard(["nb201_cifar10", "--root", str(replicated)], tmp_path) as landing:
         base = re.match(r"http://127\.0\.0\.1:\d+", landing).group(0)
-        with urllib.request.urlopen(f"{base}/api/studies", timeout=5) as r:
-            names = {s["study_name"] for s in json.loads(r.read())["study_summaries"]}
-        assert names == {f"nb201_cifar10-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS}
+        status, body = _get(f"{base}/api/studies")
+        names = {s["study_name"] for s in json.loads(body)["study_summaries"]}
+        assert status == 200 and names == {f"nb201_cifar10-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS}
         assert re.fullmatch(r"http://\S+/dashboard/compare-studies\?ids=[\d,]+", landing), landing
-        with urllib.request.urlopen(landing, timeout=5) as r:
-            assert r.status == 200
+        assert _get(landing)[0] == 200
 
 
 @pytest.mark.slow

@@ -41,8 +41,8 @@ def _sha(path) -> str:
 @contextlib.contextmanager
 def dashboard(args: list[str], folder: Path):
     """``nasforge dashboard ARGS --port 0`` in a subprocess: yields the URL it printed it serves
-    once it listens, and always stops it. Waiting is event-driven: the command prints
-    the line after its socket listens; its stderr (request logs) goes to ``dashboard.log``."""
+    on, and always stops it. Waiting is event-driven: the command prints the line from inside its
+    serving loop; its stderr (request logs) goes to ``dashboard.log``, shown when the body fails."""
     log_path = folder / "dashboard.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "nasforge.platform.cli", "dashboard", *args, "--port", "0"],
@@ -56,7 +56,12 @@ def dashboard(args: list[str], folder: Path):
                 break
         else:
             raise AssertionError(f"the dashboard exited ({proc.wait()}): {''.join(out)}{log_path.read_text()[-2000:]}")
-        yield line.split()[2]
+        try:
+            yield line.split()[2]
+        except Exception as e:  # the server's side of a failed request: alive or not, and its log
+            raise AssertionError(f"{e!r}; the dashboard {'is running' if proc.poll() is None else f'exited ({proc.returncode})'}"
+                                 f", its output: {''.join(out)}{proc.stdout.read() if proc.poll() is not None else ''}"
+                                 f"\n{log_path.read_text()[-4000:]}") from e
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -67,8 +72,12 @@ def dashboard(args: list[str], folder: Path):
         proc.stdout.close()
 
 
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server on 127.0.0.1, never a proxy
+
+
 def _get(url: str, timeout: float = 5.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+    """``(status, body)`` of a GET sent straight to ``url`` (an ``http_proxy`` set around is not used)."""
+    with _direct.open(url, timeout=timeout) as r:
         return r.status, r.read()
 
 

@@ -52,8 +52,7 @@ def _dashboard(args) -> int:
         n = len(run.study.get_trials(deepcopy=False))
         print(f"dashboard for sweep {args.name!r} ({n} trials, storage {run.storage_url})"
               + (f"; attached {attached} trial files as artifacts" if attached else ""))
-        print(f"serving on {_address(args.host, server)}/dashboard/ (Ctrl-C stops it)", flush=True)
-        serve(run, server)
+        serve(run, server, _say_serving(f"{_address(args.host, server)}/dashboard/"))
     finally:
         server.server_close()
     return 0
@@ -61,6 +60,11 @@ def _dashboard(args) -> int:
 
 def _address(host: str, server) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{server.server_port}"
+
+
+def _say_serving(url: str):
+    """What the server calls once it answers: the line a user (or a test) opens the URL from."""
+    return lambda: print(f"serving on {url} (Ctrl-C stops it)", flush=True)
 
 
 def _is_group(args) -> bool:
@@ -81,6 +85,5 @@ def _dashboard_many(args, server) -> int:
     print(f"dashboard for {len(runs)} sweeps ({', '.join(r.name for r in runs)})"
           + ("; their storages differ, so they were copied into one (a snapshot: restart to refresh)" if copied
              else f", storage {runs[0].storage_url}"))
-    print(f"serving on {_address(args.host, server)}{compare_path(ids)} (Ctrl-C stops it)", flush=True)
-    serve_many(store, server)
+    serve_many(store, server, _say_serving(f"{_address(args.host, server)}{compare_path(ids)}"))
     return 0

@@ -1,10 +1,11 @@
 """The live dashboard: optuna-dashboard over a sweep's storage, with trial files as artifacts.
 
 `listen(host, port)` binds the server's socket first (port 0: one the system picks), so the
-command knows its address before it opens any storage and says the one it serves on; `serve(run,
+command knows its address before it opens any storage; `serve(run,
 server)` then serves optuna-dashboard's WSGI app (`optuna_dashboard.wsgi`) over the same storage
 the workers write, so it is live while a sweep runs, with the artifact store of
-`nasforge.platform.engine.artifacts` (each trial's diagrams and checkpoint). The server is the
+`nasforge.platform.engine.artifacts` (each trial's diagrams and checkpoint), and tells its caller
+(``ready``) once it answers, which is when the command prints its address. The server is the
 standard library's wsgiref one, as optuna-dashboard's own ``run_server`` uses.
 """
 from __future__ import annotations
@@ -26,21 +27,32 @@ def listen(host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
     return (_Server6 if ":" in host else WSGIServer)((host, port), WSGIRequestHandler)
 
 
-def _serve(server: WSGIServer, app) -> None:
-    """Serve ``app`` until Ctrl-C; closing ``server`` is its owner's (the command's)."""
+def _serve(server: WSGIServer, app, ready) -> None:
+    """Serve ``app`` until Ctrl-C, calling ``ready()`` once from inside the serving loop (after
+    its first wait for a request), so whoever it tells finds the app built and requests answered;
+    closing ``server`` is its owner's (the command's)."""
     server.set_app(app)
+    told = []
+
+    def service_actions() -> None:  # socketserver calls it on every turn of serve_forever's loop
+        if not told:
+            told.append(True)
+            ready()
+
+    server.service_actions = service_actions
     try:
         server.serve_forever()
     except KeyboardInterrupt:  # Ctrl-C stops it, as optuna-dashboard's run_server does
         pass
 
 
-def serve(run, server: WSGIServer) -> None:
-    """Serve optuna-dashboard for ``run`` on ``server`` (from `listen`) until interrupted (blocks)."""
+def serve(run, server: WSGIServer, ready=lambda: None) -> None:
+    """Serve optuna-dashboard for ``run`` on ``server`` (from `listen`) until interrupted (blocks);
+    ``ready()`` is called once it answers requests."""
     from optuna_dashboard import wsgi
 
     # private: wsgi takes a storage or an RDB URL, and our journal:// URL is not one Optuna parses
-    _serve(server, wsgi(storage_of(run.study), artifact_store=artifact_store(run.artifact_dir)))
+    _serve(server, wsgi(storage_of(run.study), artifact_store=artifact_store(run.artifact_dir)), ready)
 
 
 def shared_storage(runs) -> tuple[object, list[int], bool]:
@@ -66,9 +78,9 @@ def compare_path(study_ids: list[int]) -> str:
     return "/dashboard/compare-studies?ids=" + ",".join(str(i) for i in study_ids)
 
 
-def serve_many(store, server: WSGIServer) -> None:
+def serve_many(store, server: WSGIServer, ready=lambda: None) -> None:
     """Serve optuna-dashboard over ``store`` (from `shared_storage`) on ``server`` until
-    interrupted (blocks)."""
+    interrupted (blocks); ``ready()`` is called once it answers requests."""
     from optuna_dashboard import wsgi
 
-    _serve(server, wsgi(store))
+    _serve(server, wsgi(store), ready)
