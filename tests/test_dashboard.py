@@ -59,8 +59,10 @@ def dashboard(args: list[str], folder: Path):
         try:
             yield line.split()[2]
         except Exception as e:  # the server's side of a failed request: alive or not, and its log
-            raise AssertionError(f"{e!r}; the dashboard {'is running' if proc.poll() is None else f'exited ({proc.returncode})'}"
-                                 f", its output: {''.join(out)}{proc.stdout.read() if proc.poll() is not None else ''}"
+            code = proc.poll()
+            state = "is running" if code is None else f"exited ({code})"
+            rest = "" if code is None else proc.stdout.read()
+            raise AssertionError(f"{e!r}; the dashboard {state}, its output: {''.join(out)}{rest}"
                                  f"\n{log_path.read_text()[-4000:]}") from e
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

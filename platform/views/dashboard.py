@@ -1,12 +1,12 @@
 """The live dashboard: optuna-dashboard over a sweep's storage, with trial files as artifacts.
 
-`listen(host, port)` binds the server's socket first (port 0: one the system picks), so the
-command knows its address before it opens any storage; `serve(run,
-server)` then serves optuna-dashboard's WSGI app (`optuna_dashboard.wsgi`) over the same storage
-the workers write, so it is live while a sweep runs, with the artifact store of
-`nasforge.platform.engine.artifacts` (each trial's diagrams and checkpoint), and tells its caller
-(``ready``) once it answers, which is when the command prints its address. The server is the
-standard library's wsgiref one, as optuna-dashboard's own ``run_server`` uses.
+`listen(host, port)` binds the server's socket first (port 0: one the system picks), so the command
+knows its address before it opens any storage; `serve(run, server)` then serves optuna-dashboard's
+WSGI app (`optuna_dashboard.wsgi`) over the same storage the workers write, so it is live while a
+sweep runs, with the artifact store of `nasforge.platform.engine.artifacts` (each trial's diagrams
+and checkpoint), and tells its caller (``ready``) once it answers, which is when the command prints
+its address. The server is the standard library's wsgiref one, as optuna-dashboard's own
+``run_server`` uses.
 """
 from __future__ import annotations
 
@@ -32,12 +32,10 @@ def _serve(server: WSGIServer, app, ready) -> None:
     its first wait for a request), so whoever it tells finds the app built and requests answered;
     closing ``server`` is its owner's (the command's)."""
     server.set_app(app)
-    told = []
 
     def service_actions() -> None:  # socketserver calls it on every turn of serve_forever's loop
-        if not told:
-            told.append(True)
-            ready()
+        del server.service_actions  # once: later turns find the class's own (a no-op)
+        ready()
 
     server.service_actions = service_actions
     try:
